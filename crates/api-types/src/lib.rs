@@ -1,0 +1,1 @@
+//! JSON types of Tessera's HTTP API, shared by the node, the wallet and tests.

@@ -1,0 +1,628 @@
+//! Block execution: the narrow boundary every sequencer uses (the solo sequencer now, a
+//! BFT engine later). `propose` builds a block on a parent state from candidate
+//! transactions; `verify` re-executes a given block on its parent state and checks every
+//! root; `State::commit` applies the resulting write set. None of them mutate the parent.
+
+use crate::lthash::LtHash;
+use crate::state::{Account, AssetInfo, Entry, Roles, State};
+use borsh::{BorshDeserialize, BorshSerialize};
+use primitives::block::{receipts_root, txs_root};
+use primitives::limits::BLOCK_TXS_MAX;
+use primitives::{
+    Action, Address, Amount, AssetId, Block, BlockHeader, Hash, Height, Outcome, Receipt,
+    RejectCode, SignedTransaction,
+};
+use std::collections::BTreeMap;
+
+/// What the sequencer supplies about the block being built: time comes from here, never
+/// from a clock.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockContext {
+    pub height: Height,
+    pub parent_hash: Hash,
+    pub timestamp_ms: u64,
+    pub proposer: Address,
+}
+
+/// Why a transaction cannot be included at all: it would neither pay a fee nor use a
+/// nonce. A proposer drops it; a block containing it is invalid.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Inadmissible {
+    #[error("transaction is for chain {got:?}, this chain is {expected:?}")]
+    WrongChain { expected: String, got: String },
+    #[error("transaction expired at height {expiry_height}; block height is {height}")]
+    Expired { expiry_height: u64, height: u64 },
+    #[error("fee {fee} is below the chain's flat fee {min}")]
+    FeeTooLow { fee: Amount, min: Amount },
+    #[error("nonce {got} already used; the signer's next nonce is {expected}")]
+    NonceTooLow { expected: u64, got: u64 },
+    #[error("nonce {got} is ahead of the signer's next nonce {expected}")]
+    NonceTooHigh { expected: u64, got: u64 },
+    #[error("spendable TSR {spendable} cannot pay the fee {fee}")]
+    CannotPayFee { spendable: Amount, fee: Amount },
+}
+
+impl Inadmissible {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Inadmissible::WrongChain { .. } => "wrong_chain",
+            Inadmissible::Expired { .. } => "expired",
+            Inadmissible::FeeTooLow { .. } => "fee_too_low",
+            Inadmissible::NonceTooLow { .. } => "nonce_too_low",
+            Inadmissible::NonceTooHigh { .. } => "nonce_too_high",
+            Inadmissible::CannotPayFee { .. } => "insufficient_fee_balance",
+        }
+    }
+}
+
+/// Why a block is invalid on its parent. Permanent: the same block is always invalid.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BlockError {
+    #[error("block height {got}, expected {expected}")]
+    WrongHeight { expected: Height, got: Height },
+    #[error("block's parent is {got}, expected {expected}")]
+    WrongParent { expected: Hash, got: Hash },
+    #[error("block timestamp {got} ms is before its parent's {parent} ms")]
+    TimestampBeforeParent { parent: u64, got: u64 },
+    #[error("block holds {0} transactions, more than {BLOCK_TXS_MAX}")]
+    TooManyTxs(usize),
+    #[error("transaction {index} is malformed: {reason}")]
+    MalformedTx { index: usize, reason: String },
+    #[error("transaction {index} has a bad signature")]
+    BadSignature { index: usize },
+    #[error("transaction {index} cannot be included: {reason}")]
+    Inadmissible { index: usize, reason: Inadmissible },
+    #[error("{what} root mismatch: header says {header}, execution gives {computed}")]
+    RootMismatch {
+        what: &'static str,
+        header: Hash,
+        computed: Hash,
+    },
+}
+
+/// Everything a block changed, ready to commit. Accounts map to `None` when emptied.
+#[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
+pub struct WriteSet {
+    pub accounts: BTreeMap<Address, Option<Account>>,
+    pub assets: BTreeMap<AssetId, AssetInfo>,
+    pub roles: Option<Roles>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Executed {
+    pub block: Block,
+    pub block_hash: Hash,
+    pub receipts: Vec<Receipt>,
+    /// Candidates the proposer left out, with the reason (always empty from `verify`).
+    pub dropped: Vec<(Hash, SignedTransaction, Inadmissible)>,
+    pub write_set: WriteSet,
+    /// The lattice hash after the block.
+    pub lthash: LtHash,
+}
+
+/// Builds a block on `parent` from `candidates` (already signature-checked, in priority
+/// order), taking at most `txs_max` of them. Inadmissible candidates are dropped.
+pub fn propose(
+    parent: &State,
+    ctx: BlockContext,
+    candidates: impl IntoIterator<Item = (Hash, SignedTransaction)>,
+    txs_max: usize,
+) -> Executed {
+    assert_eq!(
+        ctx.height,
+        parent.height.next(),
+        "proposing on the wrong parent"
+    );
+    assert!(
+        ctx.timestamp_ms >= parent.last_timestamp_ms,
+        "timestamp before parent"
+    );
+    let txs_max = txs_max.min(BLOCK_TXS_MAX);
+    let mut overlay = Overlay::new(parent);
+    let mut included = Vec::new();
+    let mut ids = Vec::new();
+    let mut receipts = Vec::new();
+    let mut dropped = Vec::new();
+    for (id, stx) in candidates {
+        if included.len() >= txs_max {
+            break;
+        }
+        match overlay.apply_tx(&ctx, id, &stx) {
+            Ok(receipt) => {
+                receipts.push(receipt);
+                ids.push(id);
+                included.push(stx);
+            }
+            Err(reason) => dropped.push((id, stx, reason)),
+        }
+    }
+    let (write_set, lthash) = overlay.finish();
+    let header = BlockHeader {
+        height: ctx.height,
+        parent_hash: ctx.parent_hash,
+        timestamp_ms: ctx.timestamp_ms,
+        proposer: ctx.proposer,
+        txs_root: txs_root(&included),
+        receipts_root: receipts_root(&receipts),
+        state_root: lthash.checksum(),
+    };
+    let block_hash = header.hash();
+    Executed {
+        block: Block {
+            header,
+            txs: included,
+        },
+        block_hash,
+        receipts,
+        dropped,
+        write_set,
+        lthash,
+    }
+}
+
+/// Whether `verify` checks signatures (a node replaying its own durable log may skip it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signatures {
+    Check,
+    AlreadyChecked,
+}
+
+/// Re-executes `block` on `parent` and checks linkage, every transaction and every root.
+pub fn verify(
+    parent: &State,
+    block: &Block,
+    signatures: Signatures,
+) -> Result<Executed, BlockError> {
+    let h = &block.header;
+    if h.height != parent.height.next() {
+        return Err(BlockError::WrongHeight {
+            expected: parent.height.next(),
+            got: h.height,
+        });
+    }
+    if h.parent_hash != parent.last_block_hash {
+        return Err(BlockError::WrongParent {
+            expected: parent.last_block_hash,
+            got: h.parent_hash,
+        });
+    }
+    if h.timestamp_ms < parent.last_timestamp_ms {
+        return Err(BlockError::TimestampBeforeParent {
+            parent: parent.last_timestamp_ms,
+            got: h.timestamp_ms,
+        });
+    }
+    if block.txs.len() > BLOCK_TXS_MAX {
+        return Err(BlockError::TooManyTxs(block.txs.len()));
+    }
+    for (index, stx) in block.txs.iter().enumerate() {
+        stx.tx
+            .check_stateless()
+            .map_err(|e| BlockError::MalformedTx {
+                index,
+                reason: e.to_string(),
+            })?;
+    }
+    let ids: Vec<Hash> = block.txs.iter().map(|t| t.id()).collect();
+    if signatures == Signatures::Check {
+        let items: Vec<crypto::VerifyItem> = block
+            .txs
+            .iter()
+            .zip(&ids)
+            .map(|(t, id)| (t.tx.signer, *id, t.signature))
+            .collect();
+        if let Some(index) = crypto::verify_par(&items).iter().position(|ok| !ok) {
+            return Err(BlockError::BadSignature { index });
+        }
+    }
+    let ctx = BlockContext {
+        height: h.height,
+        parent_hash: h.parent_hash,
+        timestamp_ms: h.timestamp_ms,
+        proposer: h.proposer,
+    };
+    let mut overlay = Overlay::new(parent);
+    let mut receipts = Vec::with_capacity(block.txs.len());
+    for (index, (stx, id)) in block.txs.iter().zip(&ids).enumerate() {
+        let receipt = overlay
+            .apply_tx(&ctx, *id, stx)
+            .map_err(|reason| BlockError::Inadmissible { index, reason })?;
+        receipts.push(receipt);
+    }
+    let (write_set, lthash) = overlay.finish();
+    let check = |what, header: Hash, computed: Hash| {
+        if header == computed {
+            Ok(())
+        } else {
+            Err(BlockError::RootMismatch {
+                what,
+                header,
+                computed,
+            })
+        }
+    };
+    check("transactions", h.txs_root, txs_root(&block.txs))?;
+    check("receipts", h.receipts_root, receipts_root(&receipts))?;
+    check("state", h.state_root, lthash.checksum())?;
+    Ok(Executed {
+        block: block.clone(),
+        block_hash: h.hash(),
+        receipts,
+        dropped: Vec::new(),
+        write_set,
+        lthash,
+    })
+}
+
+impl State {
+    /// Applies an executed block's write set. The caller decides when (after the block
+    /// is durable); the state is then exactly the block's post-state.
+    pub fn commit(&mut self, executed: &Executed) {
+        let header = &executed.block.header;
+        assert_eq!(header.height, self.height.next(), "committing out of order");
+        assert_eq!(
+            header.parent_hash, self.last_block_hash,
+            "committing on the wrong parent"
+        );
+        self.apply_write_set(&executed.write_set);
+        self.lthash = executed.lthash.clone();
+        self.height = header.height;
+        self.last_block_hash = executed.block_hash;
+        self.last_timestamp_ms = header.timestamp_ms;
+    }
+
+    fn apply_write_set(&mut self, ws: &WriteSet) {
+        for (addr, acct) in &ws.accounts {
+            match acct {
+                Some(a) => {
+                    self.accounts.insert(*addr, a.clone());
+                }
+                None => {
+                    self.accounts.remove(addr);
+                }
+            }
+        }
+        for (id, info) in &ws.assets {
+            self.assets.insert(*id, info.clone());
+        }
+        if let Some(roles) = &ws.roles {
+            self.roles = roles.clone();
+        }
+    }
+}
+
+enum Undo {
+    Account(Address, Option<Account>),
+    Asset(AssetId, Option<AssetInfo>),
+    Roles(Option<Roles>),
+}
+
+/// Changes on top of a parent state, with an undo journal so a rejected action is
+/// rolled back to just after its fee and nonce.
+struct Overlay<'a> {
+    base: &'a State,
+    accounts: BTreeMap<Address, Account>,
+    assets: BTreeMap<AssetId, AssetInfo>,
+    roles: Option<Roles>,
+    undo: Vec<Undo>,
+}
+
+impl<'a> Overlay<'a> {
+    fn new(base: &'a State) -> Self {
+        Overlay {
+            base,
+            accounts: BTreeMap::new(),
+            assets: BTreeMap::new(),
+            roles: None,
+            undo: Vec::new(),
+        }
+    }
+
+    fn account(&self, a: &Address) -> Account {
+        self.accounts
+            .get(a)
+            .or_else(|| self.base.accounts.get(a))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn put_account(&mut self, a: Address, acct: Account) {
+        let prev = self.accounts.insert(a, acct);
+        self.undo.push(Undo::Account(a, prev));
+    }
+
+    fn asset(&self, id: &AssetId) -> Option<&AssetInfo> {
+        self.assets.get(id).or_else(|| self.base.assets.get(id))
+    }
+
+    fn put_asset(&mut self, info: AssetInfo) {
+        let id = info.symbol;
+        let prev = self.assets.insert(id, info);
+        self.undo.push(Undo::Asset(id, prev));
+    }
+
+    fn roles(&self) -> &Roles {
+        self.roles.as_ref().unwrap_or(&self.base.roles)
+    }
+
+    fn put_roles(&mut self, roles: Roles) {
+        let prev = self.roles.replace(roles);
+        self.undo.push(Undo::Roles(prev));
+    }
+
+    fn rollback_to(&mut self, savepoint: usize) {
+        while self.undo.len() > savepoint {
+            match self.undo.pop().expect("len > savepoint") {
+                Undo::Account(a, Some(prev)) => {
+                    self.accounts.insert(a, prev);
+                }
+                Undo::Account(a, None) => {
+                    self.accounts.remove(&a);
+                }
+                Undo::Asset(id, Some(prev)) => {
+                    self.assets.insert(id, prev);
+                }
+                Undo::Asset(id, None) => {
+                    self.assets.remove(&id);
+                }
+                Undo::Roles(prev) => self.roles = prev,
+            }
+        }
+    }
+
+    /// Checks admissibility, charges fee and nonce, then runs the action; a rejected
+    /// action is rolled back and reported in the receipt.
+    fn apply_tx(
+        &mut self,
+        ctx: &BlockContext,
+        id: Hash,
+        stx: &SignedTransaction,
+    ) -> Result<Receipt, Inadmissible> {
+        let tx = &stx.tx;
+        let params = &self.base.params;
+        if tx.chain_id != params.chain_id {
+            return Err(Inadmissible::WrongChain {
+                expected: params.chain_id.clone(),
+                got: tx.chain_id.clone(),
+            });
+        }
+        if tx.expired_at(ctx.height) {
+            return Err(Inadmissible::Expired {
+                expiry_height: tx.expiry_height.unwrap_or(0),
+                height: ctx.height.0,
+            });
+        }
+        if tx.fee < params.fee {
+            return Err(Inadmissible::FeeTooLow {
+                fee: tx.fee,
+                min: params.fee,
+            });
+        }
+        let mut signer = self.account(&tx.signer);
+        if tx.nonce < signer.nonce {
+            return Err(Inadmissible::NonceTooLow {
+                expected: signer.nonce,
+                got: tx.nonce,
+            });
+        }
+        if tx.nonce > signer.nonce {
+            return Err(Inadmissible::NonceTooHigh {
+                expected: signer.nonce,
+                got: tx.nonce,
+            });
+        }
+        if signer.debit(AssetId::TSR, tx.fee).is_err() {
+            return Err(Inadmissible::CannotPayFee {
+                spendable: signer.spendable(AssetId::TSR),
+                fee: tx.fee,
+            });
+        }
+        signer.nonce = signer
+            .nonce
+            .checked_add(1)
+            .expect("nonce overflow after 2^64 transactions");
+        self.put_account(tx.signer, signer);
+        let treasury = self.roles().treasury;
+        let mut t = self.account(&treasury);
+        t.credit(AssetId::TSR, tx.fee)
+            .expect("fees come out of the supply, so the treasury cannot overflow");
+        self.put_account(treasury, t);
+        self.undo.clear();
+
+        let outcome = match self.apply_action(tx.signer, &tx.action) {
+            Ok(()) => Outcome::Success,
+            Err(code) => {
+                self.rollback_to(0);
+                Outcome::Rejected(code)
+            }
+        };
+        self.undo.clear();
+        Ok(Receipt {
+            tx_id: id,
+            fee_paid: tx.fee,
+            outcome,
+        })
+    }
+
+    fn apply_action(&mut self, signer: Address, action: &Action) -> Result<(), RejectCode> {
+        match *action {
+            Action::Transfer { to, asset, amount } => {
+                self.asset(&asset).ok_or(RejectCode::UnknownAsset)?;
+                let mut from = self.account(&signer);
+                from.debit(asset, amount)?;
+                self.put_account(signer, from);
+                let mut dest = self.account(&to);
+                dest.credit(asset, amount)?;
+                self.put_account(to, dest);
+            }
+            Action::CreateAsset {
+                symbol,
+                decimals,
+                max_supply,
+            } => {
+                if self.asset(&symbol).is_some() {
+                    return Err(RejectCode::AssetExists);
+                }
+                self.put_asset(AssetInfo {
+                    symbol,
+                    decimals,
+                    issuer: signer,
+                    supply: Amount::ZERO,
+                    max_supply,
+                });
+            }
+            Action::Mint { asset, to, amount } => {
+                let mut info = self.asset(&asset).ok_or(RejectCode::UnknownAsset)?.clone();
+                if info.issuer != signer {
+                    return Err(RejectCode::NotAssetIssuer);
+                }
+                info.supply = info
+                    .supply
+                    .checked_add(amount)
+                    .ok_or(RejectCode::AmountOverflow)?;
+                if info.max_supply.is_some_and(|m| info.supply > m) {
+                    return Err(RejectCode::MaxSupplyExceeded);
+                }
+                let mut dest = self.account(&to);
+                dest.credit(asset, amount)?;
+                self.put_account(to, dest);
+                self.put_asset(info);
+            }
+            Action::Burn { asset, amount } => {
+                let mut info = self.asset(&asset).ok_or(RejectCode::UnknownAsset)?.clone();
+                if info.issuer != signer {
+                    return Err(RejectCode::NotAssetIssuer);
+                }
+                let mut from = self.account(&signer);
+                from.debit(asset, amount)?;
+                info.supply = info
+                    .supply
+                    .checked_sub(amount)
+                    .expect("a balance never exceeds its asset's supply");
+                self.put_account(signer, from);
+                self.put_asset(info);
+            }
+            Action::SetRole { role, address } => {
+                let mut roles = self.roles().clone();
+                if roles.issuer != signer {
+                    return Err(RejectCode::NotGenesisIssuer);
+                }
+                roles.set(role, address);
+                self.put_roles(roles);
+            }
+        }
+        Ok(())
+    }
+
+    /// Turns the overlay into a write set and the post-state lattice hash, asserting
+    /// supply conservation per asset on the way.
+    fn finish(self) -> (WriteSet, LtHash) {
+        let base = self.base;
+        let mut accounts = BTreeMap::new();
+        let mut removed: Vec<Vec<u8>> = Vec::new();
+        let mut added: Vec<Vec<u8>> = Vec::new();
+        let mut supply_check = SupplyCheck::default();
+        for (addr, acct) in self.accounts {
+            let old = base.accounts.get(&addr);
+            let new = if acct.is_empty() { None } else { Some(acct) };
+            if old == new.as_ref() {
+                continue;
+            }
+            if let Some(o) = old {
+                removed.push(Entry::Account(&addr, o).encode());
+                supply_check.balances(o, false);
+            }
+            if let Some(n) = &new {
+                added.push(Entry::Account(&addr, n).encode());
+                supply_check.balances(n, true);
+            }
+            accounts.insert(addr, new);
+        }
+        let mut assets = BTreeMap::new();
+        for (id, info) in self.assets {
+            let old = base.assets.get(&id);
+            if old == Some(&info) {
+                continue;
+            }
+            if let Some(o) = old {
+                removed.push(Entry::Asset(o).encode());
+                supply_check.supply(id, o.supply, false);
+            }
+            added.push(Entry::Asset(&info).encode());
+            supply_check.supply(id, info.supply, true);
+            assets.insert(id, info);
+        }
+        let roles = self.roles.filter(|r| *r != base.roles);
+        if let Some(r) = &roles {
+            removed.push(Entry::Roles(&base.roles).encode());
+            added.push(Entry::Roles(r).encode());
+        }
+        supply_check.assert_conserved();
+
+        let mut lthash = base.lthash.clone();
+        lthash.add(&sum_lthash(&added));
+        lthash.sub(&sum_lthash(&removed));
+        (
+            WriteSet {
+                accounts,
+                assets,
+                roles,
+            },
+            lthash,
+        )
+    }
+}
+
+fn sum_lthash(entries: &[Vec<u8>]) -> LtHash {
+    use rayon::prelude::*;
+    const SEQUENTIAL_MAX: usize = 64;
+    if entries.len() <= SEQUENTIAL_MAX {
+        let mut acc = LtHash::identity();
+        for e in entries {
+            acc.add(&LtHash::of_entry(e));
+        }
+        return acc;
+    }
+    entries
+        .par_chunks(SEQUENTIAL_MAX)
+        .map(sum_lthash)
+        .reduce(LtHash::identity, |mut a, b| {
+            a.add(&b);
+            a
+        })
+}
+
+/// Per asset: (sum of new balances + old supply) must equal (sum of old balances + new
+/// supply) over the accounts and assets a block changed. 256-bit sums, so no overflow.
+#[derive(Default)]
+struct SupplyCheck {
+    // asset -> [left side, right side] as (high, low) u128 pairs
+    sides: BTreeMap<AssetId, [(u128, u128); 2]>,
+}
+
+impl SupplyCheck {
+    fn add(&mut self, asset: AssetId, side: usize, v: u128) {
+        let s = &mut self.sides.entry(asset).or_default()[side];
+        let (lo, carry) = s.1.overflowing_add(v);
+        s.1 = lo;
+        s.0 =
+            s.0.checked_add(carry as u128)
+                .expect("256-bit sum cannot overflow");
+    }
+
+    fn balances(&mut self, acct: &Account, new: bool) {
+        for b in &acct.balances {
+            self.add(b.asset, if new { 0 } else { 1 }, b.amount.0);
+        }
+    }
+
+    fn supply(&mut self, asset: AssetId, supply: Amount, new: bool) {
+        self.add(asset, if new { 1 } else { 0 }, supply.0);
+    }
+
+    fn assert_conserved(&self) {
+        for (asset, [left, right]) in &self.sides {
+            assert_eq!(left, right, "supply of {asset} not conserved by this block");
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! Tessera's deterministic state machine: accounts, assets, roles, fees, locks, blocks and
+//! the state root.
+//!
+//! Architecture invariant: pure. No I/O, no clock, no randomness, no floating point, no
+//! hash-map iteration; time and the proposer come in through `BlockContext`. The same
+//! parent state and block always give the same receipts, write set and state root.
+
+pub mod execute;
+pub mod genesis;
+pub mod lthash;
+pub mod state;
+
+pub use execute::{
+    propose, verify, BlockContext, BlockError, Executed, Inadmissible, Signatures, WriteSet,
+};
+pub use genesis::{
+    Genesis, GenesisAsset, GenesisBalance, GenesisError, GenesisRoles, TSR_DECIMALS,
+};
+pub use lthash::LtHash;
+pub use state::{Account, AssetInfo, Balance, ChainParams, Lock, LockKind, Roles, State};

@@ -1,0 +1,1 @@
+//! Tessera's bounded pool of verified transactions with per-signer nonce queues.

@@ -1,0 +1,1 @@
+//! A Tessera node: recovery, solo sequencer, mempool admission, HTTP API, events and metrics.

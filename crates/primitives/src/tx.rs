@@ -1,0 +1,356 @@
+//! Transactions: chain id, signer, nonce, fee, optional expiry height and one action,
+//! signed with ed25519 over a domain-separated hash of the canonical encoding.
+
+use crate::limits::{ASSET_DECIMALS_MAX, CHAIN_ID_BYTES_MAX, TX_BYTES_MAX};
+use crate::{codec, Address, Amount, AssetId, DecodeError, Hash, Height};
+use borsh::{BorshDeserialize, BorshSerialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+
+/// Context string of the signing hash. Changing it invalidates every signature.
+pub const TX_SIGNING_CONTEXT: &str = "tessera 2026-11 transaction signing v1";
+
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Transaction {
+    pub chain_id: String,
+    pub signer: Address,
+    #[serde(with = "crate::serde_u64")]
+    pub nonce: u64,
+    /// Fee in TSR base units; must be at least the chain's flat fee. Paid to the treasury.
+    pub fee: Amount,
+    /// Last height at which the transaction may be included.
+    #[serde(default, with = "crate::serde_u64::option")]
+    pub expiry_height: Option<u64>,
+    pub action: Action,
+}
+
+/// Append-only: the borsh tag of a variant is its position.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Action {
+    Transfer {
+        to: Address,
+        asset: AssetId,
+        amount: Amount,
+    },
+    CreateAsset {
+        symbol: AssetId,
+        decimals: u8,
+        max_supply: Option<Amount>,
+    },
+    Mint {
+        asset: AssetId,
+        to: Address,
+        amount: Amount,
+    },
+    Burn {
+        asset: AssetId,
+        amount: Amount,
+    },
+    SetRole {
+        role: Role,
+        address: Address,
+    },
+}
+
+impl Action {
+    /// Stable snake_case name, as in the JSON `type` field.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::Transfer { .. } => "transfer",
+            Action::CreateAsset { .. } => "create_asset",
+            Action::Mint { .. } => "mint",
+            Action::Burn { .. } => "burn",
+            Action::SetRole { .. } => "set_role",
+        }
+    }
+}
+
+/// Role keys the genesis issuer appoints. Append-only.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    BorshSerialize,
+    BorshDeserialize,
+    Serialize,
+    Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+#[borsh(use_discriminant = false)]
+pub enum Role {
+    Compliance,
+    Custodian,
+    Treasury,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Compliance, Role::Custodian, Role::Treasury];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Compliance => "compliance",
+            Role::Custodian => "custodian",
+            Role::Treasury => "treasury",
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.name() == s)
+            .ok_or_else(|| format!("unknown role {s:?} (compliance, custodian or treasury)"))
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Signature(pub [u8; 64]);
+
+impl fmt::Debug for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Signature({})", hex::encode(self.0))
+    }
+}
+
+impl Serialize for Signature {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Signature {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str> as Deserialize>::deserialize(d)?;
+        let mut out = [0u8; 64];
+        hex::decode_to_slice(s.as_bytes(), &mut out)
+            .map_err(|_| serde::de::Error::custom("signature must be 128 hex characters"))?;
+        Ok(Signature(out))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignedTransaction {
+    pub tx: Transaction,
+    pub signature: Signature,
+}
+
+/// Why a transaction is malformed regardless of any state. Stable codes via `code()`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TxError {
+    #[error("malformed transaction: {0}")]
+    Decode(#[from] DecodeError),
+    #[error("chain id must be 1-{CHAIN_ID_BYTES_MAX} printable ASCII characters")]
+    ChainIdFormat,
+    #[error("amount must be greater than zero")]
+    ZeroAmount,
+    #[error("an asset has at most {ASSET_DECIMALS_MAX} decimals, got {0}")]
+    TooManyDecimals(u8),
+}
+
+impl TxError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            TxError::Decode(DecodeError::TooLong { .. }) => "tx_too_large",
+            TxError::Decode(DecodeError::Malformed(_)) => "malformed_tx",
+            TxError::ChainIdFormat => "malformed_tx",
+            TxError::ZeroAmount => "zero_amount",
+            TxError::TooManyDecimals(_) => "invalid_decimals",
+        }
+    }
+}
+
+impl Transaction {
+    /// The hash the signer signs; also the transaction's id (so a re-encoded signature
+    /// cannot make a second id for the same transaction).
+    pub fn signing_hash(&self) -> Hash {
+        Hash::domain(TX_SIGNING_CONTEXT, &[&codec::encode(self)])
+    }
+
+    /// Checks that need no state: field formats and ranges.
+    pub fn check_stateless(&self) -> Result<(), TxError> {
+        let id = self.chain_id.as_bytes();
+        if id.is_empty()
+            || id.len() > CHAIN_ID_BYTES_MAX
+            || !id.iter().all(|b| b.is_ascii_graphic())
+        {
+            return Err(TxError::ChainIdFormat);
+        }
+        match &self.action {
+            Action::Transfer { amount, .. }
+            | Action::Mint { amount, .. }
+            | Action::Burn { amount, .. } => {
+                if amount.is_zero() {
+                    return Err(TxError::ZeroAmount);
+                }
+            }
+            Action::CreateAsset {
+                decimals,
+                max_supply,
+                ..
+            } => {
+                if *decimals > ASSET_DECIMALS_MAX {
+                    return Err(TxError::TooManyDecimals(*decimals));
+                }
+                if max_supply.is_some_and(|m| m.is_zero()) {
+                    return Err(TxError::ZeroAmount);
+                }
+            }
+            Action::SetRole { .. } => {}
+        }
+        Ok(())
+    }
+
+    pub fn expired_at(&self, height: Height) -> bool {
+        self.expiry_height.is_some_and(|e| height.0 > e)
+    }
+}
+
+impl SignedTransaction {
+    pub fn id(&self) -> Hash {
+        self.tx.signing_hash()
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        codec::encode(self)
+    }
+
+    /// Decodes and runs the stateless checks. Signatures are checked by the `crypto` crate.
+    pub fn from_bytes(bytes: &[u8]) -> Result<SignedTransaction, TxError> {
+        let stx: SignedTransaction = codec::decode(bytes, TX_BYTES_MAX)?;
+        stx.tx.check_stateless()?;
+        Ok(stx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    pub fn arb_action() -> impl Strategy<Value = Action> {
+        let addr = any::<[u8; 32]>().prop_map(Address);
+        let asset = prop::sample::select(vec!["TSR", "USD", "A1", "ABCDEFGHIJKL"])
+            .prop_map(|s| AssetId::new(s).unwrap());
+        let amount = any::<u128>().prop_map(Amount);
+        prop_oneof![
+            (addr.clone(), asset.clone(), amount.clone())
+                .prop_map(|(to, asset, amount)| Action::Transfer { to, asset, amount }),
+            (
+                asset.clone(),
+                any::<u8>(),
+                proptest::option::of(amount.clone())
+            )
+                .prop_map(|(symbol, decimals, max_supply)| Action::CreateAsset {
+                    symbol,
+                    decimals,
+                    max_supply
+                }),
+            (asset.clone(), addr.clone(), amount.clone())
+                .prop_map(|(asset, to, amount)| Action::Mint { asset, to, amount }),
+            (asset, amount).prop_map(|(asset, amount)| Action::Burn { asset, amount }),
+            (prop::sample::select(Role::ALL.to_vec()), addr)
+                .prop_map(|(role, address)| Action::SetRole { role, address }),
+        ]
+    }
+
+    fn arb_signed() -> impl Strategy<Value = SignedTransaction> {
+        (
+            "[a-z-]{1,20}",
+            any::<[u8; 32]>(),
+            any::<u64>(),
+            any::<u128>(),
+            proptest::option::of(any::<u64>()),
+            arb_action(),
+            any::<[u8; 32]>(),
+        )
+            .prop_map(
+                |(chain_id, signer, nonce, fee, expiry_height, action, sig)| {
+                    let mut s = [0u8; 64];
+                    s[..32].copy_from_slice(&sig);
+                    SignedTransaction {
+                        tx: Transaction {
+                            chain_id,
+                            signer: Address(signer),
+                            nonce,
+                            fee: Amount(fee),
+                            expiry_height,
+                            action,
+                        },
+                        signature: Signature(s),
+                    }
+                },
+            )
+    }
+
+    proptest! {
+        #[test]
+        fn borsh_round_trip(stx in arb_signed()) {
+            let bytes = stx.to_bytes();
+            let back: SignedTransaction = codec::decode(&bytes, TX_BYTES_MAX).unwrap();
+            prop_assert_eq!(&back, &stx);
+            prop_assert_eq!(codec::encode(&back), bytes);
+        }
+
+        #[test]
+        fn json_round_trip(stx in arb_signed()) {
+            let json = serde_json::to_string(&stx).unwrap();
+            let back: SignedTransaction = serde_json::from_str(&json).unwrap();
+            prop_assert_eq!(back, stx);
+        }
+
+        #[test]
+        fn decoder_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let _ = SignedTransaction::from_bytes(&bytes);
+        }
+
+        #[test]
+        fn truncation_and_trailing_bytes_are_rejected(stx in arb_signed(), cut in 1usize..50) {
+            let bytes = stx.to_bytes();
+            let cut = cut.min(bytes.len());
+            prop_assert!(codec::decode::<SignedTransaction>(&bytes[..bytes.len() - cut], TX_BYTES_MAX).is_err());
+            let mut longer = bytes.clone();
+            longer.push(0);
+            prop_assert!(codec::decode::<SignedTransaction>(&longer, TX_BYTES_MAX).is_err());
+        }
+    }
+
+    #[test]
+    fn oversize_input_is_refused_before_parsing() {
+        let err = SignedTransaction::from_bytes(&vec![0u8; TX_BYTES_MAX + 1]).unwrap_err();
+        assert_eq!(err.code(), "tx_too_large");
+    }
+
+    #[test]
+    fn json_shape_is_stable() {
+        let stx = SignedTransaction {
+            tx: Transaction {
+                chain_id: "tessera-devnet".into(),
+                signer: Address([1; 32]),
+                nonce: 7,
+                fee: Amount(1000),
+                expiry_height: None,
+                action: Action::Transfer {
+                    to: Address([2; 32]),
+                    asset: AssetId::TSR,
+                    amount: Amount(5),
+                },
+            },
+            signature: Signature([0; 64]),
+        };
+        let v: serde_json::Value = serde_json::to_value(&stx).unwrap();
+        assert_eq!(v["tx"]["nonce"], "7");
+        assert_eq!(v["tx"]["fee"], "1000");
+        assert_eq!(v["tx"]["action"]["type"], "transfer");
+        assert_eq!(v["tx"]["action"]["amount"], "5");
+        assert!(v["tx"]["signer"].as_str().unwrap().starts_with("tsr1"));
+    }
+}
