@@ -1,1 +1,168 @@
 //! JSON types of Tessera's HTTP API, shared by the node, the wallet and tests.
+//!
+//! Conventions: amounts are base units as decimal strings; 64-bit numbers are decimal
+//! strings; addresses are bech32m `tsr1...`; hashes are lowercase hex. Every error body
+//! is `ErrorBody` with a stable `code`.
+
+use primitives::{
+    Address, Amount, AssetId, BlockHeader, Hash, Height, Outcome, Receipt, SignedTransaction,
+};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Health {
+    pub status: String,
+    pub height: Height,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ChainInfo {
+    pub chain_id: String,
+    pub genesis_hash: Hash,
+    pub height: Height,
+    pub latest_block_hash: Hash,
+    #[serde(with = "primitives::serde_u64")]
+    pub latest_timestamp_ms: u64,
+    pub state_root: Hash,
+    /// Flat fee per transaction in TSR base units.
+    pub fee: Amount,
+    #[serde(with = "primitives::serde_u64")]
+    pub block_interval_ms: u64,
+    pub assets: Vec<AssetView>,
+    pub roles: RolesView,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AssetView {
+    pub symbol: AssetId,
+    pub decimals: u8,
+    pub issuer: Address,
+    pub supply: Amount,
+    pub max_supply: Option<Amount>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RolesView {
+    pub issuer: Address,
+    pub compliance: Address,
+    pub custodian: Address,
+    pub treasury: Address,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AccountView {
+    pub address: Address,
+    /// Committed nonce: the number of transactions included so far.
+    #[serde(with = "primitives::serde_u64")]
+    pub nonce: u64,
+    /// The nonce a new transaction should carry, counting ones pending in the mempool.
+    #[serde(with = "primitives::serde_u64")]
+    pub next_nonce: u64,
+    pub balances: Vec<BalanceView>,
+    pub locks: Vec<LockView>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BalanceView {
+    pub asset: AssetId,
+    pub balance: Amount,
+    pub locked: Amount,
+    pub spendable: Amount,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LockView {
+    pub kind: String,
+    #[serde(with = "primitives::serde_u64")]
+    pub reference: u64,
+    pub asset: AssetId,
+    pub amount: Amount,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SubmitResponse {
+    pub tx_hash: Hash,
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BatchSubmitResponse {
+    pub accepted: u64,
+    pub rejected: Vec<BatchRejection>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BatchRejection {
+    pub index: u32,
+    pub tx_hash: Option<Hash>,
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiptView {
+    pub tx_hash: Hash,
+    pub fee_paid: Amount,
+    /// "success" or "rejected"
+    pub status: String,
+    pub code: Option<String>,
+    pub message: Option<String>,
+}
+
+impl From<&Receipt> for ReceiptView {
+    fn from(r: &Receipt) -> Self {
+        let (status, code, message) = match r.outcome {
+            Outcome::Success => ("success", None, None),
+            Outcome::Rejected(c) => (
+                "rejected",
+                Some(c.code().to_string()),
+                Some(c.message().to_string()),
+            ),
+        };
+        ReceiptView {
+            tx_hash: r.tx_id,
+            fee_paid: r.fee_paid,
+            status: status.into(),
+            code,
+            message,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TxView {
+    pub tx_hash: Hash,
+    /// "pending", "committed" or "dropped"
+    pub status: String,
+    pub height: Option<Height>,
+    pub index: Option<u32>,
+    pub receipt: Option<ReceiptView>,
+    pub tx: Option<SignedTransaction>,
+    /// Why a dropped transaction was left out of a block.
+    pub error: Option<ErrorBody>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BlockView {
+    pub hash: Hash,
+    pub header: BlockHeader,
+    pub txs: Vec<SignedTransaction>,
+    pub receipts: Vec<ReceiptView>,
+}
+
+/// One server-sent event on `/v1/events` (event name `block`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BlockEvent {
+    pub height: Height,
+    pub hash: Hash,
+    #[serde(with = "primitives::serde_u64")]
+    pub timestamp_ms: u64,
+    pub state_root: Hash,
+    pub receipts: Vec<ReceiptView>,
+}

@@ -1,1 +1,358 @@
-fn main() {}
+//! The `tessera` binary: devnet, node, wallet, transfers, assets and benchmarks.
+
+mod bench;
+mod wallet_cmds;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use ledger::Genesis;
+use node::{Chain, ChainConfig};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use wallet_cmds::Output;
+
+#[derive(Parser)]
+#[command(
+    name = "tessera",
+    version,
+    about = "Tessera: a token network for AI compute",
+    propagate_version = true
+)]
+struct Cli {
+    /// Print machine-readable JSON instead of human-readable text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a complete local network in the foreground, with a funded dev account.
+    Devnet(DevnetArgs),
+    /// Run a node, or verify a data dir (`tessera node replay`).
+    Node(NodeCmd),
+    /// Manage key files.
+    Wallet {
+        #[command(subcommand)]
+        cmd: wallet_cmds::WalletCmd,
+    },
+    /// Transfer an asset and wait until the transfer is committed.
+    Transfer(wallet_cmds::TransferArgs),
+    /// Show an account's balances, locks and nonce.
+    Balance(wallet_cmds::BalanceArgs),
+    /// Show a transaction's status and receipt.
+    Tx(wallet_cmds::TxArgs),
+    /// Create, mint, burn and list assets.
+    Asset {
+        #[command(subcommand)]
+        cmd: wallet_cmds::AssetCmd,
+    },
+    /// Appoint role keys (genesis issuer only).
+    Role {
+        #[command(subcommand)]
+        cmd: wallet_cmds::RoleCmd,
+    },
+    /// Benchmarks: the ledger pipeline in-process, or load over HTTP.
+    Bench {
+        #[command(subcommand)]
+        cmd: bench::BenchCmd,
+    },
+}
+
+#[derive(Args)]
+struct DevnetArgs {
+    /// Where the chain lives; restarting on the same dir resumes the same chain.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// API listen address (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8645")]
+    http: SocketAddr,
+    #[command(flatten)]
+    tuning: Tuning,
+}
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct NodeCmd {
+    #[command(subcommand)]
+    sub: Option<NodeSub>,
+    #[command(flatten)]
+    run: NodeRunArgs,
+}
+
+#[derive(Subcommand)]
+enum NodeSub {
+    /// Re-execute every stored block from genesis, checking signatures, receipts and roots.
+    Replay {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Defaults to DATA_DIR/genesis.toml.
+        #[arg(long)]
+        genesis: Option<PathBuf>,
+    },
+}
+
+#[derive(Args)]
+struct NodeRunArgs {
+    #[arg(long)]
+    genesis: Option<PathBuf>,
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    #[arg(long, default_value = "127.0.0.1:8645")]
+    http: SocketAddr,
+    #[command(flatten)]
+    tuning: Tuning,
+}
+
+#[derive(Args, Clone)]
+struct Tuning {
+    /// Most transactions per block.
+    #[arg(long, default_value_t = 10_000)]
+    block_txs_max: usize,
+    /// Blocks between background state checkpoints.
+    #[arg(long, default_value_t = 600)]
+    checkpoint_interval_blocks: u64,
+    /// Most transactions the mempool holds.
+    #[arg(long, default_value_t = 200_000)]
+    mempool_txs_max: usize,
+}
+
+impl Tuning {
+    fn config(&self, data_dir: &Path) -> ChainConfig {
+        let mut c = ChainConfig::new(data_dir);
+        c.block_txs_max = self.block_txs_max;
+        c.checkpoint_interval_blocks = self.checkpoint_interval_blocks.max(1);
+        c.mempool.txs_max = self.mempool_txs_max;
+        c
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let out = Output { json: cli.json };
+    let result = runtime.block_on(run(cli.command, out));
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(command: Command, out: Output) -> Result<()> {
+    match command {
+        Command::Devnet(args) => devnet(args, &out).await,
+        Command::Node(NodeCmd {
+            sub: Some(NodeSub::Replay { data_dir, genesis }),
+            ..
+        }) => replay(&data_dir, genesis, &out),
+        Command::Node(NodeCmd { sub: None, run }) => run_node(run, &out).await,
+        Command::Wallet { cmd } => wallet_cmds::run_wallet(cmd, &out).await,
+        Command::Transfer(args) => wallet_cmds::run_transfer(args, &out).await,
+        Command::Balance(args) => wallet_cmds::run_balance(args, &out).await,
+        Command::Tx(args) => wallet_cmds::run_tx(args, &out).await,
+        Command::Asset { cmd } => wallet_cmds::run_asset(cmd, &out).await,
+        Command::Role { cmd } => wallet_cmds::run_role(cmd, &out).await,
+        Command::Bench { cmd } => bench::run(cmd, &out).await,
+    }
+}
+
+fn default_home() -> PathBuf {
+    if let Some(h) = std::env::var_os("TESSERA_HOME") {
+        return PathBuf::from(h);
+    }
+    std::env::var_os("HOME").map_or_else(
+        || PathBuf::from(".tessera"),
+        |h| PathBuf::from(h).join(".tessera"),
+    )
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+async fn devnet(args: DevnetArgs, out: &Output) -> Result<()> {
+    let data_dir = args
+        .data_dir
+        .unwrap_or_else(|| default_home().join("devnet"));
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+    let genesis_path = data_dir.join("genesis.toml");
+    let key_path = data_dir.join("dev.key");
+    let (genesis, dev) = if genesis_path.exists() {
+        let genesis = node::genesis_file::load(&genesis_path)?;
+        let key = wallet::keystore::read(&key_path)
+            .with_context(|| format!("devnet key {}", key_path.display()))?;
+        (genesis, key.address()?)
+    } else {
+        let key = crypto::SigningKey::generate();
+        let address = key.address();
+        if !key_path.exists() {
+            wallet::keystore::write_new(&key_path, &wallet::keystore::unencrypted(&key))?;
+        } else {
+            bail!(
+                "{} exists but {} does not; remove the data dir to start afresh",
+                key_path.display(),
+                genesis_path.display()
+            );
+        }
+        let genesis = node::genesis_file::devnet(address, now_ms());
+        write_file_synced(
+            &genesis_path,
+            node::genesis_file::to_toml(&genesis).as_bytes(),
+        )?;
+        (genesis, address)
+    };
+    let chain = open_chain(args.tuning.config(&data_dir), &genesis)?;
+    let listener = tokio::net::TcpListener::bind(args.http)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.http))?;
+    let api = format!("http://{}", listener.local_addr()?);
+    let height = chain.state().height;
+    if out.json {
+        println!(
+            "{}",
+            serde_json::json!({ "api": api, "address": dev.to_string(), "key": key_path, "data_dir": data_dir, "chain_id": genesis.chain_id, "height": height })
+        );
+    } else {
+        println!("Tessera devnet");
+        println!("  chain id     {}", genesis.chain_id);
+        println!("  height       {height}");
+        println!("  api          {api}");
+        println!("  dev account  {dev} (funded with TSR; holds every role)");
+        println!(
+            "  dev key      {} (unencrypted, for development only)",
+            key_path.display()
+        );
+        println!("  data dir     {}", data_dir.display());
+        println!("  try          tessera balance {dev} --node {api}");
+        println!(
+            "tessera devnet ready: api={api} address={dev} key={}",
+            key_path.display()
+        );
+    }
+    serve(chain, listener).await
+}
+
+async fn run_node(args: NodeRunArgs, out: &Output) -> Result<()> {
+    let data_dir = args.data_dir.context("--data-dir is required")?;
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+    let stored_path = data_dir.join("genesis.toml");
+    let genesis = match (&args.genesis, stored_path.exists()) {
+        (Some(path), exists) => {
+            let genesis = node::genesis_file::load(path)?;
+            if exists {
+                let stored = node::genesis_file::load(&stored_path)?;
+                if stored.hash() != genesis.hash() {
+                    bail!(
+                        "{} holds a different genesis than {}",
+                        data_dir.display(),
+                        path.display()
+                    );
+                }
+            } else {
+                write_file_synced(
+                    &stored_path,
+                    node::genesis_file::to_toml(&genesis).as_bytes(),
+                )?;
+            }
+            genesis
+        }
+        (None, true) => node::genesis_file::load(&stored_path)?,
+        (None, false) => bail!("--genesis FILE is required for a new data dir"),
+    };
+    let chain = open_chain(args.tuning.config(&data_dir), &genesis)?;
+    let listener = tokio::net::TcpListener::bind(args.http)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.http))?;
+    let api = format!("http://{}", listener.local_addr()?);
+    if out.json {
+        println!(
+            "{}",
+            serde_json::json!({ "api": api, "chain_id": genesis.chain_id, "height": chain.state().height })
+        );
+    } else {
+        println!(
+            "tessera node ready: api={api} chain_id={} height={}",
+            genesis.chain_id,
+            chain.state().height
+        );
+    }
+    serve(chain, listener).await
+}
+
+fn open_chain(config: ChainConfig, genesis: &Genesis) -> Result<Arc<Chain>> {
+    let started = std::time::Instant::now();
+    let chain = Chain::open(config, genesis).context("cannot open the chain")?;
+    chain.start()?;
+    tracing::info!(
+        height = chain.state().height.0,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "chain recovered"
+    );
+    Ok(chain)
+}
+
+async fn serve(chain: Arc<Chain>, listener: tokio::net::TcpListener) -> Result<()> {
+    let shutdown = async {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("SIGTERM handler");
+            tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutting down");
+    };
+    node::serve(chain, listener, shutdown).await?;
+    Ok(())
+}
+
+fn replay(data_dir: &Path, genesis: Option<PathBuf>, out: &Output) -> Result<()> {
+    let genesis_path = genesis.unwrap_or_else(|| data_dir.join("genesis.toml"));
+    let genesis = node::genesis_file::load(&genesis_path)?;
+    let started = std::time::Instant::now();
+    let (height, root) = node::replay(data_dir, &genesis, |h| {
+        if h.0 % 10_000 == 0 {
+            tracing::info!(height = h.0, "replayed");
+        }
+    })
+    .context("replay failed")?;
+    let secs = started.elapsed().as_secs_f64();
+    if out.json {
+        println!(
+            "{}",
+            serde_json::json!({ "ok": true, "height": height, "state_root": root.to_string(), "seconds": secs })
+        );
+    } else {
+        println!("replay ok: {} blocks re-executed, every signature, receipt and root checked; state root {root} ({secs:.2}s)", height.0);
+    }
+    Ok(())
+}
+
+fn write_file_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut f =
+        std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}

@@ -14,27 +14,54 @@ fn genesis() -> (Genesis, crypto::SigningKey) {
         block_interval_ms: 100,
         issuer: k.address(),
         roles: Default::default(),
-        assets: vec![GenesisAsset { symbol: AssetId::TSR, decimals: 9, max_supply_base_units: None, issuer: None }],
-        balances: vec![GenesisBalance { address: k.address(), asset: AssetId::TSR, amount_base_units: Amount(1_000_000) }],
+        assets: vec![GenesisAsset {
+            symbol: AssetId::TSR,
+            decimals: 9,
+            max_supply_base_units: None,
+            issuer: None,
+        }],
+        balances: vec![GenesisBalance {
+            address: k.address(),
+            asset: AssetId::TSR,
+            amount_base_units: Amount(1_000_000),
+        }],
     };
     (g, k)
 }
 
-fn next_block(state: &mut State, k: &crypto::SigningKey, delta: &mut CheckpointDelta) -> StoredBlock {
+fn next_block(
+    state: &mut State,
+    k: &crypto::SigningKey,
+    delta: &mut CheckpointDelta,
+) -> StoredBlock {
     let tx = k.sign_tx(Transaction {
         chain_id: "t".into(),
         signer: k.address(),
         nonce: state.nonce(&k.address()),
         fee: Amount(1),
         expiry_height: None,
-        action: Action::Transfer { to: Address([state.height.0 as u8; 32]), asset: AssetId::TSR, amount: Amount(7) },
+        action: Action::Transfer {
+            to: Address([state.height.0 as u8; 32]),
+            asset: AssetId::TSR,
+            amount: Amount(7),
+        },
     });
-    let ctx = BlockContext { height: state.height.next(), parent_hash: state.last_block_hash, timestamp_ms: 1, proposer: k.address() };
+    let ctx = BlockContext {
+        height: state.height.next(),
+        parent_hash: state.last_block_hash,
+        timestamp_ms: 1,
+        proposer: k.address(),
+    };
     let executed = propose(state, ctx, [(tx.id(), tx)], 10);
     state.commit(&executed);
     delta.accounts.extend(executed.write_set.accounts.clone());
-    delta.tx_index.push((executed.receipts[0].tx_id, state.height, 0));
-    StoredBlock { block: executed.block, receipts: executed.receipts }
+    delta
+        .tx_index
+        .push((executed.receipts[0].tx_id, state.height, 0));
+    StoredBlock {
+        block: executed.block,
+        receipts: executed.receipts,
+    }
 }
 
 #[test]
@@ -51,18 +78,29 @@ fn blocks_survive_reopen_and_stay_ordered() {
             store.append(&b).unwrap();
             written.push(b);
         }
-        assert!(matches!(store.append(&written[1]), Err(StoreError::OutOfOrder { tip: 5, got: 2 })));
+        assert!(matches!(
+            store.append(&written[1]),
+            Err(StoreError::OutOfOrder { tip: 5, got: 2 })
+        ));
     }
     let store = BlockStore::open(dir.path(), g.hash()).unwrap();
     assert_eq!(store.tip().unwrap(), Height(5));
     assert_eq!(store.get(Height(3)).unwrap().as_ref(), Some(&written[2]));
     assert_eq!(store.get(Height(6)).unwrap(), None);
     let mut seen = Vec::new();
-    store.for_each_from(Height(2), |b| { seen.push(b.block.header.height.0); Ok(()) }).unwrap();
+    store
+        .for_each_from(Height(2), |b| {
+            seen.push(b.block.header.height.0);
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
     assert_eq!(seen, vec![2, 3, 4, 5]);
     drop(store);
     let other = primitives::Hash([9; 32]);
-    assert!(matches!(BlockStore::open(dir.path(), other), Err(StoreError::GenesisMismatch { .. })));
+    assert!(matches!(
+        BlockStore::open(dir.path(), other),
+        Err(StoreError::GenesisMismatch { .. })
+    ));
 }
 
 #[test]
@@ -74,7 +112,11 @@ fn checkpoint_round_trips_the_state() {
     assert!(store.load().unwrap().is_none());
     // The first checkpoint holds the whole genesis state.
     let mut delta = CheckpointDelta {
-        accounts: state.accounts.iter().map(|(a, acct)| (*a, Some(acct.clone()))).collect(),
+        accounts: state
+            .accounts
+            .iter()
+            .map(|(a, acct)| (*a, Some(acct.clone())))
+            .collect(),
         assets: state.assets.clone(),
         roles: Some(state.roles.clone()),
         tx_index: Vec::new(),
@@ -82,7 +124,9 @@ fn checkpoint_round_trips_the_state() {
     for _ in 0..3 {
         next_block(&mut state, &k, &mut delta);
     }
-    store.write_checkpoint(&delta, &StateHeader::of(&state)).unwrap();
+    store
+        .write_checkpoint(&delta, &StateHeader::of(&state))
+        .unwrap();
     drop(store);
     let store = StateStore::open(dir.path()).unwrap();
     let loaded = store.load().unwrap().unwrap();
@@ -91,5 +135,8 @@ fn checkpoint_round_trips_the_state() {
     assert_eq!(loaded.state_root(), state.state_root());
     assert_eq!(loaded.height, Height(3));
     loaded.check_invariants().unwrap();
-    assert_eq!(store.tx_location(&delta.tx_index[1].0).unwrap(), Some((Height(2), 0)));
+    assert_eq!(
+        store.tx_location(&delta.tx_index[1].0).unwrap(),
+        Some((Height(2), 0))
+    );
 }

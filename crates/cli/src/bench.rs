@@ -1,0 +1,508 @@
+//! `tessera bench`: the ledger pipeline in-process (`ledger`) and load over HTTP
+//! (`submit`). Every figure is measured in the same run as its baseline.
+
+use crate::wallet_cmds::Output;
+use anyhow::{bail, Context, Result};
+use clap::Subcommand;
+use crypto::SigningKey;
+use futures_util::StreamExt;
+use ledger::{BlockContext, Genesis, GenesisAsset, GenesisBalance};
+use node::{Chain, ChainConfig};
+use primitives::{Action, Address, Amount, AssetId, Hash, SignedTransaction, Transaction};
+use rayon::prelude::*;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Subcommand)]
+pub enum BenchCmd {
+    /// Signature-verification ceiling, ledger apply, and the whole pipeline (mempool
+    /// checks, blocks, durable commit), on pre-signed transfers among N accounts.
+    Ledger {
+        #[arg(long, default_value_t = 100_000)]
+        accounts: usize,
+        #[arg(long, default_value_t = 200_000)]
+        txs: usize,
+        /// Transactions per block.
+        #[arg(long, default_value_t = 10_000)]
+        block_txs: usize,
+        /// Where the pipeline's store goes (a fresh temp dir by default).
+        #[arg(long)]
+        data_dir: Option<std::path::PathBuf>,
+    },
+    /// Load over HTTP: funds N accounts from KEY, sends pre-signed transfers in binary
+    /// batches, and measures committed transfers/s and submit-to-commit latency from
+    /// the node's event stream.
+    Submit {
+        #[arg(long, env = "TESSERA_NODE", default_value = "http://127.0.0.1:8645")]
+        node: String,
+        /// A funded key file (the devnet's dev.key) or wallet name.
+        #[arg(long)]
+        key: String,
+        #[arg(long, default_value_t = 2_000)]
+        accounts: usize,
+        #[arg(long, default_value_t = 100_000)]
+        txs: usize,
+        /// Transactions per HTTP request.
+        #[arg(long, default_value_t = 2_000)]
+        batch: usize,
+        /// Requests in flight.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+    },
+}
+
+pub async fn run(cmd: BenchCmd, out: &Output) -> Result<()> {
+    match cmd {
+        BenchCmd::Ledger {
+            accounts,
+            txs,
+            block_txs,
+            data_dir,
+        } => {
+            let json = out.json;
+            tokio::task::spawn_blocking(move || {
+                bench_ledger(accounts, txs, block_txs, data_dir, json)
+            })
+            .await?
+        }
+        BenchCmd::Submit {
+            node,
+            key,
+            accounts,
+            txs,
+            batch,
+            concurrency,
+        } => bench_submit(&node, &key, accounts, txs, batch, concurrency, out).await,
+    }
+}
+
+fn seed_key(i: u64) -> SigningKey {
+    let mut seed = [0u8; 32];
+    seed[..8].copy_from_slice(&i.to_le_bytes());
+    seed[8..16].copy_from_slice(b"benchkey");
+    SigningKey::from_seed(seed)
+}
+
+const FEE: u128 = 1_000;
+
+fn bench_ledger(
+    accounts: usize,
+    txs: usize,
+    block_txs: usize,
+    data_dir: Option<std::path::PathBuf>,
+    json: bool,
+) -> Result<()> {
+    if accounts < 2 || txs == 0 {
+        bail!("need at least 2 accounts and 1 transaction");
+    }
+    let say = |s: String| {
+        if !json {
+            eprintln!("{s}")
+        }
+    };
+    let t = Instant::now();
+    let keys: Vec<SigningKey> = (0..accounts as u64).into_par_iter().map(seed_key).collect();
+    let addresses: Vec<Address> = keys.iter().map(|k| k.address()).collect();
+    let per_account = (txs / accounts + 1) as u128 * (FEE + 1) + 1_000_000;
+    let genesis = Genesis {
+        chain_id: "tessera-bench".into(),
+        genesis_time_ms: 0,
+        fee_base_units: Amount(FEE),
+        block_interval_ms: 50,
+        issuer: addresses[0],
+        roles: Default::default(),
+        assets: vec![GenesisAsset {
+            symbol: AssetId::TSR,
+            decimals: 9,
+            max_supply_base_units: None,
+            issuer: None,
+        }],
+        balances: addresses
+            .iter()
+            .map(|a| GenesisBalance {
+                address: *a,
+                asset: AssetId::TSR,
+                amount_base_units: Amount(per_account),
+            })
+            .collect(),
+    };
+    say(format!(
+        "generated {accounts} keys in {:.1}s",
+        t.elapsed().as_secs_f64()
+    ));
+    let t = Instant::now();
+    let signed: Vec<SignedTransaction> = (0..txs)
+        .into_par_iter()
+        .map(|i| {
+            let from = i % accounts;
+            let to = (i.wrapping_mul(7919) + 1) % accounts;
+            keys[from].sign_tx(Transaction {
+                chain_id: "tessera-bench".into(),
+                signer: addresses[from],
+                nonce: (i / accounts) as u64,
+                fee: Amount(FEE),
+                expiry_height: None,
+                action: Action::Transfer {
+                    to: addresses[to],
+                    asset: AssetId::TSR,
+                    amount: Amount(1),
+                },
+            })
+        })
+        .collect();
+    let encoded: Vec<Vec<u8>> = signed.par_iter().map(|s| s.to_bytes()).collect();
+    let ids: Vec<Hash> = signed.par_iter().map(|s| s.id()).collect();
+    drop(keys);
+    say(format!(
+        "signed {txs} transfers in {:.1}s",
+        t.elapsed().as_secs_f64()
+    ));
+
+    // (a) Signature verification alone, all cores, batched: the ceiling.
+    let items: Vec<crypto::VerifyItem> = signed
+        .iter()
+        .zip(&ids)
+        .map(|(s, id)| (s.tx.signer, *id, s.signature))
+        .collect();
+    let t = Instant::now();
+    let ok = crypto::verify_par(&items);
+    let verify_secs = t.elapsed().as_secs_f64();
+    assert!(ok.iter().all(|v| *v), "bench signatures verify");
+    drop(items);
+    let verify_ceiling_tps = txs as f64 / verify_secs;
+    say(format!("(a) verify ceiling: {verify_ceiling_tps:.0} tx/s"));
+
+    // (b) Ledger apply alone: execute blocks and compute state roots, one thread of
+    // control (the state root's hashing may use the pool), no signatures, no I/O.
+    let genesis_state = genesis.to_state().context("bench genesis")?;
+    let mut state = genesis_state.clone();
+    let t = Instant::now();
+    for (chunk_i, chunk) in signed.chunks(block_txs).enumerate() {
+        let ctx = BlockContext {
+            height: state.height.next(),
+            parent_hash: state.last_block_hash,
+            timestamp_ms: chunk_i as u64,
+            proposer: addresses[0],
+        };
+        let executed = ledger::propose(
+            &state,
+            ctx,
+            chunk.iter().map(|s| (s.id(), s.clone())),
+            block_txs,
+        );
+        assert_eq!(
+            executed.block.txs.len(),
+            chunk.len(),
+            "every bench transfer applies"
+        );
+        state.commit(&executed);
+    }
+    let apply_secs = t.elapsed().as_secs_f64();
+    let apply_tps = txs as f64 / apply_secs;
+    let final_root = state.state_root();
+    drop(state);
+    say(format!("(b) apply: {apply_tps:.0} tx/s"));
+
+    // (c) The whole pipeline: decode + stateless checks + batched parallel signature
+    // verification + mempool admission, then the sequencer's blocks, each appended and
+    // fsynced before commit. Starts from encoded bytes, ends when the last block is durable.
+    let tmp;
+    let dir = match data_dir {
+        Some(d) => d,
+        None => {
+            tmp = tempdir()?;
+            tmp.clone()
+        }
+    };
+    let mut config = ChainConfig::new(&dir);
+    config.block_txs_max = block_txs;
+    config.mempool.txs_max = (block_txs * 8).max(50_000);
+    let chain = Chain::open(config.clone(), &genesis)?;
+    chain.start()?;
+    let committed_before = chain.metrics.txs_committed.get();
+    let t = Instant::now();
+    let feeder_chain = chain.clone();
+    let batch_txs = 4_096;
+    let feeder = std::thread::spawn(move || -> Result<()> {
+        for batch in encoded.chunks(batch_txs) {
+            while feeder_chain.mempool_len() + batch.len() > config.mempool.txs_max {
+                std::thread::sleep(Duration::from_micros(500));
+            }
+            let decoded: Result<Vec<SignedTransaction>, _> = batch
+                .iter()
+                .map(|b| SignedTransaction::from_bytes(b))
+                .collect();
+            let verdicts = feeder_chain.admit(decoded?);
+            if let Some(Err(e)) = verdicts.iter().find(|v| v.is_err()) {
+                bail!("pipeline refused a transaction: {e}");
+            }
+        }
+        Ok(())
+    });
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while chain.metrics.txs_committed.get() - committed_before < txs as u64 {
+        if Instant::now() > deadline {
+            bail!("pipeline did not commit every transaction in time");
+        }
+        if feeder.is_finished() && chain.mempool_len() == 0 {
+            std::thread::sleep(Duration::from_millis(200));
+            if chain.metrics.txs_committed.get() - committed_before < txs as u64 {
+                return feeder
+                    .join()
+                    .expect("feeder thread")
+                    .and_then(|_| bail!("pipeline lost transactions"));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let pipeline_secs = t.elapsed().as_secs_f64();
+    feeder.join().expect("feeder thread")?;
+    let pipeline_root = chain.state().state_root();
+    let blocks = chain.state().height.0;
+    chain.shutdown();
+    drop(chain);
+    if pipeline_root != final_root {
+        bail!("pipeline state root {pipeline_root} differs from the apply run's {final_root}");
+    }
+    let pipeline_tps = txs as f64 / pipeline_secs;
+    say(format!(
+        "(c) pipeline: {pipeline_tps:.0} tx/s in {blocks} blocks"
+    ));
+    let ratio = pipeline_tps / verify_ceiling_tps;
+    let _ = std::fs::remove_dir_all(&dir);
+    let report = serde_json::json!({
+        "accounts": accounts,
+        "txs": txs,
+        "block_txs": block_txs,
+        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "verify_ceiling_tps": verify_ceiling_tps.round(),
+        "apply_tps": apply_tps.round(),
+        "pipeline_tps": pipeline_tps.round(),
+        "pipeline_to_ceiling_ratio": (ratio * 1000.0).round() / 1000.0,
+        "pipeline_blocks": blocks,
+        "state_root": final_root.to_string(),
+    });
+    if json {
+        println!("{report}");
+    } else {
+        println!("accounts {accounts}, transfers {txs}, {block_txs} per block");
+        println!("  verify ceiling  {verify_ceiling_tps:>10.0} tx/s  (ed25519 batch verification, all cores)");
+        println!("  ledger apply    {apply_tps:>10.0} tx/s  (execute + state root, no signatures, no I/O)");
+        println!(
+            "  pipeline        {pipeline_tps:>10.0} tx/s  (admission + blocks + fsync per block)"
+        );
+        println!("  pipeline / ceiling = {ratio:.3}");
+    }
+    Ok(())
+}
+
+fn tempdir() -> Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!(
+        "tessera-bench-{}-{}",
+        std::process::id(),
+        crate::now_ms()
+    ));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+async fn bench_submit(
+    node: &str,
+    key: &str,
+    accounts: usize,
+    txs: usize,
+    batch: usize,
+    concurrency: usize,
+    out: &Output,
+) -> Result<()> {
+    let client = wallet::client::Client::new(node)?;
+    let chain = client.chain().await.context("cannot reach the node")?;
+    let key_path = wallet::resolve_key_path(key);
+    let funder =
+        wallet::load_signing_key(&key_path, || rpassword::prompt_password("passphrase: "))?;
+    let accounts = accounts.max(2);
+    let per_account = txs.div_ceil(accounts);
+    let fee = chain.fee;
+    let say = |s: String| {
+        if !out.json {
+            eprintln!("{s}")
+        }
+    };
+
+    // Fresh accounts for this run, funded from the key.
+    let keys: Vec<SigningKey> = (0..accounts).map(|_| SigningKey::generate()).collect();
+    let addresses: Vec<Address> = keys.iter().map(|k| k.address()).collect();
+    let funding = Amount((per_account as u128 + 1) * (fee.0 + 1));
+    let mut nonce = client.account(&funder.address()).await?.next_nonce;
+    for chunk in addresses.chunks(1_000) {
+        let batch_txs: Vec<SignedTransaction> = chunk
+            .iter()
+            .map(|to| {
+                let tx = funder.sign_tx(Transaction {
+                    chain_id: chain.chain_id.clone(),
+                    signer: funder.address(),
+                    nonce,
+                    fee,
+                    expiry_height: None,
+                    action: Action::Transfer {
+                        to: *to,
+                        asset: AssetId::TSR,
+                        amount: funding,
+                    },
+                });
+                nonce += 1;
+                tx
+            })
+            .collect();
+        let resp = client.submit_batch(&batch_txs).await?;
+        if let Some(r) = resp.rejected.first() {
+            bail!("funding transfer refused: {}: {}", r.code, r.message);
+        }
+        let last = batch_txs.last().expect("non-empty").id();
+        client
+            .wait_committed(&last, Duration::from_secs(60))
+            .await?;
+    }
+    say(format!("funded {accounts} accounts"));
+
+    // Pre-sign: round-robin over accounts so each signer's nonces arrive in order.
+    let signed: Vec<SignedTransaction> = (0..txs)
+        .into_par_iter()
+        .map(|i| {
+            let from = i % accounts;
+            let to = (from + 1 + i / accounts) % accounts;
+            keys[from].sign_tx(Transaction {
+                chain_id: chain.chain_id.clone(),
+                signer: addresses[from],
+                nonce: (i / accounts) as u64,
+                fee,
+                expiry_height: None,
+                action: Action::Transfer {
+                    to: addresses[to],
+                    asset: AssetId::TSR,
+                    amount: Amount(1),
+                },
+            })
+        })
+        .collect();
+    let batches: Vec<Vec<SignedTransaction>> =
+        signed.chunks(batch.max(1)).map(|c| c.to_vec()).collect();
+    let wanted: std::collections::HashSet<Hash> = signed.iter().map(|s| s.id()).collect();
+    drop(signed);
+
+    // Commit times from the event stream.
+    let events = reqwest::Client::new()
+        .get(format!("{}/v1/events", node.trim_end_matches('/')))
+        .send()
+        .await?;
+    if !events.status().is_success() {
+        bail!("event stream answered {}", events.status());
+    }
+    let (commit_tx, mut commit_rx) = tokio::sync::mpsc::unbounded_channel::<(Hash, Instant)>();
+    let listener = tokio::spawn(async move {
+        let mut stream = events.bytes_stream();
+        let mut buf = String::new();
+        while let Some(Ok(chunk)) = stream.next().await {
+            buf.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = buf.find("\n\n") {
+                let frame: String = buf.drain(..end + 2).collect();
+                let now = Instant::now();
+                for line in frame.lines() {
+                    if let Some(data) = line.strip_prefix("data:") {
+                        if let Ok(ev) = serde_json::from_str::<api_types::BlockEvent>(data.trim()) {
+                            for r in ev.receipts {
+                                let _ = commit_tx.send((r.tx_hash, now));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    });
+
+    let started = Instant::now();
+    let queue = Arc::new(tokio::sync::Mutex::new(batches.into_iter()));
+    let submitted: Arc<tokio::sync::Mutex<HashMap<Hash, Instant>>> = Default::default();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency.max(1) {
+        let queue = queue.clone();
+        let submitted = submitted.clone();
+        let client = client.clone();
+        workers.push(tokio::spawn(async move {
+            let mut refused = 0usize;
+            loop {
+                let Some(b) = queue.lock().await.next() else {
+                    break;
+                };
+                let now = Instant::now();
+                {
+                    let mut s = submitted.lock().await;
+                    for t in &b {
+                        s.insert(t.id(), now);
+                    }
+                }
+                match client.submit_batch(&b).await {
+                    Ok(resp) => refused += resp.rejected.len(),
+                    Err(e) => return Err(anyhow::anyhow!(e)),
+                }
+            }
+            Ok::<usize, anyhow::Error>(refused)
+        }));
+    }
+    let mut refused = 0;
+    for w in workers {
+        refused += w.await??;
+    }
+    let submit_secs = started.elapsed().as_secs_f64();
+    let expected = txs - refused;
+    let mut latencies_ms = Vec::with_capacity(expected);
+    let mut last_commit = started;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while latencies_ms.len() < expected {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(Some((id, at))) = tokio::time::timeout(left, commit_rx.recv()).await else {
+            break;
+        };
+        if !wanted.contains(&id) {
+            continue;
+        }
+        if let Some(sent) = submitted.lock().await.get(&id) {
+            latencies_ms.push(at.duration_since(*sent).as_secs_f64() * 1000.0);
+            last_commit = last_commit.max(at);
+        }
+    }
+    listener.abort();
+    let committed = latencies_ms.len();
+    latencies_ms.sort_by(|a, b| a.total_cmp(b));
+    let pct = |p: f64| {
+        latencies_ms
+            .get(((committed as f64 * p) as usize).min(committed.saturating_sub(1)))
+            .copied()
+            .unwrap_or(0.0)
+    };
+    let secs = last_commit.duration_since(started).as_secs_f64().max(1e-9);
+    let tps = committed as f64 / secs;
+    let report = serde_json::json!({
+        "txs": txs, "accounts": accounts, "batch": batch, "concurrency": concurrency,
+        "refused": refused, "committed": committed,
+        "committed_tps": tps.round(), "submit_seconds": submit_secs,
+        "latency_ms_p50": pct(0.50), "latency_ms_p99": pct(0.99),
+        "block_interval_ms": chain.block_interval_ms,
+    });
+    if out.json {
+        println!("{report}");
+    } else {
+        println!("committed {committed}/{txs} transfers ({refused} refused) in {secs:.2}s: {tps:.0} tx/s");
+        println!(
+            "submit-to-commit latency: p50 {:.1} ms, p99 {:.1} ms (block interval {} ms)",
+            pct(0.5),
+            pct(0.99),
+            chain.block_interval_ms
+        );
+    }
+    if committed < expected {
+        bail!("only {committed} of {expected} admitted transfers were seen committed");
+    }
+    Ok(())
+}

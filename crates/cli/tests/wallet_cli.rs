@@ -1,0 +1,617 @@
+//! End to end: a devnet node in a temporary directory, driven by the `tessera` binary's
+//! wallet, transfer, balance, tx and asset commands.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tessera");
+const READY_TIMEOUT: Duration = Duration::from_secs(90);
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+const POLL: Duration = Duration::from_millis(50);
+
+/// Removes ANSI escape sequences (coloured log output).
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The value of `name=VALUE` in a line of output.
+fn token(line: &str, name: &str) -> Option<String> {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(name))
+        .map(|v| {
+            v.trim_matches(|c: char| c == '"' || c == '\'' || c == ',')
+                .to_string()
+        })
+        .filter(|v| !v.is_empty())
+}
+
+/// A running devnet; killed on drop.
+struct Devnet {
+    child: Child,
+    api: String,
+    key: PathBuf,
+    home: PathBuf,
+    log: Arc<Mutex<String>>,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Devnet {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Devnet {
+    fn start() -> Devnet {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let child = Command::new(BIN)
+            .arg("devnet")
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(["--http", "127.0.0.1:0"])
+            .current_dir(dir.path())
+            .env("TESSERA_HOME", &home)
+            .env("NO_COLOR", "1")
+            .env_remove("TESSERA_PASSPHRASE")
+            .env_remove("TESSERA_NODE")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn tessera devnet");
+        let mut net = Devnet {
+            child,
+            api: String::new(),
+            key: PathBuf::new(),
+            home,
+            log: Arc::default(),
+            dir,
+        };
+        let (tx, rx) = mpsc::channel::<String>();
+        let stdout = net.child.stdout.take().unwrap();
+        let stderr = net.child.stderr.take().unwrap();
+        for stream in [
+            Box::new(stdout) as Box<dyn std::io::Read + Send>,
+            Box::new(stderr),
+        ] {
+            let (tx, log) = (tx.clone(), net.log.clone());
+            // Keeps draining the pipe for the node's whole life, so it never blocks on it.
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    let line = strip_ansi(&line);
+                    log.lock().unwrap().push_str(&format!("{line}\n"));
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        drop(tx);
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let (mut api, mut key) = (None, None);
+        while api.is_none() || key.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    api = api.or_else(|| token(&line, "api="));
+                    key = key.or_else(|| token(&line, "key="));
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => panic!(
+                    "devnet not ready within {READY_TIMEOUT:?}; output:\n{}",
+                    net.log()
+                ),
+                Err(mpsc::RecvTimeoutError::Disconnected) => panic!(
+                    "devnet exited ({:?}) before it was ready; output:\n{}",
+                    net.child.try_wait(),
+                    net.log()
+                ),
+            }
+        }
+        net.api = api.unwrap();
+        let key = PathBuf::from(key.unwrap());
+        net.key = if key.is_relative() {
+            net.dir.path().join(key)
+        } else {
+            key
+        };
+        assert!(net.key.is_file(), "dev key {} missing", net.key.display());
+        net
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    fn key(&self) -> &str {
+        self.key.to_str().unwrap()
+    }
+
+    /// Runs `tessera ARGS` against this node, with extra environment `env`.
+    fn cli(&self, env: &[(&str, &str)], args: &[&str]) -> Run {
+        let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let out_path = self.dir.path().join(format!("run{n}.out"));
+        let err_path = self.dir.path().join(format!("run{n}.err"));
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .env("TESSERA_HOME", &self.home)
+            .env("TESSERA_NODE", &self.api)
+            .env("NO_COLOR", "1")
+            .env_remove("TESSERA_PASSPHRASE")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out_path).unwrap())
+            .stderr(std::fs::File::create(&err_path).unwrap());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn tessera");
+        let deadline = Instant::now() + COMMAND_TIMEOUT;
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("tessera {args:?} still running after {COMMAND_TIMEOUT:?}");
+            }
+            std::thread::sleep(POLL);
+        };
+        let run = Run {
+            args: args.iter().map(|s| s.to_string()).collect(),
+            ok: status.success(),
+            stdout: std::fs::read_to_string(out_path).unwrap(),
+            stderr: std::fs::read_to_string(err_path).unwrap(),
+        };
+        assert!(
+            !run.stderr.contains("panicked"),
+            "tessera panicked: {run:?}"
+        );
+        run
+    }
+
+    fn ok(&self, env: &[(&str, &str)], args: &[&str]) -> Run {
+        let run = self.cli(env, args);
+        assert!(
+            run.ok,
+            "expected success: {run:?}\nnode log:\n{}",
+            self.log()
+        );
+        run
+    }
+
+    fn fails(&self, env: &[(&str, &str)], args: &[&str]) -> Run {
+        let run = self.cli(env, args);
+        assert!(!run.ok, "expected failure: {run:?}");
+        assert!(
+            !run.stderr.trim().is_empty(),
+            "failure without a message: {run:?}"
+        );
+        run
+    }
+
+    fn json(&self, env: &[(&str, &str)], args: &[&str]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        self.ok(env, &all).json()
+    }
+
+    /// Base units of `asset` held by `who` (address, wallet name or key file).
+    fn balance(&self, who: &str, asset: &str) -> u128 {
+        let view = self.json(&[], &["balance", who, "--asset", asset]);
+        view["balances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["asset"] == asset)
+            .map_or(0, |b| b["balance"].as_str().unwrap().parse().unwrap())
+    }
+}
+
+static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+#[derive(Debug)]
+#[allow(dead_code)]
+struct Run {
+    args: Vec<String>,
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not one JSON value ({e}): {self:?}"))
+    }
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn wallet_transfer_balance_and_assets_end_to_end() {
+    let net = Devnet::start();
+    let wallets = net.dir.path().join("wallets");
+    let wdir = path_str(&wallets);
+    let dev = net.json(&[], &["wallet", "address", net.key()])["address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(dev.starts_with("tsr1"));
+
+    // An unencrypted wallet in a chosen directory.
+    let alice = net.json(
+        &[],
+        &[
+            "wallet",
+            "new",
+            "--name",
+            "alice",
+            "--unencrypted",
+            "--dir",
+            wdir,
+        ],
+    );
+    assert_eq!(alice["encrypted"], false);
+    let alice_addr = alice["address"].as_str().unwrap().to_string();
+    let alice_key = alice["path"].as_str().unwrap().to_string();
+    assert_eq!(Path::new(&alice_key), wallets.join("alice.json"));
+    // Names are never reused.
+    let again = net.fails(
+        &[],
+        &[
+            "wallet",
+            "new",
+            "--name",
+            "alice",
+            "--unencrypted",
+            "--dir",
+            wdir,
+        ],
+    );
+    assert!(again.stderr.contains("already exists"), "{again:?}");
+    let listed = net.json(&[], &["wallet", "list", "--dir", wdir]);
+    assert_eq!(listed[0]["name"], "alice");
+
+    // 12.5 TSR to alice, human output.
+    let run = net.ok(
+        &[],
+        &[
+            "transfer",
+            "--key",
+            net.key(),
+            "--to",
+            &alice_addr,
+            "--amount",
+            "12.5",
+        ],
+    );
+    assert!(
+        run.stdout.contains("committed") && run.stdout.contains(": success"),
+        "{run:?}"
+    );
+    let view = net.json(&[], &["balance", &alice_addr]);
+    let tsr = view["balances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["asset"] == "TSR")
+        .expect("alice holds TSR");
+    assert_eq!(tsr["balance"], "12500000000");
+    // The balance of a key file, human-readable, with an explicit --node.
+    let human = net.ok(&[], &["balance", &alice_key, "--node", &net.api]);
+    assert!(human.stdout.contains("12.5"), "{human:?}");
+
+    // Amounts are exact: more decimals than TSR has is an error, not a rounding.
+    let run = net.fails(
+        &[],
+        &[
+            "transfer",
+            "--key",
+            net.key(),
+            "--to",
+            &alice_addr,
+            "--amount",
+            "0.0000000001",
+        ],
+    );
+    assert!(run.stderr.contains("decimal places"), "{run:?}");
+    let run = net.fails(
+        &[],
+        &[
+            "transfer",
+            "--key",
+            net.key(),
+            "--to",
+            &alice_addr,
+            "--amount",
+            "1",
+            "--asset",
+            "XYZ",
+        ],
+    );
+    assert!(run.stderr.contains("unknown asset XYZ; known: "), "{run:?}");
+
+    // More than alice holds: included, rejected, fee charged, non-zero exit.
+    let before = net.balance(&alice_addr, "TSR");
+    let run = net.fails(
+        &[],
+        &[
+            "transfer", "--key", &alice_key, "--to", &dev, "--amount", "100",
+        ],
+    );
+    assert!(run.stderr.contains("insufficient_funds"), "{run:?}");
+    assert!(net.balance(&alice_addr, "TSR") <= before);
+
+    // JSON output is the TxView; `tx` finds it again.
+    let committed = net.json(
+        &[],
+        &[
+            "transfer",
+            "--key",
+            net.key(),
+            "--to",
+            &alice_addr,
+            "--amount",
+            "0.25",
+        ],
+    );
+    assert_eq!(committed["status"], "committed");
+    assert_eq!(committed["receipt"]["status"], "success");
+    let hash = committed["tx_hash"].as_str().unwrap().to_string();
+    let again = net.json(&[], &["tx", &hash]);
+    assert_eq!(again["tx_hash"], hash.as_str());
+    let human = net.ok(&[], &["tx", &hash]);
+    assert!(human.stdout.contains("committed"), "{human:?}");
+    let unknown = "ab".repeat(32);
+    let run = net.fails(&[], &["tx", &unknown]);
+    assert!(
+        run.stderr
+            .contains(&format!("transaction {unknown} not found")),
+        "{run:?}"
+    );
+
+    // --no-wait returns at once; the transaction commits later.
+    let pending = net.json(
+        &[],
+        &[
+            "transfer",
+            "--key",
+            net.key(),
+            "--to",
+            &alice_addr,
+            "--amount",
+            "1",
+            "--no-wait",
+        ],
+    );
+    assert_eq!(pending["status"], "pending");
+    let hash = pending["tx_hash"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let view = net.json(&[], &["tx", &hash]);
+        if view["status"] == "committed" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not committed in time: {view}");
+        std::thread::sleep(POLL);
+    }
+
+    // Assets: create, mint, burn, and the max supply.
+    net.ok(
+        &[],
+        &[
+            "asset",
+            "create",
+            "--key",
+            net.key(),
+            "--symbol",
+            "GOLD",
+            "--decimals",
+            "2",
+            "--max-supply",
+            "1000",
+        ],
+    );
+    let run = net.fails(
+        &[],
+        &[
+            "asset",
+            "create",
+            "--key",
+            net.key(),
+            "--symbol",
+            "GOLD",
+            "--decimals",
+            "2",
+        ],
+    );
+    assert!(run.stderr.contains("GOLD"), "{run:?}");
+    net.ok(
+        &[],
+        &[
+            "asset",
+            "mint",
+            "--key",
+            net.key(),
+            "--asset",
+            "GOLD",
+            "--to",
+            &alice_addr,
+            "--amount",
+            "250.5",
+        ],
+    );
+    assert_eq!(net.balance(&alice_addr, "GOLD"), 25050);
+    net.ok(
+        &[],
+        &[
+            "asset",
+            "mint",
+            "--key",
+            net.key(),
+            "--asset",
+            "GOLD",
+            "--to",
+            &dev,
+            "--amount",
+            "10",
+        ],
+    );
+    net.ok(
+        &[],
+        &[
+            "asset",
+            "burn",
+            "--key",
+            net.key(),
+            "--asset",
+            "GOLD",
+            "--amount",
+            "4.25",
+        ],
+    );
+    assert_eq!(net.balance(&dev, "GOLD"), 575);
+    let run = net.fails(
+        &[],
+        &[
+            "asset",
+            "mint",
+            "--key",
+            net.key(),
+            "--asset",
+            "GOLD",
+            "--to",
+            &dev,
+            "--amount",
+            "800",
+        ],
+    );
+    assert!(run.stderr.contains("max_supply_exceeded"), "{run:?}");
+    let run = net.fails(
+        &[],
+        &[
+            "asset",
+            "mint",
+            "--key",
+            net.key(),
+            "--asset",
+            "GOLD",
+            "--to",
+            &dev,
+            "--amount",
+            "0.001",
+        ],
+    );
+    assert!(run.stderr.contains("decimal places"), "{run:?}");
+    let assets = net.json(&[], &["asset", "list"]);
+    let gold = assets
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["symbol"] == "GOLD")
+        .expect("GOLD listed");
+    assert_eq!(gold["supply"], (25050 + 1000 - 425).to_string());
+    assert_eq!(gold["decimals"], 2);
+
+    // An encrypted wallet, unlocked through TESSERA_PASSPHRASE.
+    let pw = [("TESSERA_PASSPHRASE", "correct horse")];
+    let bob = net.json(&pw, &["wallet", "new", "--name", "bob", "--dir", wdir]);
+    assert_eq!(bob["encrypted"], true);
+    let bob_addr = bob["address"].as_str().unwrap().to_string();
+    let bob_key = bob["path"].as_str().unwrap().to_string();
+    let stored = std::fs::read_to_string(&bob_key).unwrap();
+    assert!(!stored.contains("secret_seed"), "{stored}");
+    net.ok(
+        &[],
+        &[
+            "transfer",
+            "--key",
+            net.key(),
+            "--to",
+            &bob_addr,
+            "--amount",
+            "2",
+        ],
+    );
+    net.ok(
+        &pw,
+        &[
+            "transfer",
+            "--key",
+            &bob_key,
+            "--to",
+            &alice_addr,
+            "--amount",
+            "0.5",
+        ],
+    );
+    let run = net.fails(
+        &[("TESSERA_PASSPHRASE", "wrong")],
+        &[
+            "transfer",
+            "--key",
+            &bob_key,
+            "--to",
+            &alice_addr,
+            "--amount",
+            "0.5",
+        ],
+    );
+    assert!(run.stderr.contains("wrong passphrase"), "{run:?}");
+    // A wallet name resolves in $TESSERA_HOME/wallets.
+    let named = net.json(&pw, &["wallet", "new", "--name", "carol"]);
+    assert_eq!(
+        Path::new(named["path"].as_str().unwrap()),
+        net.home.join("wallets/carol.json")
+    );
+    let carol = named["address"].as_str().unwrap().to_string();
+    net.ok(
+        &[],
+        &[
+            "transfer",
+            "--key",
+            net.key(),
+            "--to",
+            &carol,
+            "--amount",
+            "1",
+        ],
+    );
+    assert_eq!(net.balance("carol", "TSR"), 1_000_000_000);
+
+    // No node there: a clear one-line error.
+    let run = net.fails(
+        &[],
+        &["balance", &alice_addr, "--node", "http://127.0.0.1:9"],
+    );
+    assert!(
+        run.stderr
+            .contains("could not reach the node at http://127.0.0.1:9"),
+        "{run:?}"
+    );
+}

@@ -1,0 +1,631 @@
+//! The chain service of one node: recovery, admission to the mempool, the solo
+//! sequencer, durable commit, checkpoints, the transaction index and block events.
+//!
+//! Threads: the sequencer (one OS thread: take ready transactions, `ledger::propose`,
+//! append + fsync, commit to memory, publish) and the checkpointer (one OS thread:
+//! writes accumulated changes to `state.redb`). HTTP handlers call `admit` and the
+//! read methods from tokio tasks.
+//!
+//! Acknowledgement rule: a block's effects become visible (state, tx index, events) only
+//! after its write to the block log is durable.
+
+use crate::metrics::Metrics;
+use api_types::{BlockEvent, ReceiptView};
+use ledger::{BlockContext, Executed, Genesis, Inadmissible, Signatures, State};
+use mempool::{Mempool, MempoolConfig, MempoolError, VerifiedTx};
+use parking_lot::{Condvar, Mutex, RwLock};
+use primitives::limits::BLOCK_TXS_MAX;
+use primitives::{Address, AssetId, Hash, Height, SignedTransaction, TxError};
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use storage::{BlockStore, CheckpointDelta, StateHeader, StateStore, StoreError, StoredBlock};
+
+#[derive(Debug, Clone)]
+pub struct ChainConfig {
+    pub data_dir: PathBuf,
+    /// Most transactions per block; a block is cut early when this many are ready.
+    pub block_txs_max: usize,
+    /// Blocks between checkpoints of the state to `state.redb`.
+    pub checkpoint_interval_blocks: u64,
+    pub mempool: MempoolConfig,
+    /// Remembered dropped transactions (for status queries).
+    pub dropped_remembered_max: usize,
+    /// Recorded as the proposer of every block (solo mode); defaults to the issuer.
+    pub proposer: Option<Address>,
+}
+
+impl ChainConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> ChainConfig {
+        ChainConfig {
+            data_dir: data_dir.into(),
+            block_txs_max: 10_000,
+            checkpoint_interval_blocks: 600,
+            mempool: MempoolConfig::default(),
+            dropped_remembered_max: 100_000,
+            proposer: None,
+        }
+    }
+}
+
+/// Why a submitted transaction was refused. Stable codes via `code()`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdmitError {
+    #[error(transparent)]
+    Tx(#[from] TxError),
+    #[error("signature does not verify for this signer and transaction")]
+    BadSignature,
+    #[error(transparent)]
+    Inadmissible(#[from] Inadmissible),
+    #[error(transparent)]
+    Mempool(#[from] MempoolError),
+    #[error("node is shutting down")]
+    ShuttingDown,
+}
+
+impl AdmitError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            AdmitError::Tx(e) => e.code(),
+            AdmitError::BadSignature => "bad_signature",
+            AdmitError::Inadmissible(e) => e.code(),
+            AdmitError::Mempool(e) => e.code(),
+            AdmitError::ShuttingDown => "shutting_down",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("genesis is invalid: {0}")]
+    Genesis(#[from] ledger::GenesisError),
+    #[error("stored block {height} does not re-execute: {source}")]
+    Replay {
+        height: Height,
+        source: ledger::BlockError,
+    },
+    #[error("stored block {height}'s receipts differ from re-execution")]
+    ReceiptMismatch { height: Height },
+    #[error("checkpoint at height {checkpoint} is ahead of the block log tip {tip}")]
+    CheckpointAhead { checkpoint: Height, tip: Height },
+    #[error("state.redb belongs to another chain")]
+    WrongChain,
+    #[error("cannot start a thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// Where a committed transaction lives.
+#[derive(Debug, Clone, Copy)]
+pub struct TxLocation {
+    pub height: Height,
+    pub index: u32,
+}
+
+pub enum TxStatus {
+    Pending,
+    Committed(TxLocation, Box<StoredBlock>),
+    Dropped(Inadmissible),
+    Unknown,
+}
+
+struct RecentIndex {
+    by_id: HashMap<Hash, TxLocation>,
+    by_height: VecDeque<(Height, Vec<Hash>)>,
+}
+
+struct DroppedLog {
+    by_id: HashMap<Hash, Inadmissible>,
+    order: VecDeque<Hash>,
+}
+
+pub struct Chain {
+    config: ChainConfig,
+    state: RwLock<State>,
+    mempool: Mutex<Mempool>,
+    /// Signals the sequencer: enough ready transactions, or shutdown.
+    wake: Condvar,
+    blocks: BlockStore,
+    checkpoints: Arc<StateStore>,
+    recent: RwLock<RecentIndex>,
+    dropped: Mutex<DroppedLog>,
+    checkpointed_height: Arc<AtomicU64>,
+    shutdown: AtomicBool,
+    events: tokio::sync::broadcast::Sender<Arc<BlockEvent>>,
+    pub metrics: Metrics,
+    proposer: Address,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Changes since the last checkpoint, found at recovery; the sequencer takes it.
+    pending_delta: Mutex<Option<CheckpointDelta>>,
+}
+
+const EVENTS_BUFFER_MAX: usize = 1024;
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Chain {
+    /// Opens the data dir: loads the last checkpoint (or genesis), re-executes every
+    /// durable block after it and checks its roots and receipts. Does not start threads.
+    pub fn open(config: ChainConfig, genesis: &Genesis) -> Result<Arc<Chain>, ChainError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            ChainError::Store(StoreError::Corrupt {
+                path: config.data_dir.clone(),
+                what: format!("cannot create data dir: {e}"),
+            })
+        })?;
+        let genesis_hash = genesis.hash();
+        let blocks = BlockStore::open(&config.data_dir, genesis_hash)?;
+        let checkpoints = StateStore::open(&config.data_dir)?;
+        let (mut state, mut delta) = match checkpoints.load()? {
+            Some(state) => {
+                if state.params.genesis_hash != genesis_hash {
+                    return Err(ChainError::WrongChain);
+                }
+                (state, CheckpointDelta::default())
+            }
+            None => {
+                let state = genesis.to_state()?;
+                // A new chain's first checkpoint is its whole genesis state, written now
+                // (once) so that later checkpoints only carry changes.
+                let delta = CheckpointDelta {
+                    accounts: state
+                        .accounts
+                        .iter()
+                        .map(|(a, acct)| (*a, Some(acct.clone())))
+                        .collect(),
+                    assets: state.assets.clone(),
+                    roles: Some(state.roles.clone()),
+                    tx_index: Vec::new(),
+                };
+                checkpoints.write_checkpoint(&delta, &StateHeader::of(&state))?;
+                (state, CheckpointDelta::default())
+            }
+        };
+        let tip = blocks.tip()?;
+        if state.height > tip {
+            return Err(ChainError::CheckpointAhead {
+                checkpoint: state.height,
+                tip,
+            });
+        }
+        let checkpoint_height = state.height;
+        let mut recent = RecentIndex {
+            by_id: HashMap::new(),
+            by_height: VecDeque::new(),
+        };
+        blocks.for_each_from(state.height.next(), |stored| {
+            let height = stored.block.header.height;
+            let executed = ledger::verify(&state, &stored.block, Signatures::AlreadyChecked)
+                .map_err(|source| ChainError::Replay { height, source })?;
+            if executed.receipts != stored.receipts {
+                return Err(ChainError::ReceiptMismatch { height });
+            }
+            state.commit(&executed);
+            accumulate(&mut delta, &executed);
+            recent.insert(&executed);
+            Ok(())
+        })?;
+        let (events, _) = tokio::sync::broadcast::channel(EVENTS_BUFFER_MAX);
+        let proposer = config.proposer.unwrap_or(state.roles.issuer);
+        let metrics = Metrics::new();
+        metrics.height.set(state.height.0 as i64);
+        let chain = Arc::new(Chain {
+            mempool: Mutex::new(Mempool::new(config.mempool)),
+            config,
+            state: RwLock::new(state),
+            wake: Condvar::new(),
+            blocks,
+            checkpoints: Arc::new(checkpoints),
+            recent: RwLock::new(recent),
+            dropped: Mutex::new(DroppedLog {
+                by_id: HashMap::new(),
+                order: VecDeque::new(),
+            }),
+            checkpointed_height: Arc::new(AtomicU64::new(checkpoint_height.0)),
+            shutdown: AtomicBool::new(false),
+            events,
+            metrics,
+            proposer,
+            threads: Mutex::new(Vec::new()),
+            pending_delta: Mutex::new(Some(delta)),
+        });
+        Ok(chain)
+    }
+
+    /// Starts the sequencer and checkpointer threads.
+    pub fn start(self: &Arc<Self>) -> Result<(), ChainError> {
+        let (tx, rx) = sync_channel::<(CheckpointDelta, StateHeader)>(1);
+        let store = self.checkpoints.clone();
+        let done = self.checkpointed_height.clone();
+        let checkpointer = std::thread::Builder::new()
+            .name("checkpointer".into())
+            .spawn(move || {
+                for (delta, header) in rx {
+                    let height = header.height;
+                    if let Err(e) = store.write_checkpoint(&delta, &header) {
+                        // A failed checkpoint loses nothing: the block log still has every block.
+                        tracing::error!(error = %e, "checkpoint failed");
+                        continue;
+                    }
+                    done.store(height.0, Ordering::SeqCst);
+                    tracing::debug!(
+                        height = height.0,
+                        accounts = delta.accounts.len(),
+                        "checkpoint written"
+                    );
+                }
+            })
+            .map_err(ChainError::Thread)?;
+        let chain = self.clone();
+        let delta = self.pending_delta.lock().take().unwrap_or_default();
+        let sequencer = std::thread::Builder::new()
+            .name("sequencer".into())
+            .spawn(move || chain.run_sequencer(tx, delta))
+            .map_err(ChainError::Thread)?;
+        self.threads.lock().extend([sequencer, checkpointer]);
+        Ok(())
+    }
+
+    /// Stops the sequencer after its current block, writes a final checkpoint and
+    /// joins the threads.
+    pub fn shutdown(&self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+        {
+            let _guard = self.mempool.lock();
+            self.wake.notify_all();
+        }
+        let threads: Vec<_> = self.threads.lock().drain(..).collect();
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+
+    pub fn state(&self) -> parking_lot::RwLockReadGuard<'_, State> {
+        self.state.read()
+    }
+
+    pub fn blocks(&self) -> &BlockStore {
+        &self.blocks
+    }
+
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<BlockEvent>> {
+        self.events.subscribe()
+    }
+
+    pub fn mempool_len(&self) -> usize {
+        self.mempool.lock().len()
+    }
+
+    pub fn next_nonce(&self, address: &Address) -> u64 {
+        let committed = self.state.read().nonce(address);
+        self.mempool.lock().next_nonce(address, committed)
+    }
+
+    /// Admits transactions to the mempool: stateless checks, signatures (in parallel
+    /// batches when more than one), chain/fee/nonce/fee-balance checks against the
+    /// committed state, then the mempool's own bounds. One verdict per input, in order.
+    pub fn admit(&self, txs: Vec<SignedTransaction>) -> Vec<Result<Hash, AdmitError>> {
+        if self.shutdown.load(Ordering::SeqCst) {
+            return txs.iter().map(|_| Err(AdmitError::ShuttingDown)).collect();
+        }
+        let ids: Vec<Hash> = txs.iter().map(|t| t.id()).collect();
+        let items: Vec<crypto::VerifyItem> = txs
+            .iter()
+            .zip(&ids)
+            .map(|(t, id)| (t.tx.signer, *id, t.signature))
+            .collect();
+        let sig_ok = if items.len() == 1 {
+            crypto::verify_batch(&items)
+        } else {
+            crypto::verify_par(&items)
+        };
+        let mut verdicts: Vec<Result<Hash, AdmitError>> = Vec::with_capacity(txs.len());
+        let mut admitted = 0u64;
+        {
+            let state = self.state.read();
+            let params = &state.params;
+            let next_height = state.height.next();
+            let mut mempool = self.mempool.lock();
+            for ((stx, id), ok) in txs.into_iter().zip(ids).zip(sig_ok) {
+                let verdict = (|| {
+                    stx.tx.check_stateless()?;
+                    if !ok {
+                        return Err(AdmitError::BadSignature);
+                    }
+                    let tx = &stx.tx;
+                    if tx.chain_id != params.chain_id {
+                        return Err(Inadmissible::WrongChain {
+                            expected: params.chain_id.clone(),
+                            got: tx.chain_id.clone(),
+                        }
+                        .into());
+                    }
+                    if tx.fee < params.fee {
+                        return Err(Inadmissible::FeeTooLow {
+                            fee: tx.fee,
+                            min: params.fee,
+                        }
+                        .into());
+                    }
+                    if tx.expired_at(next_height) {
+                        return Err(Inadmissible::Expired {
+                            expiry_height: tx.expiry_height.unwrap_or(0),
+                            height: next_height.0,
+                        }
+                        .into());
+                    }
+                    let spendable = state.spendable(&tx.signer, AssetId::TSR);
+                    if spendable < tx.fee {
+                        return Err(Inadmissible::CannotPayFee {
+                            spendable,
+                            fee: tx.fee,
+                        }
+                        .into());
+                    }
+                    let committed = state.nonce(&tx.signer);
+                    mempool.insert(Arc::new(VerifiedTx { id, stx }), committed)?;
+                    Ok(id)
+                })();
+                admitted += verdict.is_ok() as u64;
+                verdicts.push(verdict);
+            }
+            if mempool.ready_len() >= self.config.block_txs_max {
+                self.wake.notify_one();
+            }
+            self.metrics.mempool_txs.set(mempool.len() as i64);
+        }
+        self.metrics.txs_admitted.inc_by(admitted);
+        self.metrics
+            .txs_refused
+            .inc_by(verdicts.len() as u64 - admitted);
+        verdicts
+    }
+
+    pub fn tx_status(&self, id: &Hash) -> Result<TxStatus, StoreError> {
+        let loc = self.recent.read().by_id.get(id).copied();
+        let loc = match loc {
+            Some(l) => Some(l),
+            None => self
+                .checkpoints
+                .tx_location(id)?
+                .map(|(height, index)| TxLocation { height, index }),
+        };
+        if let Some(loc) = loc {
+            if let Some(block) = self.blocks.get(loc.height)? {
+                return Ok(TxStatus::Committed(loc, Box::new(block)));
+            }
+        }
+        if self.mempool.lock().contains(id) {
+            return Ok(TxStatus::Pending);
+        }
+        if let Some(reason) = self.dropped.lock().by_id.get(id) {
+            return Ok(TxStatus::Dropped(reason.clone()));
+        }
+        Ok(TxStatus::Unknown)
+    }
+
+    fn run_sequencer(
+        self: Arc<Self>,
+        checkpointer: SyncSender<(CheckpointDelta, StateHeader)>,
+        mut delta: CheckpointDelta,
+    ) {
+        let interval = Duration::from_millis(self.state.read().params.block_interval_ms);
+        let txs_max = self.config.block_txs_max.min(BLOCK_TXS_MAX);
+        let mut last_checkpoint = self.state.read().height;
+        let mut next_block_at = Instant::now() + interval;
+        loop {
+            let taken = {
+                let mut mempool = self.mempool.lock();
+                while !self.shutdown.load(Ordering::SeqCst)
+                    && mempool.ready_len() < txs_max
+                    && Instant::now() < next_block_at
+                {
+                    self.wake.wait_until(&mut mempool, next_block_at);
+                }
+                if self.shutdown.load(Ordering::SeqCst) {
+                    break;
+                }
+                mempool.take_ready(txs_max)
+            };
+            let started = Instant::now();
+            next_block_at = started + interval;
+            let executed = self.produce(taken, txs_max);
+            let height = executed.block.header.height;
+            accumulate(&mut delta, &executed);
+            if height.0 - last_checkpoint.0 >= self.config.checkpoint_interval_blocks {
+                let header = StateHeader::of(&self.state.read());
+                match checkpointer.try_send((std::mem::take(&mut delta), header)) {
+                    Ok(()) => last_checkpoint = height,
+                    Err(TrySendError::Full((d, _))) => delta = d, // checkpointer busy: keep accumulating
+                    Err(TrySendError::Disconnected(_)) => panic!("checkpointer thread died"),
+                }
+            }
+            self.prune_recent();
+        }
+        // Final checkpoint so the next start replays little.
+        let header = StateHeader::of(&self.state.read());
+        if header.height > last_checkpoint || !delta.accounts.is_empty() {
+            let _ = checkpointer.send((delta, header));
+        }
+    }
+
+    /// Builds, durably writes and commits one block.
+    fn produce(&self, taken: Vec<Arc<VerifiedTx>>, txs_max: usize) -> Executed {
+        let exec_started = Instant::now();
+        let executed = {
+            let state = self.state.read();
+            let ctx = BlockContext {
+                height: state.height.next(),
+                parent_hash: state.last_block_hash,
+                timestamp_ms: now_ms().max(state.last_timestamp_ms),
+                proposer: self.proposer,
+            };
+            ledger::propose(
+                &state,
+                ctx,
+                taken.iter().map(|t| (t.id, t.stx.clone())),
+                txs_max,
+            )
+        };
+        self.metrics
+            .block_execute_seconds
+            .observe(exec_started.elapsed().as_secs_f64());
+        let write_started = Instant::now();
+        let stored = StoredBlock {
+            block: executed.block.clone(),
+            receipts: executed.receipts.clone(),
+        };
+        if let Err(e) = self.blocks.append(&stored) {
+            // Nothing was acknowledged for this block; continuing could fork our own log.
+            panic!(
+                "durable write of block {} failed: {e}",
+                executed.block.header.height
+            );
+        }
+        self.metrics
+            .block_durable_write_seconds
+            .observe(write_started.elapsed().as_secs_f64());
+        self.state.write().commit(&executed);
+        self.recent.write().insert(&executed);
+        {
+            let mut dropped = self.dropped.lock();
+            for (id, _, reason) in &executed.dropped {
+                dropped.remember(*id, reason.clone(), self.config.dropped_remembered_max);
+            }
+        }
+        {
+            let mut mempool = self.mempool.lock();
+            mempool.finish_block(
+                executed
+                    .block
+                    .txs
+                    .iter()
+                    .zip(&executed.receipts)
+                    .map(|(t, r)| (&r.tx_id, &t.tx.signer)),
+                executed
+                    .dropped
+                    .iter()
+                    .map(|(id, stx, _)| (id, &stx.tx.signer)),
+            );
+            self.metrics.mempool_txs.set(mempool.len() as i64);
+        }
+        let header = &executed.block.header;
+        self.metrics.height.set(header.height.0 as i64);
+        self.metrics.blocks.inc();
+        self.metrics
+            .txs_committed
+            .inc_by(executed.block.txs.len() as u64);
+        self.metrics
+            .txs_dropped
+            .inc_by(executed.dropped.len() as u64);
+        self.metrics
+            .block_txs
+            .observe(executed.block.txs.len() as f64);
+        let _ = self.events.send(Arc::new(BlockEvent {
+            height: header.height,
+            hash: executed.block_hash,
+            timestamp_ms: header.timestamp_ms,
+            state_root: header.state_root,
+            receipts: executed.receipts.iter().map(ReceiptView::from).collect(),
+        }));
+        executed
+    }
+
+    /// Forgets in-memory index entries that a checkpoint has made durable.
+    fn prune_recent(&self) {
+        let done = Height(self.checkpointed_height.load(Ordering::SeqCst));
+        let mut recent = self.recent.write();
+        while recent.by_height.front().is_some_and(|(h, _)| *h <= done) {
+            let (_, ids) = recent.by_height.pop_front().expect("checked");
+            for id in ids {
+                recent.by_id.remove(&id);
+            }
+        }
+    }
+}
+
+fn accumulate(delta: &mut CheckpointDelta, executed: &Executed) {
+    let ws = &executed.write_set;
+    for (addr, acct) in &ws.accounts {
+        delta.accounts.insert(*addr, acct.clone());
+    }
+    for (id, info) in &ws.assets {
+        delta.assets.insert(*id, info.clone());
+    }
+    if let Some(r) = &ws.roles {
+        delta.roles = Some(r.clone());
+    }
+    let height = executed.block.header.height;
+    for (i, r) in executed.receipts.iter().enumerate() {
+        delta.tx_index.push((r.tx_id, height, i as u32));
+    }
+}
+
+impl RecentIndex {
+    fn insert(&mut self, executed: &Executed) {
+        let height = executed.block.header.height;
+        let mut ids = Vec::with_capacity(executed.receipts.len());
+        for (i, r) in executed.receipts.iter().enumerate() {
+            self.by_id.insert(
+                r.tx_id,
+                TxLocation {
+                    height,
+                    index: i as u32,
+                },
+            );
+            ids.push(r.tx_id);
+        }
+        self.by_height.push_back((height, ids));
+    }
+}
+
+impl DroppedLog {
+    fn remember(&mut self, id: Hash, reason: Inadmissible, max: usize) {
+        if self.by_id.insert(id, reason).is_none() {
+            self.order.push_back(id);
+        }
+        while self.order.len() > max {
+            if let Some(old) = self.order.pop_front() {
+                self.by_id.remove(&old);
+            }
+        }
+    }
+}
+
+/// Re-executes every stored block from genesis, checking signatures, receipts and every
+/// root. Returns the final height and state root.
+pub fn replay(
+    data_dir: &Path,
+    genesis: &Genesis,
+    mut progress: impl FnMut(Height),
+) -> Result<(Height, Hash), ChainError> {
+    let blocks = BlockStore::open(data_dir, genesis.hash())?;
+    let mut state = genesis.to_state()?;
+    blocks.for_each_from(Height(1), |stored| {
+        let height = stored.block.header.height;
+        let executed = ledger::verify(&state, &stored.block, Signatures::Check)
+            .map_err(|source| ChainError::Replay { height, source })?;
+        if executed.receipts != stored.receipts {
+            return Err(ChainError::ReceiptMismatch { height });
+        }
+        state.commit(&executed);
+        progress(height);
+        Ok(())
+    })?;
+    state.check_invariants().map_err(|what| {
+        ChainError::Store(StoreError::Corrupt {
+            path: data_dir.to_path_buf(),
+            what,
+        })
+    })?;
+    Ok((state.height, state.state_root()))
+}

@@ -1,0 +1,341 @@
+//! Async client of a node's HTTP API (`/v1/...`, JSON; errors are `ErrorBody` with a
+//! non-2xx status).
+
+use api_types::{
+    AccountView, BatchSubmitResponse, BlockView, ChainInfo, ErrorBody, Health, SubmitResponse,
+    TxView,
+};
+use primitives::{Address, Hash, Height, SignedTransaction};
+use serde::de::DeserializeOwned;
+use std::time::{Duration, Instant};
+
+/// Limit on a whole request, response included.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Limit on opening the TCP connection.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often `wait_committed` asks for the transaction.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
+/// Largest error body quoted in an error message, in characters.
+const QUOTED_BODY_CHARS_MAX: usize = 200;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The request did not complete: connection refused, reset, timed out, ...
+    #[error("{}", describe_transport_error(.0))]
+    Http(reqwest::Error),
+    /// The node answered with an error.
+    #[error("{code}: {message}")]
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// The node answered 2xx with a body this client does not understand.
+    #[error("unexpected response from the node: {0}")]
+    Decode(String),
+    #[error("timed out after {secs} s waiting for {what}")]
+    Timeout { what: String, secs: u64 },
+    /// The node left the transaction out of every block and forgot it.
+    #[error("transaction dropped: {code}: {message}")]
+    Dropped { code: String, message: String },
+    #[error("invalid node URL {url:?}: {reason}")]
+    InvalidUrl { url: String, reason: String },
+}
+
+impl ClientError {
+    /// The stable error code of an API error.
+    pub fn api_code(&self) -> Option<&str> {
+        match self {
+            ClientError::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+/// "could not reach the node at http://host:port: connection refused".
+fn describe_transport_error(e: &reqwest::Error) -> String {
+    let at = e
+        .url()
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_else(|| "the configured URL".into());
+    // reqwest's own message is generic ("error sending request for url (...)"); the
+    // innermost cause says what happened.
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    let what = if e.is_timeout() {
+        format!("no answer within {} s", REQUEST_TIMEOUT.as_secs())
+    } else {
+        cause.to_string()
+    };
+    format!("could not reach the node at {at}: {what}")
+}
+
+fn quote_body(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    let mut quoted: String = text.chars().take(QUOTED_BODY_CHARS_MAX).collect();
+    if text.chars().count() > QUOTED_BODY_CHARS_MAX {
+        quoted.push_str("...");
+    }
+    quoted
+}
+
+/// A client of one node. Cheap to clone; clones share the connection pool.
+#[derive(Clone, Debug)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Client {
+    /// `base_url` is the node's API root, e.g. `http://127.0.0.1:8645` (a trailing `/` is
+    /// ignored). Only `http` is supported.
+    pub fn new(base_url: &str) -> Result<Client, ClientError> {
+        let base = base_url.trim().trim_end_matches('/').to_string();
+        let invalid = |reason: &str| ClientError::InvalidUrl {
+            url: base_url.to_string(),
+            reason: reason.to_string(),
+        };
+        let url = reqwest::Url::parse(&base).map_err(|e| invalid(&e.to_string()))?;
+        if url.scheme() != "http" {
+            return Err(invalid("only http:// URLs are supported"));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(invalid("the URL has no host"));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(invalid("the URL must not have a query or fragment"));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .user_agent(concat!("tessera-wallet/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| invalid(&e.to_string()))?;
+        Ok(Client { http, base })
+    }
+
+    /// The API root this client talks to, without a trailing `/`.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn health(&self) -> Result<Health, ClientError> {
+        self.get("/v1/health").await
+    }
+
+    pub async fn chain(&self) -> Result<ChainInfo, ClientError> {
+        self.get("/v1/chain").await
+    }
+
+    /// An account never seen has zero nonces and no balances.
+    pub async fn account(&self, address: &Address) -> Result<AccountView, ClientError> {
+        self.get(&format!("/v1/accounts/{address}")).await
+    }
+
+    /// Submits one transaction (JSON); the node answers 202 once it is in the mempool.
+    pub async fn submit(&self, stx: &SignedTransaction) -> Result<SubmitResponse, ClientError> {
+        let request = self.http.post(self.url("/v1/txs")).json(stx);
+        self.send(request).await
+    }
+
+    /// Submits many transactions in one borsh-encoded request; the answer lists the ones
+    /// the node refused, by index.
+    pub async fn submit_batch(
+        &self,
+        txs: &[SignedTransaction],
+    ) -> Result<BatchSubmitResponse, ClientError> {
+        // A slice encodes exactly as the `Vec` the node decodes (u32 length, then items).
+        let body = primitives::codec::encode(&txs);
+        let request = self
+            .http
+            .post(self.url("/v1/txs/batch"))
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(body);
+        self.send(request).await
+    }
+
+    /// `None` when the node does not know the transaction.
+    pub async fn tx(&self, hash: &Hash) -> Result<Option<TxView>, ClientError> {
+        self.get_optional(&format!("/v1/txs/{hash}"), "tx_not_found")
+            .await
+    }
+
+    /// `None` when there is no block at `height` (yet).
+    pub async fn block(&self, height: Height) -> Result<Option<BlockView>, ClientError> {
+        self.get_optional(&format!("/v1/blocks/{}", height.0), "block_not_found")
+            .await
+    }
+
+    /// Polls every `POLL_INTERVAL` until the transaction is committed (its receipt may
+    /// still say "rejected"). A dropped transaction is `ClientError::Dropped`; still pending
+    /// or unknown after `timeout` is `ClientError::Timeout`.
+    pub async fn wait_committed(
+        &self,
+        hash: &Hash,
+        timeout: Duration,
+    ) -> Result<TxView, ClientError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(view) = self.tx(hash).await? {
+                match view.status.as_str() {
+                    "committed" => return Ok(view),
+                    "dropped" => {
+                        let (code, message) = match view.error {
+                            Some(ErrorBody { code, message }) => (code, message),
+                            None => ("dropped".into(), "no reason given".into()),
+                        };
+                        return Err(ClientError::Dropped { code, message });
+                    }
+                    _ => {}
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(ClientError::Timeout {
+                    what: format!("transaction {hash} to be committed"),
+                    secs: timeout.as_secs_f64().ceil() as u64,
+                });
+            }
+            tokio::time::sleep(POLL_INTERVAL.min(deadline - now)).await;
+        }
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.send(self.http.get(self.url(path))).await
+    }
+
+    /// GET where a 404 carrying `not_found_code` means "no such thing". Any other 404 (a
+    /// wrong URL, say) stays an error.
+    async fn get_optional<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        not_found_code: &str,
+    ) -> Result<Option<T>, ClientError> {
+        match self.get(path).await {
+            Ok(v) => Ok(Some(v)),
+            Err(ClientError::Api {
+                status: 404, code, ..
+            }) if code == not_found_code => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, ClientError> {
+        let response = request.send().await.map_err(ClientError::Http)?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(ClientError::Http)?;
+        if !status.is_success() {
+            return Err(match serde_json::from_slice::<ErrorBody>(&body) {
+                Ok(ErrorBody { code, message }) => ClientError::Api {
+                    status: status.as_u16(),
+                    code,
+                    message,
+                },
+                Err(_) => ClientError::Api {
+                    status: status.as_u16(),
+                    code: format!("http_{}", status.as_u16()),
+                    message: match quote_body(&body) {
+                        q if q.is_empty() => status
+                            .canonical_reason()
+                            .unwrap_or("no error body")
+                            .to_string(),
+                        q => q,
+                    },
+                },
+            });
+        }
+        serde_json::from_slice(&body).map_err(|e| {
+            ClientError::Decode(format!(
+                "{e} (HTTP {}, body {:?})",
+                status.as_u16(),
+                quote_body(&body)
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use primitives::{Action, Amount, AssetId, Signature, Transaction};
+
+    #[test]
+    fn base_url_is_validated_and_trimmed() {
+        let c = Client::new("http://127.0.0.1:8645/").unwrap();
+        assert_eq!(c.base_url(), "http://127.0.0.1:8645");
+        assert_eq!(
+            Client::new("http://node.example/api//").unwrap().base_url(),
+            "http://node.example/api"
+        );
+        for bad in [
+            "",
+            "127.0.0.1:8645",
+            "https://node.example",
+            "http://",
+            "ftp://x",
+        ] {
+            assert!(
+                matches!(Client::new(bad), Err(ClientError::InvalidUrl { .. })),
+                "{bad:?} accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn batch_body_is_the_vec_encoding() {
+        let stx = SignedTransaction {
+            tx: Transaction {
+                chain_id: "t".into(),
+                signer: Address([1; 32]),
+                nonce: 3,
+                fee: Amount(1),
+                expiry_height: None,
+                action: Action::Burn {
+                    asset: AssetId::TSR,
+                    amount: Amount(2),
+                },
+            },
+            signature: Signature([0; 64]),
+        };
+        let txs = vec![stx.clone(), stx];
+        let slice: &[SignedTransaction] = &txs;
+        assert_eq!(
+            primitives::codec::encode(&slice),
+            primitives::codec::encode(&txs)
+        );
+    }
+
+    #[tokio::test]
+    async fn unreachable_node_says_so() {
+        // Port 9 on localhost: nothing listens there in any sane test environment.
+        let c = Client::new("http://127.0.0.1:9").unwrap();
+        let err = c.health().await.unwrap_err();
+        assert!(matches!(err, ClientError::Http(_)), "{err:?}");
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with("could not reach the node at http://127.0.0.1:9: "),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn api_errors_display_code_and_message() {
+        let e = ClientError::Api {
+            status: 400,
+            code: "bad_nonce".into(),
+            message: "expected 3".into(),
+        };
+        assert_eq!(e.to_string(), "bad_nonce: expected 3");
+        assert_eq!(e.api_code(), Some("bad_nonce"));
+    }
+}
