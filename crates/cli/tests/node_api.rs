@@ -1,0 +1,414 @@
+//! The node's HTTP API end to end, through a real devnet process: every bad input gets
+//! its own error and changes nothing; receipts carry stable codes; events, metrics and
+//! the OpenAPI document are served.
+
+mod common;
+
+use common::Devnet;
+use primitives::{Action, Address, Amount, AssetId, Hash, SignedTransaction, Transaction};
+use serde_json::Value;
+
+struct Api {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post_json(&self, body: impl Into<reqwest::Body>) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}/v1/txs", self.base))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn submit(&self, stx: &SignedTransaction) -> (u16, Value) {
+        self.post_json(serde_json::to_vec(stx).unwrap()).await
+    }
+
+    async fn account(&self, a: &Address) -> Value {
+        self.get(&format!("/v1/accounts/{a}")).await.1
+    }
+
+    async fn wait_committed(&self, id: &Hash) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let (status, v) = self.get(&format!("/v1/txs/{id}")).await;
+            if status == 200 && v["status"] == "committed" {
+                return v;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{id} not committed: {v}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}
+
+fn tx(key: &crypto::SigningKey, nonce: u64, action: Action) -> SignedTransaction {
+    key.sign_tx(Transaction {
+        chain_id: "tessera-devnet".into(),
+        signer: key.address(),
+        nonce,
+        fee: Amount(1000),
+        expiry_height: None,
+        action,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_inputs_are_refused_with_their_own_codes_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = Devnet::start(dir.path(), &[]);
+    let api = Api {
+        base: devnet.api.clone(),
+        http: reqwest::Client::new(),
+    };
+    let dev = devnet.signing_key();
+    let other = crypto::SigningKey::from_seed([42; 32]);
+    let usd = AssetId::new("USD").unwrap();
+    let transfer = |amount: u128| Action::Transfer {
+        to: other.address(),
+        asset: AssetId::TSR,
+        amount: Amount(amount),
+    };
+
+    // Fund `other` so it can pay fees, and wait for it.
+    let (status, v) = api.submit(&tx(&dev, 0, transfer(1_000_000))).await;
+    assert_eq!(status, 202, "{v}");
+    api.wait_committed(&v["tx_hash"].as_str().unwrap().parse().unwrap())
+        .await;
+    let before_dev = api.account(&dev.address()).await;
+    let before_other = api.account(&other.address()).await;
+
+    // Submission-time refusals: (description, status, code).
+    let mut bad_sig = tx(&dev, 1, transfer(1));
+    bad_sig.signature.0[0] ^= 1;
+    let mut wrong_chain = tx(&dev, 1, transfer(1));
+    wrong_chain.tx.chain_id = "other-chain".into();
+    let wrong_chain = dev.sign_tx(wrong_chain.tx);
+    let mut low_fee = tx(&dev, 1, transfer(1));
+    low_fee.tx.fee = Amount(999);
+    let low_fee = dev.sign_tx(low_fee.tx);
+    let replay = tx(&dev, 0, transfer(1));
+    let far_future = tx(&dev, 5_000, transfer(1));
+    let zero = tx(&dev, 1, transfer(0));
+    let poor = tx(&crypto::SigningKey::from_seed([7; 32]), 0, transfer(1));
+    let mut overflowing = serde_json::to_value(tx(&dev, 1, transfer(1))).unwrap();
+    overflowing["tx"]["action"]["amount"] = Value::String(format!("{}0", u128::MAX));
+    let overflowing_amount = serde_json::to_vec(&overflowing).unwrap();
+    let cases: Vec<(&str, u16, &str, Vec<u8>)> = vec![
+        ("not json", 400, "malformed_json", b"{not json".to_vec()),
+        (
+            "wrong shape",
+            400,
+            "malformed_json",
+            br#"{"tx":{},"signature":"00"}"#.to_vec(),
+        ),
+        (
+            "bad signature",
+            400,
+            "bad_signature",
+            serde_json::to_vec(&bad_sig).unwrap(),
+        ),
+        (
+            "wrong chain id",
+            400,
+            "wrong_chain",
+            serde_json::to_vec(&wrong_chain).unwrap(),
+        ),
+        (
+            "fee below the flat fee",
+            400,
+            "fee_too_low",
+            serde_json::to_vec(&low_fee).unwrap(),
+        ),
+        (
+            "replayed nonce",
+            409,
+            "nonce_too_low",
+            serde_json::to_vec(&replay).unwrap(),
+        ),
+        (
+            "far-future nonce",
+            422,
+            "nonce_too_high",
+            serde_json::to_vec(&far_future).unwrap(),
+        ),
+        (
+            "zero amount",
+            400,
+            "zero_amount",
+            serde_json::to_vec(&zero).unwrap(),
+        ),
+        (
+            "no TSR for the fee",
+            422,
+            "insufficient_fee_balance",
+            serde_json::to_vec(&poor).unwrap(),
+        ),
+        (
+            "amount overflowing u128",
+            400,
+            "malformed_json",
+            overflowing_amount.clone(),
+        ),
+        (
+            "oversize body",
+            413,
+            "body_too_large",
+            vec![b' '; 70 * 1024],
+        ),
+    ];
+    for (what, status, code, body) in cases {
+        let (got_status, v) = api.post_json(body).await;
+        assert_eq!(
+            (got_status, v["code"].as_str().unwrap_or("")),
+            (status, code),
+            "{what}: {v}"
+        );
+        assert!(
+            !v["message"].as_str().unwrap_or("").is_empty(),
+            "{what}: message"
+        );
+    }
+    // Duplicate: submit the same valid transaction twice quickly.
+    let ok = tx(&dev, 1, transfer(1));
+    assert_eq!(api.submit(&ok).await.0, 202);
+    let (status, v) = api.submit(&ok).await;
+    assert!(
+        status == 409 && (v["code"] == "duplicate_tx" || v["code"] == "nonce_too_low"),
+        "{v}"
+    );
+    api.wait_committed(&ok.id()).await;
+
+    // Bad batch bodies.
+    let r = api
+        .http
+        .post(format!("{}/v1/txs/batch", api.base))
+        .header("content-type", "application/octet-stream")
+        .body(vec![1, 2, 3])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], "malformed_batch");
+    let r = api
+        .http
+        .post(format!("{}/v1/txs/batch", api.base))
+        .body(vec![0, 0, 0, 0])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 415);
+    assert_eq!(api.get("/v1/accounts/tsr1notanaddress").await.0, 400);
+    assert_eq!(api.get("/v1/txs/xyz").await.1["code"], "bad_hash");
+    assert_eq!(
+        api.get("/v1/blocks/999999999").await.1["code"],
+        "block_not_found"
+    );
+
+    // Refusals changed nothing: only the one good transfer (amount 1 + fee) moved funds.
+    let after_dev = api.account(&dev.address()).await;
+    assert_eq!(after_dev["nonce"], "2");
+    let dev_tsr = |v: &Value| {
+        v["balances"][0]["balance"]
+            .as_str()
+            .unwrap()
+            .parse::<u128>()
+            .unwrap()
+    };
+    assert_eq!(
+        dev_tsr(&before_dev) - dev_tsr(&after_dev),
+        1,
+        "dev paid the fee to itself (treasury) and sent 1"
+    );
+    assert_eq!(
+        dev_tsr(&api.account(&other.address()).await),
+        dev_tsr(&before_other) + 1
+    );
+
+    // Included but rejected actions: receipts with stable codes; only fee and nonce move.
+    let before = api.account(&other.address()).await;
+    let rejected = [
+        (
+            tx(
+                &other,
+                0,
+                Action::Transfer {
+                    to: dev.address(),
+                    asset: AssetId::TSR,
+                    amount: Amount(10_000_000),
+                },
+            ),
+            "insufficient_funds",
+        ),
+        (
+            tx(
+                &other,
+                1,
+                Action::Transfer {
+                    to: dev.address(),
+                    asset: AssetId::new("NOPE").unwrap(),
+                    amount: Amount(1),
+                },
+            ),
+            "unknown_asset",
+        ),
+        (
+            tx(
+                &other,
+                2,
+                Action::Mint {
+                    asset: usd,
+                    to: other.address(),
+                    amount: Amount(5),
+                },
+            ),
+            "not_asset_issuer",
+        ),
+        (
+            tx(
+                &other,
+                3,
+                Action::SetRole {
+                    role: primitives::Role::Treasury,
+                    address: other.address(),
+                },
+            ),
+            "not_genesis_issuer",
+        ),
+    ];
+    for (stx, _) in &rejected {
+        assert_eq!(api.submit(stx).await.0, 202);
+    }
+    for (stx, code) in &rejected {
+        let v = api.wait_committed(&stx.id()).await;
+        assert_eq!(v["receipt"]["status"], "rejected", "{v}");
+        assert_eq!(v["receipt"]["code"], *code, "{v}");
+    }
+    let after = api.account(&other.address()).await;
+    assert_eq!(after["nonce"], "4");
+    assert_eq!(
+        dev_tsr(&before) - dev_tsr(&after),
+        4 * 1000,
+        "only the four fees"
+    );
+    // Minting past u128 by the issuer is an amount_overflow receipt.
+    let overflow = tx(
+        &dev,
+        2,
+        Action::Mint {
+            asset: usd,
+            to: dev.address(),
+            amount: Amount(u128::MAX),
+        },
+    );
+    api.submit(&overflow).await;
+    let overflow2 = tx(
+        &dev,
+        3,
+        Action::Mint {
+            asset: usd,
+            to: dev.address(),
+            amount: Amount(1),
+        },
+    );
+    api.submit(&overflow2).await;
+    assert_eq!(
+        api.wait_committed(&overflow2.id()).await["receipt"]["code"],
+        "amount_overflow"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_metrics_and_openapi_are_served() {
+    use futures_util::StreamExt;
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = Devnet::start(dir.path(), &[]);
+    let api = Api {
+        base: devnet.api.clone(),
+        http: reqwest::Client::new(),
+    };
+    let dev = devnet.signing_key();
+    let events = api
+        .http
+        .get(format!("{}/v1/events", api.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.headers()["content-type"], "text/event-stream");
+    let stx = tx(
+        &dev,
+        0,
+        Action::Transfer {
+            to: Address([9; 32]),
+            asset: AssetId::TSR,
+            amount: Amount(5),
+        },
+    );
+    api.submit(&stx).await;
+    let mut stream = events.bytes_stream();
+    let mut buf = String::new();
+    let found = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        while let Some(Ok(chunk)) = stream.next().await {
+            buf.push_str(&String::from_utf8_lossy(&chunk));
+            if buf.contains(&stx.id().to_string()) {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false);
+    assert!(found, "block event with our receipt: {buf}");
+    assert!(buf.contains("event: block"));
+
+    let metrics = api
+        .http
+        .get(format!("{}/metrics", api.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("tessera_height"), "{metrics}");
+    assert!(metrics.contains("tessera_txs_committed_total"), "{metrics}");
+
+    let (status, doc) = api.get("/v1/openapi.json").await;
+    assert_eq!(status, 200);
+    for path in [
+        "/v1/health",
+        "/v1/chain",
+        "/v1/txs",
+        "/v1/txs/batch",
+        "/v1/txs/{hash}",
+        "/v1/accounts/{address}",
+        "/v1/blocks/{height}",
+        "/v1/events",
+        "/metrics",
+    ] {
+        assert!(doc["paths"][path].is_object(), "openapi lacks {path}");
+    }
+    let (status, v) = api.get("/v1/blocks/latest").await;
+    assert_eq!(status, 200);
+    assert!(v["header"]["state_root"].is_string());
+}
