@@ -230,7 +230,7 @@ fn bench_ledger(
                 std::thread::sleep(Duration::from_micros(500));
             }
             let decoded: Result<Vec<SignedTransaction>, _> = batch
-                .iter()
+                .par_iter()
                 .map(|b| SignedTransaction::from_bytes(b))
                 .collect();
             let verdicts = feeder_chain.admit(decoded?);

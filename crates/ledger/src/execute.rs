@@ -573,23 +573,14 @@ impl<'a> Overlay<'a> {
     }
 }
 
+/// Sequential on purpose: the caller is the sequencer's own thread, and handing this to
+/// the shared rayon pool would queue it behind signature verification of later blocks.
 fn sum_lthash(entries: &[Vec<u8>]) -> LtHash {
-    use rayon::prelude::*;
-    const SEQUENTIAL_MAX: usize = 64;
-    if entries.len() <= SEQUENTIAL_MAX {
-        let mut acc = LtHash::identity();
-        for e in entries {
-            acc.add(&LtHash::of_entry(e));
-        }
-        return acc;
+    let mut acc = LtHash::identity();
+    for e in entries {
+        acc.add(&LtHash::of_entry(e));
     }
-    entries
-        .par_chunks(SEQUENTIAL_MAX)
-        .map(sum_lthash)
-        .reduce(LtHash::identity, |mut a, b| {
-            a.add(&b);
-            a
-        })
+    acc
 }
 
 /// Per asset: (sum of new balances + old supply) must equal (sum of old balances + new
