@@ -4,9 +4,7 @@
 //! strings; addresses are bech32m `tsr1...`; hashes are lowercase hex. Every error body
 //! is `ErrorBody` with a stable `code`.
 
-use primitives::{
-    Address, Amount, AssetId, BlockHeader, Hash, Height, Outcome, Receipt, SignedTransaction,
-};
+use primitives::{Address, Amount, AssetId, BlockHeader, Hash, Height, Outcome, Receipt, SignedTransaction};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,19 +117,9 @@ impl From<&Receipt> for ReceiptView {
     fn from(r: &Receipt) -> Self {
         let (status, code, message) = match r.outcome {
             Outcome::Success => ("success", None, None),
-            Outcome::Rejected(c) => (
-                "rejected",
-                Some(c.code().to_string()),
-                Some(c.message().to_string()),
-            ),
+            Outcome::Rejected(c) => ("rejected", Some(c.code().to_string()), Some(c.message().to_string())),
         };
-        ReceiptView {
-            tx_hash: r.tx_id,
-            fee_paid: r.fee_paid,
-            status: status.into(),
-            code,
-            message,
-        }
+        ReceiptView { tx_hash: r.tx_id, fee_paid: r.fee_paid, status: status.into(), code, message }
     }
 }
 

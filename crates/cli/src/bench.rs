@@ -54,26 +54,13 @@ pub enum BenchCmd {
 
 pub async fn run(cmd: BenchCmd, out: &Output) -> Result<()> {
     match cmd {
-        BenchCmd::Ledger {
-            accounts,
-            txs,
-            block_txs,
-            data_dir,
-        } => {
+        BenchCmd::Ledger { accounts, txs, block_txs, data_dir } => {
             let json = out.json;
-            tokio::task::spawn_blocking(move || {
-                bench_ledger(accounts, txs, block_txs, data_dir, json)
-            })
-            .await?
+            tokio::task::spawn_blocking(move || bench_ledger(accounts, txs, block_txs, data_dir, json)).await?
         }
-        BenchCmd::Submit {
-            node,
-            key,
-            accounts,
-            txs,
-            batch,
-            concurrency,
-        } => bench_submit(&node, &key, accounts, txs, batch, concurrency, out).await,
+        BenchCmd::Submit { node, key, accounts, txs, batch, concurrency } => {
+            bench_submit(&node, &key, accounts, txs, batch, concurrency, out).await
+        }
     }
 }
 
@@ -109,28 +96,16 @@ fn bench_ledger(
         chain_id: "tessera-bench".into(),
         genesis_time_ms: 0,
         fee_base_units: Amount(FEE),
-        block_interval_ms: 50,
+        block_interval_ms: 20,
         issuer: addresses[0],
         roles: Default::default(),
-        assets: vec![GenesisAsset {
-            symbol: AssetId::TSR,
-            decimals: 9,
-            max_supply_base_units: None,
-            issuer: None,
-        }],
+        assets: vec![GenesisAsset { symbol: AssetId::TSR, decimals: 9, max_supply_base_units: None, issuer: None }],
         balances: addresses
             .iter()
-            .map(|a| GenesisBalance {
-                address: *a,
-                asset: AssetId::TSR,
-                amount_base_units: Amount(per_account),
-            })
+            .map(|a| GenesisBalance { address: *a, asset: AssetId::TSR, amount_base_units: Amount(per_account) })
             .collect(),
     };
-    say(format!(
-        "generated {accounts} keys in {:.1}s",
-        t.elapsed().as_secs_f64()
-    ));
+    say(format!("generated {accounts} keys in {:.1}s", t.elapsed().as_secs_f64()));
     let t = Instant::now();
     let signed: Vec<SignedTransaction> = (0..txs)
         .into_par_iter()
@@ -143,28 +118,18 @@ fn bench_ledger(
                 nonce: (i / accounts) as u64,
                 fee: Amount(FEE),
                 expiry_height: None,
-                action: Action::Transfer {
-                    to: addresses[to],
-                    asset: AssetId::TSR,
-                    amount: Amount(1),
-                },
+                action: Action::Transfer { to: addresses[to], asset: AssetId::TSR, amount: Amount(1) },
             })
         })
         .collect();
     let encoded: Vec<Vec<u8>> = signed.par_iter().map(|s| s.to_bytes()).collect();
     let ids: Vec<Hash> = signed.par_iter().map(|s| s.id()).collect();
     drop(keys);
-    say(format!(
-        "signed {txs} transfers in {:.1}s",
-        t.elapsed().as_secs_f64()
-    ));
+    say(format!("signed {txs} transfers in {:.1}s", t.elapsed().as_secs_f64()));
 
     // (a) Signature verification alone, all cores, batched: the ceiling.
-    let items: Vec<crypto::VerifyItem> = signed
-        .iter()
-        .zip(&ids)
-        .map(|(s, id)| (s.tx.signer, *id, s.signature))
-        .collect();
+    let items: Vec<crypto::VerifyItem> =
+        signed.iter().zip(&ids).map(|(s, id)| (s.tx.signer, *id, s.signature)).collect();
     let t = Instant::now();
     let ok = crypto::verify_par(&items);
     let verify_secs = t.elapsed().as_secs_f64();
@@ -185,17 +150,8 @@ fn bench_ledger(
             timestamp_ms: chunk_i as u64,
             proposer: addresses[0],
         };
-        let executed = ledger::propose(
-            &state,
-            ctx,
-            chunk.iter().map(|s| (s.id(), s.clone())),
-            block_txs,
-        );
-        assert_eq!(
-            executed.block.txs.len(),
-            chunk.len(),
-            "every bench transfer applies"
-        );
+        let executed = ledger::propose(&state, ctx, chunk.iter().map(|s| (s.id(), s.clone())), block_txs);
+        assert_eq!(executed.block.txs.len(), chunk.len(), "every bench transfer applies");
         state.commit(&executed);
     }
     let apply_secs = t.elapsed().as_secs_f64();
@@ -217,47 +173,63 @@ fn bench_ledger(
     };
     let mut config = ChainConfig::new(&dir);
     config.block_txs_max = block_txs;
-    config.mempool.txs_max = (block_txs * 8).max(50_000);
+    config.mempool.txs_max = (block_txs * 40).max(200_000);
     let chain = Chain::open(config.clone(), &genesis)?;
     chain.start()?;
     let committed_before = chain.metrics.txs_committed.get();
     let t = Instant::now();
-    let feeder_chain = chain.clone();
+    let cpu_before = process_cpu_secs();
+    // Two submitters, like two concurrent HTTP batch requests: one's serial mempool
+    // insertion overlaps the other's parallel verification.
     let batch_txs = 4_096;
-    let feeder = std::thread::spawn(move || -> Result<()> {
-        for batch in encoded.chunks(batch_txs) {
-            while feeder_chain.mempool_len() + batch.len() > config.mempool.txs_max {
-                std::thread::sleep(Duration::from_micros(500));
-            }
-            let decoded: Result<Vec<SignedTransaction>, _> = batch
-                .par_iter()
-                .map(|b| SignedTransaction::from_bytes(b))
-                .collect();
-            let verdicts = feeder_chain.admit(decoded?);
-            if let Some(Err(e)) = verdicts.iter().find(|v| v.is_err()) {
-                bail!("pipeline refused a transaction: {e}");
-            }
-        }
-        Ok(())
-    });
+    let encoded = Arc::new(encoded);
+    let next_batch = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let feeders: Vec<_> = (0..2)
+        .map(|_| {
+            let (chain, encoded, next_batch) = (chain.clone(), encoded.clone(), next_batch.clone());
+            let txs_max = config.mempool.txs_max;
+            std::thread::spawn(move || -> Result<()> {
+                loop {
+                    let start = next_batch.fetch_add(batch_txs, std::sync::atomic::Ordering::SeqCst);
+                    if start >= encoded.len() {
+                        return Ok(());
+                    }
+                    let batch = &encoded[start..(start + batch_txs).min(encoded.len())];
+                    while chain.mempool_len() + batch.len() > txs_max {
+                        std::thread::sleep(Duration::from_micros(200));
+                    }
+                    let decoded: Result<Vec<SignedTransaction>, _> =
+                        batch.par_iter().map(|b| SignedTransaction::from_bytes(b)).collect();
+                    let verdicts = chain.admit(decoded?);
+                    if let Some(Err(e)) = verdicts.iter().find(|v| v.is_err()) {
+                        bail!("pipeline refused a transaction: {e}");
+                    }
+                }
+            })
+        })
+        .collect();
+    let feeders_done = || feeders.iter().all(|f| f.is_finished());
     let deadline = Instant::now() + Duration::from_secs(600);
     while chain.metrics.txs_committed.get() - committed_before < txs as u64 {
         if Instant::now() > deadline {
             bail!("pipeline did not commit every transaction in time");
         }
-        if feeder.is_finished() && chain.mempool_len() == 0 {
+        if feeders_done() && chain.mempool_len() == 0 {
             std::thread::sleep(Duration::from_millis(200));
             if chain.metrics.txs_committed.get() - committed_before < txs as u64 {
-                return feeder
-                    .join()
-                    .expect("feeder thread")
-                    .and_then(|_| bail!("pipeline lost transactions"));
+                for f in feeders {
+                    f.join().expect("feeder thread")?;
+                }
+                bail!("pipeline lost transactions");
             }
         }
         std::thread::sleep(Duration::from_millis(1));
     }
     let pipeline_secs = t.elapsed().as_secs_f64();
-    feeder.join().expect("feeder thread")?;
+    let pipeline_cores_busy = (process_cpu_secs() - cpu_before) / pipeline_secs;
+    for f in feeders {
+        f.join().expect("feeder thread")?;
+    }
     let pipeline_root = chain.state().state_root();
     let blocks = chain.state().height.0;
     chain.shutdown();
@@ -266,9 +238,7 @@ fn bench_ledger(
         bail!("pipeline state root {pipeline_root} differs from the apply run's {final_root}");
     }
     let pipeline_tps = txs as f64 / pipeline_secs;
-    say(format!(
-        "(c) pipeline: {pipeline_tps:.0} tx/s in {blocks} blocks"
-    ));
+    say(format!("(c) pipeline: {pipeline_tps:.0} tx/s in {blocks} blocks"));
     let ratio = pipeline_tps / verify_ceiling_tps;
     let _ = std::fs::remove_dir_all(&dir);
     let report = serde_json::json!({
@@ -281,6 +251,7 @@ fn bench_ledger(
         "pipeline_tps": pipeline_tps.round(),
         "pipeline_to_ceiling_ratio": (ratio * 1000.0).round() / 1000.0,
         "pipeline_blocks": blocks,
+        "pipeline_cores_busy": (pipeline_cores_busy * 100.0).round() / 100.0,
         "state_root": final_root.to_string(),
     });
     if json {
@@ -289,20 +260,24 @@ fn bench_ledger(
         println!("accounts {accounts}, transfers {txs}, {block_txs} per block");
         println!("  verify ceiling  {verify_ceiling_tps:>10.0} tx/s  (ed25519 batch verification, all cores)");
         println!("  ledger apply    {apply_tps:>10.0} tx/s  (execute + state root, no signatures, no I/O)");
-        println!(
-            "  pipeline        {pipeline_tps:>10.0} tx/s  (admission + blocks + fsync per block)"
-        );
-        println!("  pipeline / ceiling = {ratio:.3}");
+        println!("  pipeline        {pipeline_tps:>10.0} tx/s  (admission + blocks + fsync per block)");
+        println!("  pipeline / ceiling = {ratio:.3}  ({pipeline_cores_busy:.2} cores busy during the pipeline)");
     }
     Ok(())
 }
 
+/// User + system CPU seconds of this process so far (Linux /proc; 0 elsewhere).
+fn process_cpu_secs() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 0.0 };
+    // Fields after the command name (which is in parentheses): utime is the 12th, stime the 13th.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { return 0.0 };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn tempdir() -> Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!(
-        "tessera-bench-{}-{}",
-        std::process::id(),
-        crate::now_ms()
-    ));
+    let dir = std::env::temp_dir().join(format!("tessera-bench-{}-{}", std::process::id(), crate::now_ms()));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
 }
@@ -319,8 +294,7 @@ async fn bench_submit(
     let client = wallet::client::Client::new(node)?;
     let chain = client.chain().await.context("cannot reach the node")?;
     let key_path = wallet::resolve_key_path(key);
-    let funder =
-        wallet::load_signing_key(&key_path, || rpassword::prompt_password("passphrase: "))?;
+    let funder = wallet::load_signing_key(&key_path, || rpassword::prompt_password("passphrase: "))?;
     let accounts = accounts.max(2);
     let per_account = txs.div_ceil(accounts);
     let fee = chain.fee;
@@ -345,11 +319,7 @@ async fn bench_submit(
                     nonce,
                     fee,
                     expiry_height: None,
-                    action: Action::Transfer {
-                        to: *to,
-                        asset: AssetId::TSR,
-                        amount: funding,
-                    },
+                    action: Action::Transfer { to: *to, asset: AssetId::TSR, amount: funding },
                 });
                 nonce += 1;
                 tx
@@ -360,9 +330,7 @@ async fn bench_submit(
             bail!("funding transfer refused: {}: {}", r.code, r.message);
         }
         let last = batch_txs.last().expect("non-empty").id();
-        client
-            .wait_committed(&last, Duration::from_secs(60))
-            .await?;
+        client.wait_committed(&last, Duration::from_secs(60)).await?;
     }
     say(format!("funded {accounts} accounts"));
 
@@ -378,24 +346,16 @@ async fn bench_submit(
                 nonce: (i / accounts) as u64,
                 fee,
                 expiry_height: None,
-                action: Action::Transfer {
-                    to: addresses[to],
-                    asset: AssetId::TSR,
-                    amount: Amount(1),
-                },
+                action: Action::Transfer { to: addresses[to], asset: AssetId::TSR, amount: Amount(1) },
             })
         })
         .collect();
-    let batches: Vec<Vec<SignedTransaction>> =
-        signed.chunks(batch.max(1)).map(|c| c.to_vec()).collect();
+    let batches: Vec<Vec<SignedTransaction>> = signed.chunks(batch.max(1)).map(|c| c.to_vec()).collect();
     let wanted: std::collections::HashSet<Hash> = signed.iter().map(|s| s.id()).collect();
     drop(signed);
 
     // Commit times from the event stream.
-    let events = reqwest::Client::new()
-        .get(format!("{}/v1/events", node.trim_end_matches('/')))
-        .send()
-        .await?;
+    let events = reqwest::Client::new().get(format!("{}/v1/events", node.trim_end_matches('/'))).send().await?;
     if !events.status().is_success() {
         bail!("event stream answered {}", events.status());
     }
@@ -476,10 +436,7 @@ async fn bench_submit(
     let committed = latencies_ms.len();
     latencies_ms.sort_by(|a, b| a.total_cmp(b));
     let pct = |p: f64| {
-        latencies_ms
-            .get(((committed as f64 * p) as usize).min(committed.saturating_sub(1)))
-            .copied()
-            .unwrap_or(0.0)
+        latencies_ms.get(((committed as f64 * p) as usize).min(committed.saturating_sub(1))).copied().unwrap_or(0.0)
     };
     let secs = last_commit.duration_since(started).as_secs_f64().max(1e-9);
     let tps = committed as f64 / secs;

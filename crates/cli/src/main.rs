@@ -13,12 +13,7 @@ use std::sync::Arc;
 use wallet_cmds::Output;
 
 #[derive(Parser)]
-#[command(
-    name = "tessera",
-    version,
-    about = "Tessera: a token network for AI compute",
-    propagate_version = true
-)]
+#[command(name = "tessera", version, about = "Tessera: a token network for AI compute", propagate_version = true)]
 struct Cli {
     /// Print machine-readable JSON instead of human-readable text.
     #[arg(long, global = true)]
@@ -131,16 +126,9 @@ impl Tuning {
 
 fn main() {
     let cli = Cli::parse();
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let out = Output { json: cli.json };
     let result = runtime.block_on(run(cli.command, out));
     if let Err(e) = result {
@@ -152,10 +140,9 @@ fn main() {
 async fn run(command: Command, out: Output) -> Result<()> {
     match command {
         Command::Devnet(args) => devnet(args, &out).await,
-        Command::Node(NodeCmd {
-            sub: Some(NodeSub::Replay { data_dir, genesis }),
-            ..
-        }) => replay(&data_dir, genesis, &out),
+        Command::Node(NodeCmd { sub: Some(NodeSub::Replay { data_dir, genesis }), .. }) => {
+            replay(&data_dir, genesis, &out)
+        }
         Command::Node(NodeCmd { sub: None, run }) => run_node(run, &out).await,
         Command::Wallet { cmd } => wallet_cmds::run_wallet(cmd, &out).await,
         Command::Transfer(args) => wallet_cmds::run_transfer(args, &out).await,
@@ -171,30 +158,21 @@ fn default_home() -> PathBuf {
     if let Some(h) = std::env::var_os("TESSERA_HOME") {
         return PathBuf::from(h);
     }
-    std::env::var_os("HOME").map_or_else(
-        || PathBuf::from(".tessera"),
-        |h| PathBuf::from(h).join(".tessera"),
-    )
+    std::env::var_os("HOME").map_or_else(|| PathBuf::from(".tessera"), |h| PathBuf::from(h).join(".tessera"))
 }
 
 fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 async fn devnet(args: DevnetArgs, out: &Output) -> Result<()> {
-    let data_dir = args
-        .data_dir
-        .unwrap_or_else(|| default_home().join("devnet"));
-    std::fs::create_dir_all(&data_dir)
-        .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+    let data_dir = args.data_dir.unwrap_or_else(|| default_home().join("devnet"));
+    std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
     let genesis_path = data_dir.join("genesis.toml");
     let key_path = data_dir.join("dev.key");
     let (genesis, dev) = if genesis_path.exists() {
         let genesis = node::genesis_file::load(&genesis_path)?;
-        let key = wallet::keystore::read(&key_path)
-            .with_context(|| format!("devnet key {}", key_path.display()))?;
+        let key = wallet::keystore::read(&key_path).with_context(|| format!("devnet key {}", key_path.display()))?;
         (genesis, key.address()?)
     } else {
         let key = crypto::SigningKey::generate();
@@ -209,16 +187,12 @@ async fn devnet(args: DevnetArgs, out: &Output) -> Result<()> {
             );
         }
         let genesis = node::genesis_file::devnet(address, now_ms());
-        write_file_synced(
-            &genesis_path,
-            node::genesis_file::to_toml(&genesis).as_bytes(),
-        )?;
+        write_file_synced(&genesis_path, node::genesis_file::to_toml(&genesis).as_bytes())?;
         (genesis, address)
     };
     let chain = open_chain(args.tuning.config(&data_dir), &genesis)?;
-    let listener = tokio::net::TcpListener::bind(args.http)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.http))?;
+    let listener =
+        tokio::net::TcpListener::bind(args.http).await.with_context(|| format!("cannot listen on {}", args.http))?;
     let api = format!("http://{}", listener.local_addr()?);
     let height = chain.state().height;
     if out.json {
@@ -232,24 +206,17 @@ async fn devnet(args: DevnetArgs, out: &Output) -> Result<()> {
         println!("  height       {height}");
         println!("  api          {api}");
         println!("  dev account  {dev} (funded with TSR; holds every role)");
-        println!(
-            "  dev key      {} (unencrypted, for development only)",
-            key_path.display()
-        );
+        println!("  dev key      {} (unencrypted, for development only)", key_path.display());
         println!("  data dir     {}", data_dir.display());
         println!("  try          tessera balance {dev} --node {api}");
-        println!(
-            "tessera devnet ready: api={api} address={dev} key={}",
-            key_path.display()
-        );
+        println!("tessera devnet ready: api={api} address={dev} key={}", key_path.display());
     }
     serve(chain, listener).await
 }
 
 async fn run_node(args: NodeRunArgs, out: &Output) -> Result<()> {
     let data_dir = args.data_dir.context("--data-dir is required")?;
-    std::fs::create_dir_all(&data_dir)
-        .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+    std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
     let stored_path = data_dir.join("genesis.toml");
     let genesis = match (&args.genesis, stored_path.exists()) {
         (Some(path), exists) => {
@@ -257,17 +224,10 @@ async fn run_node(args: NodeRunArgs, out: &Output) -> Result<()> {
             if exists {
                 let stored = node::genesis_file::load(&stored_path)?;
                 if stored.hash() != genesis.hash() {
-                    bail!(
-                        "{} holds a different genesis than {}",
-                        data_dir.display(),
-                        path.display()
-                    );
+                    bail!("{} holds a different genesis than {}", data_dir.display(), path.display());
                 }
             } else {
-                write_file_synced(
-                    &stored_path,
-                    node::genesis_file::to_toml(&genesis).as_bytes(),
-                )?;
+                write_file_synced(&stored_path, node::genesis_file::to_toml(&genesis).as_bytes())?;
             }
             genesis
         }
@@ -275,21 +235,13 @@ async fn run_node(args: NodeRunArgs, out: &Output) -> Result<()> {
         (None, false) => bail!("--genesis FILE is required for a new data dir"),
     };
     let chain = open_chain(args.tuning.config(&data_dir), &genesis)?;
-    let listener = tokio::net::TcpListener::bind(args.http)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.http))?;
+    let listener =
+        tokio::net::TcpListener::bind(args.http).await.with_context(|| format!("cannot listen on {}", args.http))?;
     let api = format!("http://{}", listener.local_addr()?);
     if out.json {
-        println!(
-            "{}",
-            serde_json::json!({ "api": api, "chain_id": genesis.chain_id, "height": chain.state().height })
-        );
+        println!("{}", serde_json::json!({ "api": api, "chain_id": genesis.chain_id, "height": chain.state().height }));
     } else {
-        println!(
-            "tessera node ready: api={api} chain_id={} height={}",
-            genesis.chain_id,
-            chain.state().height
-        );
+        println!("tessera node ready: api={api} chain_id={} height={}", genesis.chain_id, chain.state().height);
     }
     serve(chain, listener).await
 }
@@ -312,8 +264,7 @@ async fn serve(chain: Arc<Chain>, listener: tokio::net::TcpListener) -> Result<(
         #[cfg(unix)]
         {
             let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .expect("SIGTERM handler");
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
             tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
         }
         #[cfg(not(unix))]
@@ -349,8 +300,7 @@ fn replay(data_dir: &Path, genesis: Option<PathBuf>, out: &Output) -> Result<()>
 fn write_file_synced(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let tmp = path.with_extension("tmp");
-    let mut f =
-        std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    let mut f = std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
     f.write_all(bytes)?;
     f.sync_all()?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;

@@ -71,12 +71,7 @@ pub enum WalletCmd {
 #[derive(Args, Debug, Clone)]
 pub struct NodeArg {
     /// The node's HTTP API
-    #[arg(
-        long,
-        env = "TESSERA_NODE",
-        default_value = "http://127.0.0.1:8645",
-        global = true
-    )]
+    #[arg(long, env = "TESSERA_NODE", default_value = "http://127.0.0.1:8645", global = true)]
     pub node: String,
 }
 
@@ -213,11 +208,7 @@ const DEFAULT_WAIT_SECS: u64 = 60;
 
 pub async fn run_wallet(cmd: WalletCmd, out: &Output) -> Result<()> {
     match cmd {
-        WalletCmd::New {
-            name,
-            unencrypted,
-            dir,
-        } => {
+        WalletCmd::New { name, unencrypted, dir } => {
             let dir = wallet_dir(dir);
             check_new_wallet(&dir, &name)?;
             let key = SigningKey::generate();
@@ -227,9 +218,7 @@ pub async fn run_wallet(cmd: WalletCmd, out: &Output) -> Result<()> {
         }
         WalletCmd::List { dir } => {
             let dir = wallet_dir(dir);
-            let wallets = dir
-                .list()
-                .map_err(|e| anyhow!("cannot list wallets in {}: {e}", dir.root().display()))?;
+            let wallets = dir.list().map_err(|e| anyhow!("cannot list wallets in {}: {e}", dir.root().display()))?;
             if out.json {
                 let list: Vec<_> = wallets
                     .iter()
@@ -279,13 +268,7 @@ pub async fn run_wallet(cmd: WalletCmd, out: &Output) -> Result<()> {
             println!("{address}");
             Ok(())
         }
-        WalletCmd::Import {
-            name,
-            secret_hex,
-            from_file,
-            unencrypted,
-            dir,
-        } => {
+        WalletCmd::Import { name, secret_hex, from_file, unencrypted, dir } => {
             let dir = wallet_dir(dir);
             check_new_wallet(&dir, &name)?;
             let key = match (secret_hex, from_file) {
@@ -301,8 +284,7 @@ pub async fn run_wallet(cmd: WalletCmd, out: &Output) -> Result<()> {
 }
 
 fn wallet_dir(dir: Option<PathBuf>) -> WalletDir {
-    dir.map(WalletDir::new)
-        .unwrap_or_else(WalletDir::default_location)
+    dir.map(WalletDir::new).unwrap_or_else(WalletDir::default_location)
 }
 
 /// Fails early (before prompting for passphrases) on a bad or taken name.
@@ -312,20 +294,13 @@ fn check_new_wallet(dir: &WalletDir, name: &str) -> Result<()> {
     }
     let path = dir.path(name);
     if path.exists() {
-        bail!(
-            "{}",
-            wallet::WalletError::Exists {
-                name: name.to_string(),
-                path
-            }
-        );
+        bail!("{}", wallet::WalletError::Exists { name: name.to_string(), path });
     }
     Ok(())
 }
 
 fn store(dir: &WalletDir, name: &str, file: &KeyFile) -> Result<PathBuf> {
-    dir.create(name, file)
-        .map_err(|e| anyhow!("cannot store wallet {name:?}: {e}"))
+    dir.create(name, file).map_err(|e| anyhow!("cannot store wallet {name:?}: {e}"))
 }
 
 fn print_wallet(verb: &str, name: &str, file: &KeyFile, path: &Path, out: &Output) -> Result<()> {
@@ -340,15 +315,7 @@ fn print_wallet(verb: &str, name: &str, file: &KeyFile, path: &Path, out: &Outpu
     }
     println!("{verb} wallet {name}");
     println!("address: {address}");
-    println!(
-        "file:    {} ({})",
-        path.display(),
-        if file.is_encrypted() {
-            "encrypted"
-        } else {
-            "UNENCRYPTED"
-        }
-    );
+    println!("file:    {} ({})", path.display(), if file.is_encrypted() { "encrypted" } else { "UNENCRYPTED" });
     Ok(())
 }
 
@@ -358,8 +325,7 @@ fn seal(key: &SigningKey, unencrypted: bool) -> Result<KeyFile> {
         return Ok(keystore::unencrypted(key));
     }
     let passphrase = new_passphrase()?;
-    keystore::encrypt(key, &passphrase, KdfParams::interactive())
-        .map_err(|e| anyhow!("cannot encrypt the key: {e}"))
+    keystore::encrypt(key, &passphrase, KdfParams::interactive()).map_err(|e| anyhow!("cannot encrypt the key: {e}"))
 }
 
 fn prompt_error(e: std::io::Error) -> anyhow::Error {
@@ -371,14 +337,11 @@ fn new_passphrase() -> Result<Zeroizing<String>> {
     if let Some(p) = wallet::passphrase_from_env() {
         return Ok(p);
     }
-    let first =
-        Zeroizing::new(rpassword::prompt_password("New passphrase: ").map_err(prompt_error)?);
+    let first = Zeroizing::new(rpassword::prompt_password("New passphrase: ").map_err(prompt_error)?);
     if first.is_empty() {
         bail!("the passphrase must not be empty (use --unencrypted for a development key)");
     }
-    let second = Zeroizing::new(
-        rpassword::prompt_password("Repeat the passphrase: ").map_err(prompt_error)?,
-    );
+    let second = Zeroizing::new(rpassword::prompt_password("Repeat the passphrase: ").map_err(prompt_error)?);
     if first != second {
         bail!("the two passphrases differ");
     }
@@ -388,9 +351,7 @@ fn new_passphrase() -> Result<Zeroizing<String>> {
 fn key_from_hex(arg: &str) -> Result<SigningKey> {
     let text = if arg == "-" {
         let mut line = Zeroizing::new(String::new());
-        std::io::stdin()
-            .read_line(&mut line)
-            .map_err(|e| anyhow!("cannot read the secret from stdin: {e}"))?;
+        std::io::stdin().read_line(&mut line).map_err(|e| anyhow!("cannot read the secret from stdin: {e}"))?;
         line
     } else {
         Zeroizing::new(arg.to_string())
@@ -406,16 +367,11 @@ fn key_from_hex(arg: &str) -> Result<SigningKey> {
 
 fn read_key_file(arg: &str, path: &Path) -> Result<KeyFile> {
     keystore::read(path).map_err(|e| match e {
-        keystore::KeystoreError::Io { source, .. }
-            if source.kind() == std::io::ErrorKind::NotFound =>
-        {
+        keystore::KeystoreError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
             if path.to_str() == Some(arg) {
                 anyhow!("key file {arg} does not exist")
             } else {
-                anyhow!(
-                    "no wallet named {arg:?} ({} does not exist)",
-                    path.display()
-                )
+                anyhow!("no wallet named {arg:?} ({} does not exist)", path.display())
             }
         }
         keystore::KeystoreError::Io { source, .. } => {
@@ -438,10 +394,9 @@ fn load_key_at(arg: &str, path: &Path) -> Result<SigningKey> {
     let file = read_key_file(arg, path)?;
     let prompt = format!("Passphrase for {}: ", path.display());
     wallet::decrypt_key_file(&file, || rpassword::prompt_password(prompt)).map_err(|e| match e {
-        wallet::WalletError::Keystore(keystore::KeystoreError::EmptyPassphrase) => anyhow!(
-            "cannot unlock key file {}: the passphrase is empty",
-            path.display()
-        ),
+        wallet::WalletError::Keystore(keystore::KeystoreError::EmptyPassphrase) => {
+            anyhow!("cannot unlock key file {}: the passphrase is empty", path.display())
+        }
         other => anyhow!("cannot unlock key file {}: {other}", path.display()),
     })
 }
@@ -449,13 +404,10 @@ fn load_key_at(arg: &str, path: &Path) -> Result<SigningKey> {
 /// A `tsr1...` address, or the address of a wallet / key file.
 fn resolve_address(arg: &str) -> Result<Address> {
     if arg.starts_with("tsr1") {
-        return arg
-            .parse()
-            .map_err(|e| anyhow!("invalid address {arg:?}: {e}"));
+        return arg.parse().map_err(|e| anyhow!("invalid address {arg:?}: {e}"));
     }
     let path = wallet::resolve_key_path(arg);
-    let file =
-        read_key_file(arg, &path).map_err(|e| anyhow!("{arg:?} is not a tsr1 address, and {e}"))?;
+    let file = read_key_file(arg, &path).map_err(|e| anyhow!("{arg:?} is not a tsr1 address, and {e}"))?;
     key_file_address(&file)
 }
 
@@ -467,21 +419,14 @@ fn connect(node: &NodeArg) -> Result<Client> {
 }
 
 async fn chain_info(client: &Client) -> Result<ChainInfo> {
-    client
-        .chain()
-        .await
-        .map_err(|e| anyhow!("cannot fetch chain info: {e}"))
+    client.chain().await.map_err(|e| anyhow!("cannot fetch chain info: {e}"))
 }
 
 fn find_asset<'a>(chain: &'a ChainInfo, asset: &AssetId) -> Result<&'a AssetView> {
-    chain
-        .assets
-        .iter()
-        .find(|a| a.symbol == *asset)
-        .ok_or_else(|| {
-            let known: Vec<String> = chain.assets.iter().map(|a| a.symbol.to_string()).collect();
-            anyhow!("unknown asset {asset}; known: {}", known.join(", "))
-        })
+    chain.assets.iter().find(|a| a.symbol == *asset).ok_or_else(|| {
+        let known: Vec<String> = chain.assets.iter().map(|a| a.symbol.to_string()).collect();
+        anyhow!("unknown asset {asset}; known: {}", known.join(", "))
+    })
 }
 
 /// Parses a decimal amount of `asset` exactly into base units.
@@ -507,12 +452,7 @@ struct SendOpts {
 
 impl SendOpts {
     fn simple(no_wait: bool) -> SendOpts {
-        SendOpts {
-            fee: None,
-            expiry_height: None,
-            no_wait,
-            timeout: Duration::from_secs(DEFAULT_WAIT_SECS),
-        }
+        SendOpts { fee: None, expiry_height: None, no_wait, timeout: Duration::from_secs(DEFAULT_WAIT_SECS) }
     }
 }
 
@@ -527,10 +467,7 @@ async fn send(
     out: &Output,
 ) -> Result<()> {
     let signer = key.address();
-    let account = client
-        .account(&signer)
-        .await
-        .map_err(|e| anyhow!("cannot fetch account {signer}: {e}"))?;
+    let account = client.account(&signer).await.map_err(|e| anyhow!("cannot fetch account {signer}: {e}"))?;
     let tx = Transaction {
         chain_id: chain.chain_id.clone(),
         signer,
@@ -539,8 +476,7 @@ async fn send(
         expiry_height: opts.expiry_height,
         action,
     };
-    tx.check_stateless()
-        .map_err(|e| anyhow!("invalid transaction: {e}"))?;
+    tx.check_stateless().map_err(|e| anyhow!("invalid transaction: {e}"))?;
     let stx = key.sign_tx(tx);
     let hash = stx.id();
     let submitted = client.submit(&stx).await.map_err(|e| match e {
@@ -548,10 +484,7 @@ async fn send(
         other => anyhow!("submitting transaction {hash}: {other}"),
     })?;
     if submitted.tx_hash != hash {
-        bail!(
-            "the node reports hash {} for transaction {hash}",
-            submitted.tx_hash
-        );
+        bail!("the node reports hash {} for transaction {hash}", submitted.tx_hash);
     }
     if opts.no_wait {
         if out.json {
@@ -563,30 +496,26 @@ async fn send(
         println!("submitted {hash} (pending)");
         return Ok(());
     }
-    let view = client
-        .wait_committed(&hash, opts.timeout)
-        .await
-        .map_err(|e| match e {
-            ClientError::Timeout { secs, .. } => anyhow!(
-                "transaction {hash} was accepted but not committed within {secs} s; \
+    let view = client.wait_committed(&hash, opts.timeout).await.map_err(|e| match e {
+        ClientError::Timeout { secs, .. } => anyhow!(
+            "transaction {hash} was accepted but not committed within {secs} s; \
                  check it later with `tessera tx {hash}`"
-            ),
-            ClientError::Dropped { code, message } => {
-                anyhow!("transaction {hash} was dropped: {code}: {message}")
-            }
-            other => anyhow!("waiting for transaction {hash}: {other}"),
-        })?;
+        ),
+        ClientError::Dropped { code, message } => {
+            anyhow!("transaction {hash} was dropped: {code}: {message}")
+        }
+        other => anyhow!("waiting for transaction {hash}: {other}"),
+    })?;
     report_committed(&view, out)
 }
 
 fn report_committed(view: &TxView, out: &Output) -> Result<()> {
     let hash = view.tx_hash;
-    let height = view
-        .height
-        .map_or_else(|| "?".to_string(), |h| h.to_string());
-    let receipt = view.receipt.as_ref().ok_or_else(|| {
-        anyhow!("the node reports transaction {hash} committed without a receipt")
-    })?;
+    let height = view.height.map_or_else(|| "?".to_string(), |h| h.to_string());
+    let receipt = view
+        .receipt
+        .as_ref()
+        .ok_or_else(|| anyhow!("the node reports transaction {hash} committed without a receipt"))?;
     if out.json {
         print_json(view)?;
     }
@@ -599,15 +528,9 @@ fn report_committed(view: &TxView, out: &Output) -> Result<()> {
     let code = receipt.code.as_deref().unwrap_or("unknown");
     let message = receipt.message.as_deref().unwrap_or("no reason given");
     if !out.json {
-        println!(
-            "committed {hash} at height {height}: {}: {code}: {message}",
-            receipt.status
-        );
+        println!("committed {hash} at height {height}: {}: {code}: {message}", receipt.status);
     }
-    bail!(
-        "transaction {hash} was {} at height {height}: {code}: {message} (the fee was charged)",
-        receipt.status
-    )
+    bail!("transaction {hash} was {} at height {height}: {code}: {message} (the fee was charged)", receipt.status)
 }
 
 fn print_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<()> {
@@ -625,16 +548,10 @@ pub async fn run_transfer(args: TransferArgs, out: &Output) -> Result<()> {
     let chain = chain_info(&client).await?;
     let amount = parse_amount(&chain, &args.asset, &args.amount)?;
     let fee = match &args.fee {
-        Some(fee) => Some(
-            parse_amount(&chain, &AssetId::TSR, fee).map_err(|e| anyhow!("invalid fee: {e}"))?,
-        ),
+        Some(fee) => Some(parse_amount(&chain, &AssetId::TSR, fee).map_err(|e| anyhow!("invalid fee: {e}"))?),
         None => None,
     };
-    let action = Action::Transfer {
-        to: args.to,
-        asset: args.asset,
-        amount,
-    };
+    let action = Action::Transfer { to: args.to, asset: args.asset, amount };
     let opts = SendOpts {
         fee,
         expiry_height: args.expiry_height,
@@ -646,14 +563,7 @@ pub async fn run_transfer(args: TransferArgs, out: &Output) -> Result<()> {
 
 pub async fn run_asset(cmd: AssetCmd, out: &Output) -> Result<()> {
     match cmd {
-        AssetCmd::Create {
-            key,
-            symbol,
-            decimals,
-            max_supply,
-            no_wait,
-            node,
-        } => {
+        AssetCmd::Create { key, symbol, decimals, max_supply, no_wait, node } => {
             if decimals > ASSET_DECIMALS_MAX {
                 bail!("an asset has at most {ASSET_DECIMALS_MAX} decimals, got {decimals}");
             }
@@ -664,71 +574,29 @@ pub async fn run_asset(cmd: AssetCmd, out: &Output) -> Result<()> {
                 bail!("asset {symbol} already exists");
             }
             let max_supply = match max_supply {
-                Some(s) => Some(
-                    Amount::from_decimal_str(&s, decimals)
-                        .map_err(|e| anyhow!("invalid max supply: {e}"))?,
-                ),
+                Some(s) => {
+                    Some(Amount::from_decimal_str(&s, decimals).map_err(|e| anyhow!("invalid max supply: {e}"))?)
+                }
                 None => None,
             };
-            let action = Action::CreateAsset {
-                symbol,
-                decimals,
-                max_supply,
-            };
-            send(
-                &client,
-                &chain,
-                &key,
-                action,
-                &SendOpts::simple(no_wait),
-                out,
-            )
-            .await
+            let action = Action::CreateAsset { symbol, decimals, max_supply };
+            send(&client, &chain, &key, action, &SendOpts::simple(no_wait), out).await
         }
-        AssetCmd::Mint {
-            key,
-            asset,
-            to,
-            amount,
-            no_wait,
-            node,
-        } => {
+        AssetCmd::Mint { key, asset, to, amount, no_wait, node } => {
             let key = load_key(&key)?;
             let client = connect(&node)?;
             let chain = chain_info(&client).await?;
             let amount = parse_amount(&chain, &asset, &amount)?;
             let action = Action::Mint { asset, to, amount };
-            send(
-                &client,
-                &chain,
-                &key,
-                action,
-                &SendOpts::simple(no_wait),
-                out,
-            )
-            .await
+            send(&client, &chain, &key, action, &SendOpts::simple(no_wait), out).await
         }
-        AssetCmd::Burn {
-            key,
-            asset,
-            amount,
-            no_wait,
-            node,
-        } => {
+        AssetCmd::Burn { key, asset, amount, no_wait, node } => {
             let key = load_key(&key)?;
             let client = connect(&node)?;
             let chain = chain_info(&client).await?;
             let amount = parse_amount(&chain, &asset, &amount)?;
             let action = Action::Burn { asset, amount };
-            send(
-                &client,
-                &chain,
-                &key,
-                action,
-                &SendOpts::simple(no_wait),
-                out,
-            )
-            .await
+            send(&client, &chain, &key, action, &SendOpts::simple(no_wait), out).await
         }
         AssetCmd::List { node } => {
             let client = connect(&node)?;
@@ -736,15 +604,9 @@ pub async fn run_asset(cmd: AssetCmd, out: &Output) -> Result<()> {
             if out.json {
                 return print_json(&chain.assets);
             }
-            println!(
-                "{:<12}  {:>8}  {:>24}  {:>24}  ISSUER",
-                "SYMBOL", "DECIMALS", "SUPPLY", "MAX SUPPLY"
-            );
+            println!("{:<12}  {:>8}  {:>24}  {:>24}  ISSUER", "SYMBOL", "DECIMALS", "SUPPLY", "MAX SUPPLY");
             for a in &chain.assets {
-                let max = a.max_supply.map_or_else(
-                    || "unlimited".to_string(),
-                    |m| m.to_decimal_string(a.decimals),
-                );
+                let max = a.max_supply.map_or_else(|| "unlimited".to_string(), |m| m.to_decimal_string(a.decimals));
                 println!(
                     "{:<12}  {:>8}  {:>24}  {:>24}  {}",
                     a.symbol.as_str(),
@@ -761,26 +623,12 @@ pub async fn run_asset(cmd: AssetCmd, out: &Output) -> Result<()> {
 
 pub async fn run_role(cmd: RoleCmd, out: &Output) -> Result<()> {
     match cmd {
-        RoleCmd::Set {
-            key,
-            role,
-            address,
-            no_wait,
-            node,
-        } => {
+        RoleCmd::Set { key, role, address, no_wait, node } => {
             let key = load_key(&key)?;
             let client = connect(&node)?;
             let chain = chain_info(&client).await?;
             let action = Action::SetRole { role, address };
-            send(
-                &client,
-                &chain,
-                &key,
-                action,
-                &SendOpts::simple(no_wait),
-                out,
-            )
-            .await
+            send(&client, &chain, &key, action, &SendOpts::simple(no_wait), out).await
         }
     }
 }
@@ -792,10 +640,8 @@ pub async fn run_balance(args: BalanceArgs, out: &Output) -> Result<()> {
     let address = resolve_address(&args.address)?;
     let client = connect(&args.node)?;
     let chain = chain_info(&client).await?;
-    let mut account: AccountView = client
-        .account(&address)
-        .await
-        .map_err(|e| anyhow!("cannot fetch account {address}: {e}"))?;
+    let mut account: AccountView =
+        client.account(&address).await.map_err(|e| anyhow!("cannot fetch account {address}: {e}"))?;
     if let Some(asset) = &args.asset {
         find_asset(&chain, asset)?;
         account.balances.retain(|b| b.asset == *asset);
@@ -812,10 +658,7 @@ pub async fn run_balance(args: BalanceArgs, out: &Output) -> Result<()> {
     if out.json {
         return print_json(&account);
     }
-    println!(
-        "{address}  (nonce {}, next {})",
-        account.nonce, account.next_nonce
-    );
+    println!("{address}  (nonce {}, next {})", account.nonce, account.next_nonce);
     if account.balances.is_empty() {
         println!("no balances");
         return Ok(());
@@ -828,41 +671,17 @@ pub async fn run_balance(args: BalanceArgs, out: &Output) -> Result<()> {
                 Some(v) => a.to_decimal_string(v.decimals),
                 None => format!("{a} (base units)"),
             };
-            [
-                b.asset.to_string(),
-                show(b.balance),
-                show(b.locked),
-                show(b.spendable),
-            ]
+            [b.asset.to_string(), show(b.balance), show(b.locked), show(b.spendable)]
         })
         .collect();
-    let w = |i: usize, title: &str| {
-        rows.iter()
-            .map(|r| r[i].len())
-            .max()
-            .unwrap_or(0)
-            .max(title.len())
-    };
-    let (w0, w1, w2, w3) = (
-        w(0, "ASSET"),
-        w(1, "BALANCE"),
-        w(2, "LOCKED"),
-        w(3, "SPENDABLE"),
-    );
-    println!(
-        "{:<w0$}  {:>w1$}  {:>w2$}  {:>w3$}",
-        "ASSET", "BALANCE", "LOCKED", "SPENDABLE"
-    );
+    let w = |i: usize, title: &str| rows.iter().map(|r| r[i].len()).max().unwrap_or(0).max(title.len());
+    let (w0, w1, w2, w3) = (w(0, "ASSET"), w(1, "BALANCE"), w(2, "LOCKED"), w(3, "SPENDABLE"));
+    println!("{:<w0$}  {:>w1$}  {:>w2$}  {:>w3$}", "ASSET", "BALANCE", "LOCKED", "SPENDABLE");
     for [a, b, l, s] in &rows {
         println!("{a:<w0$}  {b:>w1$}  {l:>w2$}  {s:>w3$}");
     }
     for lock in &account.locks {
-        println!(
-            "lock {} #{}: {}",
-            lock.kind,
-            lock.reference,
-            show_amount(Some(&chain), &lock.asset, lock.amount)
-        );
+        println!("lock {} #{}: {}", lock.kind, lock.reference, show_amount(Some(&chain), &lock.asset, lock.amount));
     }
     Ok(())
 }
@@ -919,15 +738,8 @@ fn describe_action(chain: Option<&ChainInfo>, action: &Action) -> String {
         Action::Transfer { to, asset, amount } => {
             format!("transfer {} to {to}", show_amount(chain, asset, *amount))
         }
-        Action::CreateAsset {
-            symbol,
-            decimals,
-            max_supply,
-        } => {
-            let max = max_supply.map_or_else(
-                || "unlimited".to_string(),
-                |m| m.to_decimal_string(*decimals),
-            );
+        Action::CreateAsset { symbol, decimals, max_supply } => {
+            let max = max_supply.map_or_else(|| "unlimited".to_string(), |m| m.to_decimal_string(*decimals));
             format!("create asset {symbol} ({decimals} decimals, max supply {max})")
         }
         Action::Mint { asset, to, amount } => {
@@ -983,27 +795,16 @@ mod tests {
             "http://x:1",
         ])
         .unwrap();
-        let TestCmd::Transfer(args) = cli.cmd else {
-            panic!()
-        };
+        let TestCmd::Transfer(args) = cli.cmd else { panic!() };
         assert_eq!(args.to, Address([3; 32]));
         assert_eq!(args.asset, AssetId::TSR);
         assert_eq!(args.timeout_secs, 60);
         assert_eq!(args.node.node, "http://x:1");
 
         assert!(TestCli::try_parse_from(["t", "transfer", "--key", "a", "--to", "nope"]).is_err());
-        assert!(TestCli::try_parse_from([
-            "t",
-            "role",
-            "set",
-            "--key",
-            "a",
-            "--role",
-            "king",
-            "--address",
-            &to
-        ])
-        .is_err());
+        assert!(
+            TestCli::try_parse_from(["t", "role", "set", "--key", "a", "--role", "king", "--address", &to]).is_err()
+        );
         assert!(TestCli::try_parse_from(["t", "wallet", "import", "--name", "x"]).is_err());
         assert!(TestCli::try_parse_from([
             "t",

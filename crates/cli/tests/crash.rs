@@ -13,23 +13,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wallet::client::Client;
 
-fn transfer(
-    key: &crypto::SigningKey,
-    nonce: u64,
-    to: primitives::Address,
-    amount: u128,
-) -> SignedTransaction {
+fn transfer(key: &crypto::SigningKey, nonce: u64, to: primitives::Address, amount: u128) -> SignedTransaction {
     key.sign_tx(Transaction {
         chain_id: "tessera-devnet".into(),
         signer: key.address(),
         nonce,
         fee: Amount(1000),
         expiry_height: None,
-        action: Action::Transfer {
-            to,
-            asset: AssetId::TSR,
-            amount: Amount(amount),
-        },
+        action: Action::Transfer { to, asset: AssetId::TSR, amount: Amount(amount) },
     })
 }
 
@@ -67,19 +58,11 @@ async fn kill_9_under_load_loses_nothing_acknowledged() {
     let mut devnet = Devnet::start(dir.path(), &["--checkpoint-interval-blocks", "7"]);
     let client = Client::new(&devnet.api).unwrap();
     let dev = devnet.signing_key();
-    let senders: Vec<crypto::SigningKey> = (0..16u8)
-        .map(|i| crypto::SigningKey::from_seed([100 + i; 32]))
-        .collect();
-    let funding: Vec<SignedTransaction> = senders
-        .iter()
-        .enumerate()
-        .map(|(i, k)| transfer(&dev, i as u64, k.address(), 1_000_000_000))
-        .collect();
+    let senders: Vec<crypto::SigningKey> = (0..16u8).map(|i| crypto::SigningKey::from_seed([100 + i; 32])).collect();
+    let funding: Vec<SignedTransaction> =
+        senders.iter().enumerate().map(|(i, k)| transfer(&dev, i as u64, k.address(), 1_000_000_000)).collect();
     assert_eq!(client.submit_batch(&funding).await.unwrap().accepted, 16);
-    client
-        .wait_committed(&funding[15].id(), Duration::from_secs(30))
-        .await
-        .unwrap();
+    client.wait_committed(&funding[15].id(), Duration::from_secs(30)).await.unwrap();
 
     let acked: Arc<Mutex<HashMap<Hash, u64>>> = Default::default();
     let listener = listen(&devnet.api, acked.clone());
@@ -90,14 +73,7 @@ async fn kill_9_under_load_loses_nothing_acknowledged() {
     while started.elapsed() < Duration::from_millis(2500) {
         let round: Vec<SignedTransaction> = (0..8u64)
             .flat_map(|k| senders.iter().enumerate().map(move |(i, s)| (i, s, k)))
-            .map(|(i, s, k)| {
-                transfer(
-                    s,
-                    nonce + k,
-                    senders[(i + 1) % senders.len()].address(),
-                    1 + k as u128,
-                )
-            })
+            .map(|(i, s, k)| transfer(s, nonce + k, senders[(i + 1) % senders.len()].address(), 1 + k as u128))
             .collect();
         if let Ok(r) = client.submit_batch(&round).await {
             submitted += r.accepted as usize;
@@ -109,63 +85,31 @@ async fn kill_9_under_load_loses_nothing_acknowledged() {
     devnet.kill9();
     listener.abort();
     let acked: HashMap<Hash, u64> = acked.lock().unwrap().clone();
-    assert!(
-        acked.len() > 100,
-        "load produced announced commits ({} of {submitted})",
-        acked.len()
-    );
+    assert!(acked.len() > 100, "load produced announced commits ({} of {submitted})", acked.len());
 
     let devnet = Devnet::start(dir.path(), &["--checkpoint-interval-blocks", "7"]);
     let client = Client::new(&devnet.api).unwrap();
     for (id, height) in &acked {
-        let view = client
-            .tx(id)
-            .await
-            .unwrap()
-            .unwrap_or_else(|| panic!("acknowledged {id} lost"));
+        let view = client.tx(id).await.unwrap().unwrap_or_else(|| panic!("acknowledged {id} lost"));
         assert_eq!(view.status, "committed");
         assert_eq!(view.height.unwrap().0, *height, "{id} moved");
     }
     // The chain keeps going after the restart.
     let next = transfer(&dev, 16, senders[0].address(), 1);
     client.submit(&next).await.unwrap();
-    client
-        .wait_committed(&next.id(), Duration::from_secs(30))
-        .await
-        .unwrap();
+    client.wait_committed(&next.id(), Duration::from_secs(30)).await.unwrap();
     let chain = client.chain().await.unwrap();
-    let supply: u128 = chain
-        .assets
-        .iter()
-        .find(|a| a.symbol == AssetId::TSR)
-        .unwrap()
-        .supply
-        .0;
+    let supply: u128 = chain.assets.iter().find(|a| a.symbol == AssetId::TSR).unwrap().supply.0;
     let mut total = 0u128;
     for who in senders.iter().map(|k| k.address()).chain([dev.address()]) {
-        total += client
-            .account(&who)
-            .await
-            .unwrap()
-            .balances
-            .iter()
-            .map(|b| b.balance.0)
-            .sum::<u128>();
+        total += client.account(&who).await.unwrap().balances.iter().map(|b| b.balance.0).sum::<u128>();
     }
     assert_eq!(total, supply, "TSR supply conserved across the crash");
     let mut devnet = devnet;
     assert!(devnet.stop().success(), "clean stop on SIGTERM");
 
-    let out = tessera()
-        .args(["node", "replay", "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = tessera().args(["node", "replay", "--data-dir"]).arg(dir.path()).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "replay failed: {stdout} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "replay failed: {stdout} {}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("replay ok"), "{stdout}");
 }

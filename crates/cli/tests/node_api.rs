@@ -15,12 +15,7 @@ struct Api {
 
 impl Api {
     async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap();
+        let r = self.http.get(format!("{}{path}", self.base)).send().await.unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
@@ -53,10 +48,7 @@ impl Api {
             if status == 200 && v["status"] == "committed" {
                 return v;
             }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{id} not committed: {v}"
-            );
+            assert!(std::time::Instant::now() < deadline, "{id} not committed: {v}");
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     }
@@ -77,24 +69,16 @@ fn tx(key: &crypto::SigningKey, nonce: u64, action: Action) -> SignedTransaction
 async fn bad_inputs_are_refused_with_their_own_codes_and_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let devnet = Devnet::start(dir.path(), &[]);
-    let api = Api {
-        base: devnet.api.clone(),
-        http: reqwest::Client::new(),
-    };
+    let api = Api { base: devnet.api.clone(), http: reqwest::Client::new() };
     let dev = devnet.signing_key();
     let other = crypto::SigningKey::from_seed([42; 32]);
     let usd = AssetId::new("USD").unwrap();
-    let transfer = |amount: u128| Action::Transfer {
-        to: other.address(),
-        asset: AssetId::TSR,
-        amount: Amount(amount),
-    };
+    let transfer = |amount: u128| Action::Transfer { to: other.address(), asset: AssetId::TSR, amount: Amount(amount) };
 
     // Fund `other` so it can pay fees, and wait for it.
     let (status, v) = api.submit(&tx(&dev, 0, transfer(1_000_000))).await;
     assert_eq!(status, 202, "{v}");
-    api.wait_committed(&v["tx_hash"].as_str().unwrap().parse().unwrap())
-        .await;
+    api.wait_committed(&v["tx_hash"].as_str().unwrap().parse().unwrap()).await;
     let before_dev = api.account(&dev.address()).await;
     let before_other = api.account(&other.address()).await;
 
@@ -116,87 +100,27 @@ async fn bad_inputs_are_refused_with_their_own_codes_and_change_nothing() {
     let overflowing_amount = serde_json::to_vec(&overflowing).unwrap();
     let cases: Vec<(&str, u16, &str, Vec<u8>)> = vec![
         ("not json", 400, "malformed_json", b"{not json".to_vec()),
-        (
-            "wrong shape",
-            400,
-            "malformed_json",
-            br#"{"tx":{},"signature":"00"}"#.to_vec(),
-        ),
-        (
-            "bad signature",
-            400,
-            "bad_signature",
-            serde_json::to_vec(&bad_sig).unwrap(),
-        ),
-        (
-            "wrong chain id",
-            400,
-            "wrong_chain",
-            serde_json::to_vec(&wrong_chain).unwrap(),
-        ),
-        (
-            "fee below the flat fee",
-            400,
-            "fee_too_low",
-            serde_json::to_vec(&low_fee).unwrap(),
-        ),
-        (
-            "replayed nonce",
-            409,
-            "nonce_too_low",
-            serde_json::to_vec(&replay).unwrap(),
-        ),
-        (
-            "far-future nonce",
-            422,
-            "nonce_too_high",
-            serde_json::to_vec(&far_future).unwrap(),
-        ),
-        (
-            "zero amount",
-            400,
-            "zero_amount",
-            serde_json::to_vec(&zero).unwrap(),
-        ),
-        (
-            "no TSR for the fee",
-            422,
-            "insufficient_fee_balance",
-            serde_json::to_vec(&poor).unwrap(),
-        ),
-        (
-            "amount overflowing u128",
-            400,
-            "malformed_json",
-            overflowing_amount.clone(),
-        ),
-        (
-            "oversize body",
-            413,
-            "body_too_large",
-            vec![b' '; 70 * 1024],
-        ),
+        ("wrong shape", 400, "malformed_json", br#"{"tx":{},"signature":"00"}"#.to_vec()),
+        ("bad signature", 400, "bad_signature", serde_json::to_vec(&bad_sig).unwrap()),
+        ("wrong chain id", 400, "wrong_chain", serde_json::to_vec(&wrong_chain).unwrap()),
+        ("fee below the flat fee", 400, "fee_too_low", serde_json::to_vec(&low_fee).unwrap()),
+        ("replayed nonce", 409, "nonce_too_low", serde_json::to_vec(&replay).unwrap()),
+        ("far-future nonce", 422, "nonce_too_high", serde_json::to_vec(&far_future).unwrap()),
+        ("zero amount", 400, "zero_amount", serde_json::to_vec(&zero).unwrap()),
+        ("no TSR for the fee", 422, "insufficient_fee_balance", serde_json::to_vec(&poor).unwrap()),
+        ("amount overflowing u128", 400, "malformed_json", overflowing_amount.clone()),
+        ("oversize body", 413, "body_too_large", vec![b' '; 70 * 1024]),
     ];
     for (what, status, code, body) in cases {
         let (got_status, v) = api.post_json(body).await;
-        assert_eq!(
-            (got_status, v["code"].as_str().unwrap_or("")),
-            (status, code),
-            "{what}: {v}"
-        );
-        assert!(
-            !v["message"].as_str().unwrap_or("").is_empty(),
-            "{what}: message"
-        );
+        assert_eq!((got_status, v["code"].as_str().unwrap_or("")), (status, code), "{what}: {v}");
+        assert!(!v["message"].as_str().unwrap_or("").is_empty(), "{what}: message");
     }
     // Duplicate: submit the same valid transaction twice quickly.
     let ok = tx(&dev, 1, transfer(1));
     assert_eq!(api.submit(&ok).await.0, 202);
     let (status, v) = api.submit(&ok).await;
-    assert!(
-        status == 409 && (v["code"] == "duplicate_tx" || v["code"] == "nonce_too_low"),
-        "{v}"
-    );
+    assert!(status == 409 && (v["code"] == "duplicate_tx" || v["code"] == "nonce_too_low"), "{v}");
     api.wait_committed(&ok.id()).await;
 
     // Bad batch bodies.
@@ -210,89 +134,37 @@ async fn bad_inputs_are_refused_with_their_own_codes_and_change_nothing() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 400);
     assert_eq!(r.json::<Value>().await.unwrap()["code"], "malformed_batch");
-    let r = api
-        .http
-        .post(format!("{}/v1/txs/batch", api.base))
-        .body(vec![0, 0, 0, 0])
-        .send()
-        .await
-        .unwrap();
+    let r = api.http.post(format!("{}/v1/txs/batch", api.base)).body(vec![0, 0, 0, 0]).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 415);
     assert_eq!(api.get("/v1/accounts/tsr1notanaddress").await.0, 400);
     assert_eq!(api.get("/v1/txs/xyz").await.1["code"], "bad_hash");
-    assert_eq!(
-        api.get("/v1/blocks/999999999").await.1["code"],
-        "block_not_found"
-    );
+    assert_eq!(api.get("/v1/blocks/999999999").await.1["code"], "block_not_found");
 
     // Refusals changed nothing: only the one good transfer (amount 1 + fee) moved funds.
     let after_dev = api.account(&dev.address()).await;
     assert_eq!(after_dev["nonce"], "2");
-    let dev_tsr = |v: &Value| {
-        v["balances"][0]["balance"]
-            .as_str()
-            .unwrap()
-            .parse::<u128>()
-            .unwrap()
-    };
-    assert_eq!(
-        dev_tsr(&before_dev) - dev_tsr(&after_dev),
-        1,
-        "dev paid the fee to itself (treasury) and sent 1"
-    );
-    assert_eq!(
-        dev_tsr(&api.account(&other.address()).await),
-        dev_tsr(&before_other) + 1
-    );
+    let dev_tsr = |v: &Value| v["balances"][0]["balance"].as_str().unwrap().parse::<u128>().unwrap();
+    assert_eq!(dev_tsr(&before_dev) - dev_tsr(&after_dev), 1, "dev paid the fee to itself (treasury) and sent 1");
+    assert_eq!(dev_tsr(&api.account(&other.address()).await), dev_tsr(&before_other) + 1);
 
     // Included but rejected actions: receipts with stable codes; only fee and nonce move.
     let before = api.account(&other.address()).await;
     let rejected = [
         (
-            tx(
-                &other,
-                0,
-                Action::Transfer {
-                    to: dev.address(),
-                    asset: AssetId::TSR,
-                    amount: Amount(10_000_000),
-                },
-            ),
+            tx(&other, 0, Action::Transfer { to: dev.address(), asset: AssetId::TSR, amount: Amount(10_000_000) }),
             "insufficient_funds",
         ),
         (
             tx(
                 &other,
                 1,
-                Action::Transfer {
-                    to: dev.address(),
-                    asset: AssetId::new("NOPE").unwrap(),
-                    amount: Amount(1),
-                },
+                Action::Transfer { to: dev.address(), asset: AssetId::new("NOPE").unwrap(), amount: Amount(1) },
             ),
             "unknown_asset",
         ),
+        (tx(&other, 2, Action::Mint { asset: usd, to: other.address(), amount: Amount(5) }), "not_asset_issuer"),
         (
-            tx(
-                &other,
-                2,
-                Action::Mint {
-                    asset: usd,
-                    to: other.address(),
-                    amount: Amount(5),
-                },
-            ),
-            "not_asset_issuer",
-        ),
-        (
-            tx(
-                &other,
-                3,
-                Action::SetRole {
-                    role: primitives::Role::Treasury,
-                    address: other.address(),
-                },
-            ),
+            tx(&other, 3, Action::SetRole { role: primitives::Role::Treasury, address: other.address() }),
             "not_genesis_issuer",
         ),
     ];
@@ -306,36 +178,13 @@ async fn bad_inputs_are_refused_with_their_own_codes_and_change_nothing() {
     }
     let after = api.account(&other.address()).await;
     assert_eq!(after["nonce"], "4");
-    assert_eq!(
-        dev_tsr(&before) - dev_tsr(&after),
-        4 * 1000,
-        "only the four fees"
-    );
+    assert_eq!(dev_tsr(&before) - dev_tsr(&after), 4 * 1000, "only the four fees");
     // Minting past u128 by the issuer is an amount_overflow receipt.
-    let overflow = tx(
-        &dev,
-        2,
-        Action::Mint {
-            asset: usd,
-            to: dev.address(),
-            amount: Amount(u128::MAX),
-        },
-    );
+    let overflow = tx(&dev, 2, Action::Mint { asset: usd, to: dev.address(), amount: Amount(u128::MAX) });
     api.submit(&overflow).await;
-    let overflow2 = tx(
-        &dev,
-        3,
-        Action::Mint {
-            asset: usd,
-            to: dev.address(),
-            amount: Amount(1),
-        },
-    );
+    let overflow2 = tx(&dev, 3, Action::Mint { asset: usd, to: dev.address(), amount: Amount(1) });
     api.submit(&overflow2).await;
-    assert_eq!(
-        api.wait_committed(&overflow2.id()).await["receipt"]["code"],
-        "amount_overflow"
-    );
+    assert_eq!(api.wait_committed(&overflow2.id()).await["receipt"]["code"], "amount_overflow");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -343,27 +192,11 @@ async fn events_metrics_and_openapi_are_served() {
     use futures_util::StreamExt;
     let dir = tempfile::tempdir().unwrap();
     let devnet = Devnet::start(dir.path(), &[]);
-    let api = Api {
-        base: devnet.api.clone(),
-        http: reqwest::Client::new(),
-    };
+    let api = Api { base: devnet.api.clone(), http: reqwest::Client::new() };
     let dev = devnet.signing_key();
-    let events = api
-        .http
-        .get(format!("{}/v1/events", api.base))
-        .send()
-        .await
-        .unwrap();
+    let events = api.http.get(format!("{}/v1/events", api.base)).send().await.unwrap();
     assert_eq!(events.headers()["content-type"], "text/event-stream");
-    let stx = tx(
-        &dev,
-        0,
-        Action::Transfer {
-            to: Address([9; 32]),
-            asset: AssetId::TSR,
-            amount: Amount(5),
-        },
-    );
+    let stx = tx(&dev, 0, Action::Transfer { to: Address([9; 32]), asset: AssetId::TSR, amount: Amount(5) });
     api.submit(&stx).await;
     let mut stream = events.bytes_stream();
     let mut buf = String::new();
@@ -381,15 +214,7 @@ async fn events_metrics_and_openapi_are_served() {
     assert!(found, "block event with our receipt: {buf}");
     assert!(buf.contains("event: block"));
 
-    let metrics = api
-        .http
-        .get(format!("{}/metrics", api.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = api.http.get(format!("{}/metrics", api.base)).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("tessera_height"), "{metrics}");
     assert!(metrics.contains("tessera_txs_committed_total"), "{metrics}");
 

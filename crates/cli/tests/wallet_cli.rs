@@ -39,10 +39,7 @@ fn strip_ansi(s: &str) -> String {
 fn token(line: &str, name: &str) -> Option<String> {
     line.split_whitespace()
         .find_map(|w| w.strip_prefix(name))
-        .map(|v| {
-            v.trim_matches(|c: char| c == '"' || c == '\'' || c == ',')
-                .to_string()
-        })
+        .map(|v| v.trim_matches(|c: char| c == '"' || c == '\'' || c == ',').to_string())
         .filter(|v| !v.is_empty())
 }
 
@@ -83,21 +80,11 @@ impl Devnet {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn tessera devnet");
-        let mut net = Devnet {
-            child,
-            api: String::new(),
-            key: PathBuf::new(),
-            home,
-            log: Arc::default(),
-            dir,
-        };
+        let mut net = Devnet { child, api: String::new(), key: PathBuf::new(), home, log: Arc::default(), dir };
         let (tx, rx) = mpsc::channel::<String>();
         let stdout = net.child.stdout.take().unwrap();
         let stderr = net.child.stderr.take().unwrap();
-        for stream in [
-            Box::new(stdout) as Box<dyn std::io::Read + Send>,
-            Box::new(stderr),
-        ] {
+        for stream in [Box::new(stdout) as Box<dyn std::io::Read + Send>, Box::new(stderr)] {
             let (tx, log) = (tx.clone(), net.log.clone());
             // Keeps draining the pipe for the node's whole life, so it never blocks on it.
             std::thread::spawn(move || {
@@ -119,24 +106,17 @@ impl Devnet {
                     api = api.or_else(|| token(&line, "api="));
                     key = key.or_else(|| token(&line, "key="));
                 }
-                Err(mpsc::RecvTimeoutError::Timeout) => panic!(
-                    "devnet not ready within {READY_TIMEOUT:?}; output:\n{}",
-                    net.log()
-                ),
-                Err(mpsc::RecvTimeoutError::Disconnected) => panic!(
-                    "devnet exited ({:?}) before it was ready; output:\n{}",
-                    net.child.try_wait(),
-                    net.log()
-                ),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    panic!("devnet not ready within {READY_TIMEOUT:?}; output:\n{}", net.log())
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    panic!("devnet exited ({:?}) before it was ready; output:\n{}", net.child.try_wait(), net.log())
+                }
             }
         }
         net.api = api.unwrap();
         let key = PathBuf::from(key.unwrap());
-        net.key = if key.is_relative() {
-            net.dir.path().join(key)
-        } else {
-            key
-        };
+        net.key = if key.is_relative() { net.dir.path().join(key) } else { key };
         assert!(net.key.is_file(), "dev key {} missing", net.key.display());
         net
     }
@@ -185,30 +165,20 @@ impl Devnet {
             stdout: std::fs::read_to_string(out_path).unwrap(),
             stderr: std::fs::read_to_string(err_path).unwrap(),
         };
-        assert!(
-            !run.stderr.contains("panicked"),
-            "tessera panicked: {run:?}"
-        );
+        assert!(!run.stderr.contains("panicked"), "tessera panicked: {run:?}");
         run
     }
 
     fn ok(&self, env: &[(&str, &str)], args: &[&str]) -> Run {
         let run = self.cli(env, args);
-        assert!(
-            run.ok,
-            "expected success: {run:?}\nnode log:\n{}",
-            self.log()
-        );
+        assert!(run.ok, "expected success: {run:?}\nnode log:\n{}", self.log());
         run
     }
 
     fn fails(&self, env: &[(&str, &str)], args: &[&str]) -> Run {
         let run = self.cli(env, args);
         assert!(!run.ok, "expected failure: {run:?}");
-        assert!(
-            !run.stderr.trim().is_empty(),
-            "failure without a message: {run:?}"
-        );
+        assert!(!run.stderr.trim().is_empty(), "failure without a message: {run:?}");
         run
     }
 
@@ -243,8 +213,7 @@ struct Run {
 
 impl Run {
     fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not one JSON value ({e}): {self:?}"))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not one JSON value ({e}): {self:?}"))
     }
 }
 
@@ -257,129 +226,45 @@ fn wallet_transfer_balance_and_assets_end_to_end() {
     let net = Devnet::start();
     let wallets = net.dir.path().join("wallets");
     let wdir = path_str(&wallets);
-    let dev = net.json(&[], &["wallet", "address", net.key()])["address"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let dev = net.json(&[], &["wallet", "address", net.key()])["address"].as_str().unwrap().to_string();
     assert!(dev.starts_with("tsr1"));
 
     // An unencrypted wallet in a chosen directory.
-    let alice = net.json(
-        &[],
-        &[
-            "wallet",
-            "new",
-            "--name",
-            "alice",
-            "--unencrypted",
-            "--dir",
-            wdir,
-        ],
-    );
+    let alice = net.json(&[], &["wallet", "new", "--name", "alice", "--unencrypted", "--dir", wdir]);
     assert_eq!(alice["encrypted"], false);
     let alice_addr = alice["address"].as_str().unwrap().to_string();
     let alice_key = alice["path"].as_str().unwrap().to_string();
     assert_eq!(Path::new(&alice_key), wallets.join("alice.json"));
     // Names are never reused.
-    let again = net.fails(
-        &[],
-        &[
-            "wallet",
-            "new",
-            "--name",
-            "alice",
-            "--unencrypted",
-            "--dir",
-            wdir,
-        ],
-    );
+    let again = net.fails(&[], &["wallet", "new", "--name", "alice", "--unencrypted", "--dir", wdir]);
     assert!(again.stderr.contains("already exists"), "{again:?}");
     let listed = net.json(&[], &["wallet", "list", "--dir", wdir]);
     assert_eq!(listed[0]["name"], "alice");
 
     // 12.5 TSR to alice, human output.
-    let run = net.ok(
-        &[],
-        &[
-            "transfer",
-            "--key",
-            net.key(),
-            "--to",
-            &alice_addr,
-            "--amount",
-            "12.5",
-        ],
-    );
-    assert!(
-        run.stdout.contains("committed") && run.stdout.contains(": success"),
-        "{run:?}"
-    );
+    let run = net.ok(&[], &["transfer", "--key", net.key(), "--to", &alice_addr, "--amount", "12.5"]);
+    assert!(run.stdout.contains("committed") && run.stdout.contains(": success"), "{run:?}");
     let view = net.json(&[], &["balance", &alice_addr]);
-    let tsr = view["balances"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["asset"] == "TSR")
-        .expect("alice holds TSR");
+    let tsr = view["balances"].as_array().unwrap().iter().find(|b| b["asset"] == "TSR").expect("alice holds TSR");
     assert_eq!(tsr["balance"], "12500000000");
     // The balance of a key file, human-readable, with an explicit --node.
     let human = net.ok(&[], &["balance", &alice_key, "--node", &net.api]);
     assert!(human.stdout.contains("12.5"), "{human:?}");
 
     // Amounts are exact: more decimals than TSR has is an error, not a rounding.
-    let run = net.fails(
-        &[],
-        &[
-            "transfer",
-            "--key",
-            net.key(),
-            "--to",
-            &alice_addr,
-            "--amount",
-            "0.0000000001",
-        ],
-    );
+    let run = net.fails(&[], &["transfer", "--key", net.key(), "--to", &alice_addr, "--amount", "0.0000000001"]);
     assert!(run.stderr.contains("decimal places"), "{run:?}");
-    let run = net.fails(
-        &[],
-        &[
-            "transfer",
-            "--key",
-            net.key(),
-            "--to",
-            &alice_addr,
-            "--amount",
-            "1",
-            "--asset",
-            "XYZ",
-        ],
-    );
+    let run = net.fails(&[], &["transfer", "--key", net.key(), "--to", &alice_addr, "--amount", "1", "--asset", "XYZ"]);
     assert!(run.stderr.contains("unknown asset XYZ; known: "), "{run:?}");
 
     // More than alice holds: included, rejected, fee charged, non-zero exit.
     let before = net.balance(&alice_addr, "TSR");
-    let run = net.fails(
-        &[],
-        &[
-            "transfer", "--key", &alice_key, "--to", &dev, "--amount", "100",
-        ],
-    );
+    let run = net.fails(&[], &["transfer", "--key", &alice_key, "--to", &dev, "--amount", "100"]);
     assert!(run.stderr.contains("insufficient_funds"), "{run:?}");
     assert!(net.balance(&alice_addr, "TSR") <= before);
 
     // JSON output is the TxView; `tx` finds it again.
-    let committed = net.json(
-        &[],
-        &[
-            "transfer",
-            "--key",
-            net.key(),
-            "--to",
-            &alice_addr,
-            "--amount",
-            "0.25",
-        ],
-    );
+    let committed = net.json(&[], &["transfer", "--key", net.key(), "--to", &alice_addr, "--amount", "0.25"]);
     assert_eq!(committed["status"], "committed");
     assert_eq!(committed["receipt"]["status"], "success");
     let hash = committed["tx_hash"].as_str().unwrap().to_string();
@@ -389,26 +274,10 @@ fn wallet_transfer_balance_and_assets_end_to_end() {
     assert!(human.stdout.contains("committed"), "{human:?}");
     let unknown = "ab".repeat(32);
     let run = net.fails(&[], &["tx", &unknown]);
-    assert!(
-        run.stderr
-            .contains(&format!("transaction {unknown} not found")),
-        "{run:?}"
-    );
+    assert!(run.stderr.contains(&format!("transaction {unknown} not found")), "{run:?}");
 
     // --no-wait returns at once; the transaction commits later.
-    let pending = net.json(
-        &[],
-        &[
-            "transfer",
-            "--key",
-            net.key(),
-            "--to",
-            &alice_addr,
-            "--amount",
-            "1",
-            "--no-wait",
-        ],
-    );
+    let pending = net.json(&[], &["transfer", "--key", net.key(), "--to", &alice_addr, "--amount", "1", "--no-wait"]);
     assert_eq!(pending["status"], "pending");
     let hash = pending["tx_hash"].as_str().unwrap().to_string();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -424,117 +293,23 @@ fn wallet_transfer_balance_and_assets_end_to_end() {
     // Assets: create, mint, burn, and the max supply.
     net.ok(
         &[],
-        &[
-            "asset",
-            "create",
-            "--key",
-            net.key(),
-            "--symbol",
-            "GOLD",
-            "--decimals",
-            "2",
-            "--max-supply",
-            "1000",
-        ],
+        &["asset", "create", "--key", net.key(), "--symbol", "GOLD", "--decimals", "2", "--max-supply", "1000"],
     );
-    let run = net.fails(
-        &[],
-        &[
-            "asset",
-            "create",
-            "--key",
-            net.key(),
-            "--symbol",
-            "GOLD",
-            "--decimals",
-            "2",
-        ],
-    );
+    let run = net.fails(&[], &["asset", "create", "--key", net.key(), "--symbol", "GOLD", "--decimals", "2"]);
     assert!(run.stderr.contains("GOLD"), "{run:?}");
-    net.ok(
-        &[],
-        &[
-            "asset",
-            "mint",
-            "--key",
-            net.key(),
-            "--asset",
-            "GOLD",
-            "--to",
-            &alice_addr,
-            "--amount",
-            "250.5",
-        ],
-    );
+    net.ok(&[], &["asset", "mint", "--key", net.key(), "--asset", "GOLD", "--to", &alice_addr, "--amount", "250.5"]);
     assert_eq!(net.balance(&alice_addr, "GOLD"), 25050);
-    net.ok(
-        &[],
-        &[
-            "asset",
-            "mint",
-            "--key",
-            net.key(),
-            "--asset",
-            "GOLD",
-            "--to",
-            &dev,
-            "--amount",
-            "10",
-        ],
-    );
-    net.ok(
-        &[],
-        &[
-            "asset",
-            "burn",
-            "--key",
-            net.key(),
-            "--asset",
-            "GOLD",
-            "--amount",
-            "4.25",
-        ],
-    );
+    net.ok(&[], &["asset", "mint", "--key", net.key(), "--asset", "GOLD", "--to", &dev, "--amount", "10"]);
+    net.ok(&[], &["asset", "burn", "--key", net.key(), "--asset", "GOLD", "--amount", "4.25"]);
     assert_eq!(net.balance(&dev, "GOLD"), 575);
-    let run = net.fails(
-        &[],
-        &[
-            "asset",
-            "mint",
-            "--key",
-            net.key(),
-            "--asset",
-            "GOLD",
-            "--to",
-            &dev,
-            "--amount",
-            "800",
-        ],
-    );
+    let run =
+        net.fails(&[], &["asset", "mint", "--key", net.key(), "--asset", "GOLD", "--to", &dev, "--amount", "800"]);
     assert!(run.stderr.contains("max_supply_exceeded"), "{run:?}");
-    let run = net.fails(
-        &[],
-        &[
-            "asset",
-            "mint",
-            "--key",
-            net.key(),
-            "--asset",
-            "GOLD",
-            "--to",
-            &dev,
-            "--amount",
-            "0.001",
-        ],
-    );
+    let run =
+        net.fails(&[], &["asset", "mint", "--key", net.key(), "--asset", "GOLD", "--to", &dev, "--amount", "0.001"]);
     assert!(run.stderr.contains("decimal places"), "{run:?}");
     let assets = net.json(&[], &["asset", "list"]);
-    let gold = assets
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["symbol"] == "GOLD")
-        .expect("GOLD listed");
+    let gold = assets.as_array().unwrap().iter().find(|a| a["symbol"] == "GOLD").expect("GOLD listed");
     assert_eq!(gold["supply"], (25050 + 1000 - 425).to_string());
     assert_eq!(gold["decimals"], 2);
 
@@ -546,72 +321,21 @@ fn wallet_transfer_balance_and_assets_end_to_end() {
     let bob_key = bob["path"].as_str().unwrap().to_string();
     let stored = std::fs::read_to_string(&bob_key).unwrap();
     assert!(!stored.contains("secret_seed"), "{stored}");
-    net.ok(
-        &[],
-        &[
-            "transfer",
-            "--key",
-            net.key(),
-            "--to",
-            &bob_addr,
-            "--amount",
-            "2",
-        ],
-    );
-    net.ok(
-        &pw,
-        &[
-            "transfer",
-            "--key",
-            &bob_key,
-            "--to",
-            &alice_addr,
-            "--amount",
-            "0.5",
-        ],
-    );
+    net.ok(&[], &["transfer", "--key", net.key(), "--to", &bob_addr, "--amount", "2"]);
+    net.ok(&pw, &["transfer", "--key", &bob_key, "--to", &alice_addr, "--amount", "0.5"]);
     let run = net.fails(
         &[("TESSERA_PASSPHRASE", "wrong")],
-        &[
-            "transfer",
-            "--key",
-            &bob_key,
-            "--to",
-            &alice_addr,
-            "--amount",
-            "0.5",
-        ],
+        &["transfer", "--key", &bob_key, "--to", &alice_addr, "--amount", "0.5"],
     );
     assert!(run.stderr.contains("wrong passphrase"), "{run:?}");
     // A wallet name resolves in $TESSERA_HOME/wallets.
     let named = net.json(&pw, &["wallet", "new", "--name", "carol"]);
-    assert_eq!(
-        Path::new(named["path"].as_str().unwrap()),
-        net.home.join("wallets/carol.json")
-    );
+    assert_eq!(Path::new(named["path"].as_str().unwrap()), net.home.join("wallets/carol.json"));
     let carol = named["address"].as_str().unwrap().to_string();
-    net.ok(
-        &[],
-        &[
-            "transfer",
-            "--key",
-            net.key(),
-            "--to",
-            &carol,
-            "--amount",
-            "1",
-        ],
-    );
+    net.ok(&[], &["transfer", "--key", net.key(), "--to", &carol, "--amount", "1"]);
     assert_eq!(net.balance("carol", "TSR"), 1_000_000_000);
 
     // No node there: a clear one-line error.
-    let run = net.fails(
-        &[],
-        &["balance", &alice_addr, "--node", "http://127.0.0.1:9"],
-    );
-    assert!(
-        run.stderr
-            .contains("could not reach the node at http://127.0.0.1:9"),
-        "{run:?}"
-    );
+    let run = net.fails(&[], &["balance", &alice_addr, "--node", "http://127.0.0.1:9"]);
+    assert!(run.stderr.contains("could not reach the node at http://127.0.0.1:9"), "{run:?}");
 }

@@ -48,11 +48,7 @@ impl SigningKey {
     }
 
     pub fn sign_tx(&self, tx: Transaction) -> SignedTransaction {
-        assert_eq!(
-            tx.signer,
-            self.address(),
-            "signing a transaction for another signer"
-        );
+        assert_eq!(tx.signer, self.address(), "signing a transaction for another signer");
         let signature = self.sign_digest(&tx.signing_hash());
         SignedTransaction { tx, signature }
     }
@@ -65,14 +61,9 @@ impl Clone for SigningKey {
 }
 
 /// Verifies one signature over a 32-byte digest (ZIP-215 rules).
-pub fn verify_digest(
-    signer: &Address,
-    digest: &Hash,
-    signature: &Signature,
-) -> Result<(), SignatureError> {
+pub fn verify_digest(signer: &Address, digest: &Hash, signature: &Signature) -> Result<(), SignatureError> {
     let vk = VerificationKey::try_from(signer.0).map_err(|_| SignatureError::BadPublicKey)?;
-    vk.verify(&EdSignature::from(signature.0), digest.as_bytes())
-        .map_err(|_| SignatureError::BadSignature)
+    vk.verify(&EdSignature::from(signature.0), digest.as_bytes()).map_err(|_| SignatureError::BadSignature)
 }
 
 pub fn verify_tx(stx: &SignedTransaction) -> Result<(), SignatureError> {
@@ -91,28 +82,18 @@ pub fn verify_batch(items: &[VerifyItem]) -> Vec<bool> {
     }
     let mut verifier = batch::Verifier::new();
     for (signer, digest, signature) in items {
-        verifier.queue((
-            VerificationKeyBytes::from(signer.0),
-            EdSignature::from(signature.0),
-            digest.as_bytes(),
-        ));
+        verifier.queue((VerificationKeyBytes::from(signer.0), EdSignature::from(signature.0), digest.as_bytes()));
     }
     if verifier.verify(OsRng).is_ok() {
         return vec![true; items.len()];
     }
-    items
-        .iter()
-        .map(|(a, d, s)| verify_digest(a, d, s).is_ok())
-        .collect()
+    items.iter().map(|(a, d, s)| verify_digest(a, d, s).is_ok()).collect()
 }
 
 /// Batch-verifies on all cores of the current rayon pool, in chunks of
 /// `VERIFY_BATCH_TXS_MAX`. Verdicts are in input order.
 pub fn verify_par(items: &[VerifyItem]) -> Vec<bool> {
-    items
-        .par_chunks(VERIFY_BATCH_TXS_MAX)
-        .flat_map_iter(verify_batch)
-        .collect()
+    items.par_chunks(VERIFY_BATCH_TXS_MAX).flat_map_iter(verify_batch).collect()
 }
 
 #[cfg(test)]
@@ -127,11 +108,7 @@ mod tests {
             nonce,
             fee: Amount(1),
             expiry_height: None,
-            action: Action::Transfer {
-                to: Address([9; 32]),
-                asset: AssetId::TSR,
-                amount: Amount(5),
-            },
+            action: Action::Transfer { to: Address([9; 32]), asset: AssetId::TSR, amount: Amount(5) },
         }
     }
 
@@ -156,12 +133,7 @@ mod tests {
         items[300].1 = Hash([1; 32]); // wrong message
         items[599].0 = keys[0].address(); // wrong signer
         let verdicts = verify_par(&items);
-        let bad: Vec<usize> = verdicts
-            .iter()
-            .enumerate()
-            .filter(|(_, ok)| !**ok)
-            .map(|(i, _)| i)
-            .collect();
+        let bad: Vec<usize> = verdicts.iter().enumerate().filter(|(_, ok)| !**ok).map(|(i, _)| i).collect();
         assert_eq!(bad, vec![3, 300, 599]);
     }
 

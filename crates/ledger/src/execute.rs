@@ -9,8 +9,7 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use primitives::block::{receipts_root, txs_root};
 use primitives::limits::BLOCK_TXS_MAX;
 use primitives::{
-    Action, Address, Amount, AssetId, Block, BlockHeader, Hash, Height, Outcome, Receipt,
-    RejectCode, SignedTransaction,
+    Action, Address, Amount, AssetId, Block, BlockHeader, Hash, Height, Outcome, Receipt, RejectCode, SignedTransaction,
 };
 use std::collections::BTreeMap;
 
@@ -73,11 +72,7 @@ pub enum BlockError {
     #[error("transaction {index} cannot be included: {reason}")]
     Inadmissible { index: usize, reason: Inadmissible },
     #[error("{what} root mismatch: header says {header}, execution gives {computed}")]
-    RootMismatch {
-        what: &'static str,
-        header: Hash,
-        computed: Hash,
-    },
+    RootMismatch { what: &'static str, header: Hash, computed: Hash },
 }
 
 /// Everything a block changed, ready to commit. Accounts map to `None` when emptied.
@@ -108,15 +103,8 @@ pub fn propose(
     candidates: impl IntoIterator<Item = (Hash, SignedTransaction)>,
     txs_max: usize,
 ) -> Executed {
-    assert_eq!(
-        ctx.height,
-        parent.height.next(),
-        "proposing on the wrong parent"
-    );
-    assert!(
-        ctx.timestamp_ms >= parent.last_timestamp_ms,
-        "timestamp before parent"
-    );
+    assert_eq!(ctx.height, parent.height.next(), "proposing on the wrong parent");
+    assert!(ctx.timestamp_ms >= parent.last_timestamp_ms, "timestamp before parent");
     let txs_max = txs_max.min(BLOCK_TXS_MAX);
     let mut overlay = Overlay::new(parent);
     let mut included = Vec::new();
@@ -142,22 +130,12 @@ pub fn propose(
         parent_hash: ctx.parent_hash,
         timestamp_ms: ctx.timestamp_ms,
         proposer: ctx.proposer,
-        txs_root: txs_root(&included),
+        txs_root: txs_root(&ids),
         receipts_root: receipts_root(&receipts),
         state_root: lthash.checksum(),
     };
     let block_hash = header.hash();
-    Executed {
-        block: Block {
-            header,
-            txs: included,
-        },
-        block_hash,
-        receipts,
-        dropped,
-        write_set,
-        lthash,
-    }
+    Executed { block: Block { header, txs: included }, block_hash, receipts, dropped, write_set, lthash }
 }
 
 /// Whether `verify` checks signatures (a node replaying its own durable log may skip it).
@@ -168,49 +146,27 @@ pub enum Signatures {
 }
 
 /// Re-executes `block` on `parent` and checks linkage, every transaction and every root.
-pub fn verify(
-    parent: &State,
-    block: &Block,
-    signatures: Signatures,
-) -> Result<Executed, BlockError> {
+pub fn verify(parent: &State, block: &Block, signatures: Signatures) -> Result<Executed, BlockError> {
     let h = &block.header;
     if h.height != parent.height.next() {
-        return Err(BlockError::WrongHeight {
-            expected: parent.height.next(),
-            got: h.height,
-        });
+        return Err(BlockError::WrongHeight { expected: parent.height.next(), got: h.height });
     }
     if h.parent_hash != parent.last_block_hash {
-        return Err(BlockError::WrongParent {
-            expected: parent.last_block_hash,
-            got: h.parent_hash,
-        });
+        return Err(BlockError::WrongParent { expected: parent.last_block_hash, got: h.parent_hash });
     }
     if h.timestamp_ms < parent.last_timestamp_ms {
-        return Err(BlockError::TimestampBeforeParent {
-            parent: parent.last_timestamp_ms,
-            got: h.timestamp_ms,
-        });
+        return Err(BlockError::TimestampBeforeParent { parent: parent.last_timestamp_ms, got: h.timestamp_ms });
     }
     if block.txs.len() > BLOCK_TXS_MAX {
         return Err(BlockError::TooManyTxs(block.txs.len()));
     }
     for (index, stx) in block.txs.iter().enumerate() {
-        stx.tx
-            .check_stateless()
-            .map_err(|e| BlockError::MalformedTx {
-                index,
-                reason: e.to_string(),
-            })?;
+        stx.tx.check_stateless().map_err(|e| BlockError::MalformedTx { index, reason: e.to_string() })?;
     }
     let ids: Vec<Hash> = block.txs.iter().map(|t| t.id()).collect();
     if signatures == Signatures::Check {
-        let items: Vec<crypto::VerifyItem> = block
-            .txs
-            .iter()
-            .zip(&ids)
-            .map(|(t, id)| (t.tx.signer, *id, t.signature))
-            .collect();
+        let items: Vec<crypto::VerifyItem> =
+            block.txs.iter().zip(&ids).map(|(t, id)| (t.tx.signer, *id, t.signature)).collect();
         if let Some(index) = crypto::verify_par(&items).iter().position(|ok| !ok) {
             return Err(BlockError::BadSignature { index });
         }
@@ -224,9 +180,7 @@ pub fn verify(
     let mut overlay = Overlay::new(parent);
     let mut receipts = Vec::with_capacity(block.txs.len());
     for (index, (stx, id)) in block.txs.iter().zip(&ids).enumerate() {
-        let receipt = overlay
-            .apply_tx(&ctx, *id, stx)
-            .map_err(|reason| BlockError::Inadmissible { index, reason })?;
+        let receipt = overlay.apply_tx(&ctx, *id, stx).map_err(|reason| BlockError::Inadmissible { index, reason })?;
         receipts.push(receipt);
     }
     let (write_set, lthash) = overlay.finish();
@@ -234,60 +188,59 @@ pub fn verify(
         if header == computed {
             Ok(())
         } else {
-            Err(BlockError::RootMismatch {
-                what,
-                header,
-                computed,
-            })
+            Err(BlockError::RootMismatch { what, header, computed })
         }
     };
-    check("transactions", h.txs_root, txs_root(&block.txs))?;
+    check("transactions", h.txs_root, txs_root(&ids))?;
     check("receipts", h.receipts_root, receipts_root(&receipts))?;
     check("state", h.state_root, lthash.checksum())?;
-    Ok(Executed {
-        block: block.clone(),
-        block_hash: h.hash(),
-        receipts,
-        dropped: Vec::new(),
-        write_set,
-        lthash,
-    })
+    Ok(Executed { block: block.clone(), block_hash: h.hash(), receipts, dropped: Vec::new(), write_set, lthash })
+}
+
+/// What remains of an `Executed` once its write set is in the state.
+#[derive(Clone, Debug)]
+pub struct Committed {
+    pub block: Block,
+    pub block_hash: Hash,
+    pub receipts: Vec<Receipt>,
+    pub dropped: Vec<(Hash, SignedTransaction, Inadmissible)>,
 }
 
 impl State {
     /// Applies an executed block's write set. The caller decides when (after the block
     /// is durable); the state is then exactly the block's post-state.
     pub fn commit(&mut self, executed: &Executed) {
-        let header = &executed.block.header;
-        assert_eq!(header.height, self.height.next(), "committing out of order");
-        assert_eq!(
-            header.parent_hash, self.last_block_hash,
-            "committing on the wrong parent"
-        );
-        self.apply_write_set(&executed.write_set);
-        self.lthash = executed.lthash.clone();
-        self.height = header.height;
-        self.last_block_hash = executed.block_hash;
-        self.last_timestamp_ms = header.timestamp_ms;
+        self.commit_parts(&executed.block.header, executed.block_hash, executed.write_set.clone(), &executed.lthash);
     }
 
-    fn apply_write_set(&mut self, ws: &WriteSet) {
-        for (addr, acct) in &ws.accounts {
+    /// Like `commit`, moving the write set in instead of copying it.
+    pub fn commit_owned(&mut self, executed: Executed) -> Committed {
+        let Executed { block, block_hash, receipts, dropped, write_set, lthash } = executed;
+        self.commit_parts(&block.header, block_hash, write_set, &lthash);
+        Committed { block, block_hash, receipts, dropped }
+    }
+
+    fn commit_parts(&mut self, header: &BlockHeader, block_hash: Hash, ws: WriteSet, lthash: &LtHash) {
+        assert_eq!(header.height, self.height.next(), "committing out of order");
+        assert_eq!(header.parent_hash, self.last_block_hash, "committing on the wrong parent");
+        for (addr, acct) in ws.accounts {
             match acct {
                 Some(a) => {
-                    self.accounts.insert(*addr, a.clone());
+                    self.accounts.insert(addr, a);
                 }
                 None => {
-                    self.accounts.remove(addr);
+                    self.accounts.remove(&addr);
                 }
             }
         }
-        for (id, info) in &ws.assets {
-            self.assets.insert(*id, info.clone());
+        self.assets.extend(ws.assets);
+        if let Some(roles) = ws.roles {
+            self.roles = roles;
         }
-        if let Some(roles) = &ws.roles {
-            self.roles = roles.clone();
-        }
+        self.lthash = lthash.clone();
+        self.height = header.height;
+        self.last_block_hash = block_hash;
+        self.last_timestamp_ms = header.timestamp_ms;
     }
 }
 
@@ -301,34 +254,41 @@ enum Undo {
 /// rolled back to just after its fee and nonce.
 struct Overlay<'a> {
     base: &'a State,
-    accounts: BTreeMap<Address, Account>,
+    /// Hash map for speed; `finish` sorts what it emits, and the lattice-hash and
+    /// supply sums it computes are order-independent.
+    accounts: crate::state::AccountMap,
     assets: BTreeMap<AssetId, AssetInfo>,
     roles: Option<Roles>,
     undo: Vec<Undo>,
+    /// Whether changes are being journaled (during an action, not during fee charging).
+    journaling: bool,
 }
 
 impl<'a> Overlay<'a> {
     fn new(base: &'a State) -> Self {
         Overlay {
             base,
-            accounts: BTreeMap::new(),
+            accounts: Default::default(),
             assets: BTreeMap::new(),
             roles: None,
             undo: Vec::new(),
+            journaling: false,
         }
     }
 
-    fn account(&self, a: &Address) -> Account {
-        self.accounts
-            .get(a)
-            .or_else(|| self.base.accounts.get(a))
-            .cloned()
-            .unwrap_or_default()
+    fn account(&self, a: &Address) -> Option<&Account> {
+        self.accounts.get(a).or_else(|| self.base.accounts.get(a))
     }
 
-    fn put_account(&mut self, a: Address, acct: Account) {
-        let prev = self.accounts.insert(a, acct);
-        self.undo.push(Undo::Account(a, prev));
+    /// The account to change in place (copied from the base on first touch). While
+    /// journaling, its value before the action is recorded once for rollback.
+    fn account_mut(&mut self, a: Address) -> &mut Account {
+        if self.journaling && !self.undo.iter().any(|u| matches!(u, Undo::Account(x, _) if *x == a)) {
+            let prev = self.accounts.get(&a).cloned();
+            self.undo.push(Undo::Account(a, prev));
+        }
+        let base = self.base;
+        self.accounts.entry(a).or_insert_with(|| base.accounts.get(&a).cloned().unwrap_or_default())
     }
 
     fn asset(&self, id: &AssetId) -> Option<&AssetInfo> {
@@ -372,63 +332,38 @@ impl<'a> Overlay<'a> {
 
     /// Checks admissibility, charges fee and nonce, then runs the action; a rejected
     /// action is rolled back and reported in the receipt.
-    fn apply_tx(
-        &mut self,
-        ctx: &BlockContext,
-        id: Hash,
-        stx: &SignedTransaction,
-    ) -> Result<Receipt, Inadmissible> {
+    fn apply_tx(&mut self, ctx: &BlockContext, id: Hash, stx: &SignedTransaction) -> Result<Receipt, Inadmissible> {
         let tx = &stx.tx;
         let params = &self.base.params;
         if tx.chain_id != params.chain_id {
-            return Err(Inadmissible::WrongChain {
-                expected: params.chain_id.clone(),
-                got: tx.chain_id.clone(),
-            });
+            return Err(Inadmissible::WrongChain { expected: params.chain_id.clone(), got: tx.chain_id.clone() });
         }
         if tx.expired_at(ctx.height) {
-            return Err(Inadmissible::Expired {
-                expiry_height: tx.expiry_height.unwrap_or(0),
-                height: ctx.height.0,
-            });
+            return Err(Inadmissible::Expired { expiry_height: tx.expiry_height.unwrap_or(0), height: ctx.height.0 });
         }
         if tx.fee < params.fee {
-            return Err(Inadmissible::FeeTooLow {
-                fee: tx.fee,
-                min: params.fee,
-            });
+            return Err(Inadmissible::FeeTooLow { fee: tx.fee, min: params.fee });
         }
-        let mut signer = self.account(&tx.signer);
-        if tx.nonce < signer.nonce {
-            return Err(Inadmissible::NonceTooLow {
-                expected: signer.nonce,
-                got: tx.nonce,
-            });
+        let (nonce, spendable) =
+            self.account(&tx.signer).map_or((0, Amount::ZERO), |a| (a.nonce, a.spendable(AssetId::TSR)));
+        if tx.nonce < nonce {
+            return Err(Inadmissible::NonceTooLow { expected: nonce, got: tx.nonce });
         }
-        if tx.nonce > signer.nonce {
-            return Err(Inadmissible::NonceTooHigh {
-                expected: signer.nonce,
-                got: tx.nonce,
-            });
+        if tx.nonce > nonce {
+            return Err(Inadmissible::NonceTooHigh { expected: nonce, got: tx.nonce });
         }
-        if signer.debit(AssetId::TSR, tx.fee).is_err() {
-            return Err(Inadmissible::CannotPayFee {
-                spendable: signer.spendable(AssetId::TSR),
-                fee: tx.fee,
-            });
+        if spendable < tx.fee {
+            return Err(Inadmissible::CannotPayFee { spendable, fee: tx.fee });
         }
-        signer.nonce = signer
-            .nonce
-            .checked_add(1)
-            .expect("nonce overflow after 2^64 transactions");
-        self.put_account(tx.signer, signer);
+        let signer = self.account_mut(tx.signer);
+        signer.debit(AssetId::TSR, tx.fee).expect("checked against spendable");
+        signer.nonce = signer.nonce.checked_add(1).expect("nonce overflow after 2^64 transactions");
         let treasury = self.roles().treasury;
-        let mut t = self.account(&treasury);
-        t.credit(AssetId::TSR, tx.fee)
+        self.account_mut(treasury)
+            .credit(AssetId::TSR, tx.fee)
             .expect("fees come out of the supply, so the treasury cannot overflow");
-        self.put_account(treasury, t);
-        self.undo.clear();
 
+        self.journaling = true;
         let outcome = match self.apply_action(tx.signer, &tx.action) {
             Ok(()) => Outcome::Success,
             Err(code) => {
@@ -437,55 +372,33 @@ impl<'a> Overlay<'a> {
             }
         };
         self.undo.clear();
-        Ok(Receipt {
-            tx_id: id,
-            fee_paid: tx.fee,
-            outcome,
-        })
+        self.journaling = false;
+        Ok(Receipt { tx_id: id, fee_paid: tx.fee, outcome })
     }
 
     fn apply_action(&mut self, signer: Address, action: &Action) -> Result<(), RejectCode> {
         match *action {
             Action::Transfer { to, asset, amount } => {
                 self.asset(&asset).ok_or(RejectCode::UnknownAsset)?;
-                let mut from = self.account(&signer);
-                from.debit(asset, amount)?;
-                self.put_account(signer, from);
-                let mut dest = self.account(&to);
-                dest.credit(asset, amount)?;
-                self.put_account(to, dest);
+                self.account_mut(signer).debit(asset, amount)?;
+                self.account_mut(to).credit(asset, amount)?;
             }
-            Action::CreateAsset {
-                symbol,
-                decimals,
-                max_supply,
-            } => {
+            Action::CreateAsset { symbol, decimals, max_supply } => {
                 if self.asset(&symbol).is_some() {
                     return Err(RejectCode::AssetExists);
                 }
-                self.put_asset(AssetInfo {
-                    symbol,
-                    decimals,
-                    issuer: signer,
-                    supply: Amount::ZERO,
-                    max_supply,
-                });
+                self.put_asset(AssetInfo { symbol, decimals, issuer: signer, supply: Amount::ZERO, max_supply });
             }
             Action::Mint { asset, to, amount } => {
                 let mut info = self.asset(&asset).ok_or(RejectCode::UnknownAsset)?.clone();
                 if info.issuer != signer {
                     return Err(RejectCode::NotAssetIssuer);
                 }
-                info.supply = info
-                    .supply
-                    .checked_add(amount)
-                    .ok_or(RejectCode::AmountOverflow)?;
+                info.supply = info.supply.checked_add(amount).ok_or(RejectCode::AmountOverflow)?;
                 if info.max_supply.is_some_and(|m| info.supply > m) {
                     return Err(RejectCode::MaxSupplyExceeded);
                 }
-                let mut dest = self.account(&to);
-                dest.credit(asset, amount)?;
-                self.put_account(to, dest);
+                self.account_mut(to).credit(asset, amount)?;
                 self.put_asset(info);
             }
             Action::Burn { asset, amount } => {
@@ -493,13 +406,8 @@ impl<'a> Overlay<'a> {
                 if info.issuer != signer {
                     return Err(RejectCode::NotAssetIssuer);
                 }
-                let mut from = self.account(&signer);
-                from.debit(asset, amount)?;
-                info.supply = info
-                    .supply
-                    .checked_sub(amount)
-                    .expect("a balance never exceeds its asset's supply");
-                self.put_account(signer, from);
+                self.account_mut(signer).debit(asset, amount)?;
+                info.supply = info.supply.checked_sub(amount).expect("a balance never exceeds its asset's supply");
                 self.put_asset(info);
             }
             Action::SetRole { role, address } => {
@@ -560,27 +468,14 @@ impl<'a> Overlay<'a> {
         supply_check.assert_conserved();
 
         let mut lthash = base.lthash.clone();
-        lthash.add(&sum_lthash(&added));
-        lthash.sub(&sum_lthash(&removed));
-        (
-            WriteSet {
-                accounts,
-                assets,
-                roles,
-            },
-            lthash,
-        )
+        for e in &added {
+            lthash.add_entry(e);
+        }
+        for e in &removed {
+            lthash.sub_entry(e);
+        }
+        (WriteSet { accounts, assets, roles }, lthash)
     }
-}
-
-/// Sequential on purpose: the caller is the sequencer's own thread, and handing this to
-/// the shared rayon pool would queue it behind signature verification of later blocks.
-fn sum_lthash(entries: &[Vec<u8>]) -> LtHash {
-    let mut acc = LtHash::identity();
-    for e in entries {
-        acc.add(&LtHash::of_entry(e));
-    }
-    acc
 }
 
 /// Per asset: (sum of new balances + old supply) must equal (sum of old balances + new
@@ -596,9 +491,7 @@ impl SupplyCheck {
         let s = &mut self.sides.entry(asset).or_default()[side];
         let (lo, carry) = s.1.overflowing_add(v);
         s.1 = lo;
-        s.0 =
-            s.0.checked_add(carry as u128)
-                .expect("256-bit sum cannot overflow");
+        s.0 = s.0.checked_add(carry as u128).expect("256-bit sum cannot overflow");
     }
 
     fn balances(&mut self, acct: &Account, new: bool) {

@@ -1,7 +1,7 @@
 //! Genesis: the chain's first state, written by the issuer as a TOML file.
 
 use crate::lthash::LtHash;
-use crate::state::{Account, AssetInfo, ChainParams, Roles, State};
+use crate::state::{AssetInfo, ChainParams, Roles, State};
 use borsh::{BorshDeserialize, BorshSerialize};
 use primitives::limits::{ASSET_DECIMALS_MAX, CHAIN_ID_BYTES_MAX};
 use primitives::{codec, Address, Amount, AssetId, Hash, Height};
@@ -31,9 +31,7 @@ pub struct Genesis {
     pub balances: Vec<GenesisBalance>,
 }
 
-#[derive(
-    Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, BorshSerialize, BorshDeserialize,
-)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, BorshSerialize, BorshDeserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GenesisRoles {
     pub compliance: Option<Address>,
@@ -87,10 +85,7 @@ impl Genesis {
 
     pub fn to_state(&self) -> Result<State, GenesisError> {
         let id = self.chain_id.as_bytes();
-        if id.is_empty()
-            || id.len() > CHAIN_ID_BYTES_MAX
-            || !id.iter().all(|b| b.is_ascii_graphic())
-        {
+        if id.is_empty() || id.len() > CHAIN_ID_BYTES_MAX || !id.iter().all(|b| b.is_ascii_graphic()) {
             return Err(GenesisError::ChainId);
         }
         if !(BLOCK_INTERVAL_MS_MIN..=BLOCK_INTERVAL_MS_MAX).contains(&self.block_interval_ms) {
@@ -102,10 +97,7 @@ impl Genesis {
         let mut assets = BTreeMap::new();
         for a in &self.assets {
             if a.decimals > ASSET_DECIMALS_MAX {
-                return Err(GenesisError::Decimals {
-                    symbol: a.symbol,
-                    decimals: a.decimals,
-                });
+                return Err(GenesisError::Decimals { symbol: a.symbol, decimals: a.decimals });
             }
             let info = AssetInfo {
                 symbol: a.symbol,
@@ -118,27 +110,18 @@ impl Genesis {
                 return Err(GenesisError::DuplicateAsset(a.symbol));
             }
         }
-        if assets
-            .get(&AssetId::TSR)
-            .is_none_or(|a: &AssetInfo| a.decimals != TSR_DECIMALS)
-        {
+        if assets.get(&AssetId::TSR).is_none_or(|a: &AssetInfo| a.decimals != TSR_DECIMALS) {
             return Err(GenesisError::NoNativeAsset);
         }
-        let mut accounts: BTreeMap<Address, Account> = BTreeMap::new();
+        let mut accounts = crate::state::AccountMap::default();
         for b in &self.balances {
-            let info = assets
-                .get_mut(&b.asset)
-                .ok_or(GenesisError::UnknownAsset(b.asset))?;
-            info.supply = info
-                .supply
-                .checked_add(b.amount_base_units)
-                .ok_or(GenesisError::SupplyExceeded(b.asset))?;
+            let info = assets.get_mut(&b.asset).ok_or(GenesisError::UnknownAsset(b.asset))?;
+            info.supply = info.supply.checked_add(b.amount_base_units).ok_or(GenesisError::SupplyExceeded(b.asset))?;
             if info.max_supply.is_some_and(|m| info.supply > m) {
                 return Err(GenesisError::SupplyExceeded(b.asset));
             }
             let acct = accounts.entry(b.address).or_default();
-            acct.credit(b.asset, b.amount_base_units)
-                .map_err(|_| GenesisError::SupplyExceeded(b.asset))?;
+            acct.credit(b.asset, b.amount_base_units).map_err(|_| GenesisError::SupplyExceeded(b.asset))?;
         }
         accounts.retain(|_, a| !a.is_empty());
         let roles = Roles {

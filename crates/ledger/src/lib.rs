@@ -10,11 +10,7 @@ pub mod genesis;
 pub mod lthash;
 pub mod state;
 
-pub use execute::{
-    propose, verify, BlockContext, BlockError, Executed, Inadmissible, Signatures, WriteSet,
-};
-pub use genesis::{
-    Genesis, GenesisAsset, GenesisBalance, GenesisError, GenesisRoles, TSR_DECIMALS,
-};
+pub use execute::{propose, verify, BlockContext, BlockError, Committed, Executed, Inadmissible, Signatures, WriteSet};
+pub use genesis::{Genesis, GenesisAsset, GenesisBalance, GenesisError, GenesisRoles, TSR_DECIMALS};
 pub use lthash::LtHash;
-pub use state::{Account, AssetInfo, Balance, ChainParams, Lock, LockKind, Roles, State};
+pub use state::{Account, AccountMap, AssetInfo, Balance, ChainParams, Lock, LockKind, Roles, State};

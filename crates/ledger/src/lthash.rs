@@ -30,15 +30,33 @@ impl LtHash {
 
     /// The lanes of one entry.
     pub fn of_entry(entry: &[u8]) -> LtHash {
+        let mut h = LtHash::identity();
+        h.add_entry(entry);
+        h
+    }
+
+    fn expand(entry: &[u8], bytes: &mut [u8; LTHASH_LANES * 2]) {
         let mut hasher = blake3::Hasher::new_derive_key("tessera 2026-11 state entry lthash v1");
         hasher.update(entry);
+        hasher.finalize_xof().fill(bytes);
+    }
+
+    /// Adds one entry's lanes without allocating.
+    pub fn add_entry(&mut self, entry: &[u8]) {
         let mut bytes = [0u8; LTHASH_LANES * 2];
-        hasher.finalize_xof().fill(&mut bytes);
-        let mut lanes = Box::new([0u16; LTHASH_LANES]);
-        for (lane, chunk) in lanes.iter_mut().zip(bytes.chunks_exact(2)) {
-            *lane = u16::from_le_bytes([chunk[0], chunk[1]]);
+        Self::expand(entry, &mut bytes);
+        for (lane, chunk) in self.0.iter_mut().zip(bytes.chunks_exact(2)) {
+            *lane = lane.wrapping_add(u16::from_le_bytes([chunk[0], chunk[1]]));
         }
-        LtHash(lanes)
+    }
+
+    /// Subtracts one entry's lanes without allocating.
+    pub fn sub_entry(&mut self, entry: &[u8]) {
+        let mut bytes = [0u8; LTHASH_LANES * 2];
+        Self::expand(entry, &mut bytes);
+        for (lane, chunk) in self.0.iter_mut().zip(bytes.chunks_exact(2)) {
+            *lane = lane.wrapping_sub(u16::from_le_bytes([chunk[0], chunk[1]]));
+        }
     }
 
     pub fn add(&mut self, other: &LtHash) {
@@ -80,11 +98,7 @@ mod tests {
 
     #[test]
     fn order_independent_and_invertible() {
-        let (a, b, c) = (
-            LtHash::of_entry(b"a"),
-            LtHash::of_entry(b"b"),
-            LtHash::of_entry(b"c"),
-        );
+        let (a, b, c) = (LtHash::of_entry(b"a"), LtHash::of_entry(b"b"), LtHash::of_entry(b"c"));
         let mut x = LtHash::identity();
         x.add(&a);
         x.add(&b);

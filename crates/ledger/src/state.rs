@@ -4,7 +4,8 @@
 use crate::lthash::LtHash;
 use borsh::{BorshDeserialize, BorshSerialize};
 use primitives::{codec, Address, Amount, AssetId, Hash, Height, RejectCode, Role};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, DefaultHasher};
 
 /// Most balances one account may hold (one per asset).
 pub const ACCOUNT_BALANCES_MAX: usize = 64;
@@ -59,36 +60,25 @@ pub struct Lock {
 
 impl Account {
     pub fn balance(&self, asset: AssetId) -> Amount {
-        self.balances
-            .iter()
-            .find(|b| b.asset == asset)
-            .map_or(Amount::ZERO, |b| b.amount)
+        self.balances.iter().find(|b| b.asset == asset).map_or(Amount::ZERO, |b| b.amount)
     }
 
     pub fn locked(&self, asset: AssetId) -> Amount {
-        let total = self
-            .locks
-            .iter()
-            .filter(|l| l.asset == asset)
-            .try_fold(Amount::ZERO, |acc, l| acc.checked_add(l.amount));
+        let total =
+            self.locks.iter().filter(|l| l.asset == asset).try_fold(Amount::ZERO, |acc, l| acc.checked_add(l.amount));
         total.expect("locks of one asset never exceed its balance, so never overflow")
     }
 
     /// Balance minus locks: what transfers, fees and new locks may use.
     pub fn spendable(&self, asset: AssetId) -> Amount {
-        self.balance(asset)
-            .checked_sub(self.locked(asset))
-            .expect("invariant: locked <= balance")
+        self.balance(asset).checked_sub(self.locked(asset)).expect("invariant: locked <= balance")
     }
 
     pub fn credit(&mut self, asset: AssetId, amount: Amount) -> Result<(), RejectCode> {
         match self.balances.binary_search_by(|b| b.asset.cmp(&asset)) {
             Ok(i) => {
                 let b = &mut self.balances[i];
-                b.amount = b
-                    .amount
-                    .checked_add(amount)
-                    .ok_or(RejectCode::AmountOverflow)?;
+                b.amount = b.amount.checked_add(amount).ok_or(RejectCode::AmountOverflow)?;
             }
             Err(i) => {
                 if amount.is_zero() {
@@ -111,15 +101,9 @@ impl Account {
         if amount.is_zero() {
             return Ok(());
         }
-        let i = self
-            .balances
-            .binary_search_by(|b| b.asset.cmp(&asset))
-            .expect("spendable > 0 means present");
+        let i = self.balances.binary_search_by(|b| b.asset.cmp(&asset)).expect("spendable > 0 means present");
         let b = &mut self.balances[i];
-        b.amount = b
-            .amount
-            .checked_sub(amount)
-            .expect("checked against spendable");
+        b.amount = b.amount.checked_sub(amount).expect("checked against spendable");
         if b.amount.is_zero() {
             self.balances.remove(i);
         }
@@ -139,10 +123,7 @@ impl Account {
         match self.locks.binary_search_by(|l| key(l).cmp(&key(&lock))) {
             Ok(i) => {
                 let l = &mut self.locks[i];
-                l.amount = l
-                    .amount
-                    .checked_add(lock.amount)
-                    .ok_or(RejectCode::AmountOverflow)?;
+                l.amount = l.amount.checked_add(lock.amount).ok_or(RejectCode::AmountOverflow)?;
             }
             Err(i) => self.locks.insert(i, lock),
         }
@@ -150,18 +131,8 @@ impl Account {
     }
 
     /// Releases up to `amount` of a lock back to spendable; returns what was released.
-    pub fn release_lock(
-        &mut self,
-        kind: LockKind,
-        reference: u64,
-        asset: AssetId,
-        amount: Amount,
-    ) -> Amount {
-        let Some(i) = self
-            .locks
-            .iter()
-            .position(|l| (l.kind, l.reference, l.asset) == (kind, reference, asset))
-        else {
+    pub fn release_lock(&mut self, kind: LockKind, reference: u64, asset: AssetId, amount: Amount) -> Amount {
+        let Some(i) = self.locks.iter().position(|l| (l.kind, l.reference, l.asset) == (kind, reference, asset)) else {
             return Amount::ZERO;
         };
         let l = &mut self.locks[i];
@@ -265,12 +236,19 @@ impl Entry<'_> {
     }
 }
 
+/// Accounts by address. A hash map for O(1) lookups at millions of accounts (a B-tree
+/// costs a cache miss per level). Its hasher is SipHash-1-3 with fixed keys, so nothing
+/// random enters the state machine; and nothing consensus-relevant depends on its
+/// iteration order: the state root is an order-independent sum, and everything that
+/// must be ordered (checkpoints, write sets) is sorted first.
+pub type AccountMap = HashMap<Address, Account, BuildHasherDefault<DefaultHasher>>;
+
 /// The whole ledger state after `height`.
 #[derive(Clone, Debug)]
 pub struct State {
     pub params: ChainParams,
     pub roles: Roles,
-    pub accounts: BTreeMap<Address, Account>,
+    pub accounts: AccountMap,
     pub assets: BTreeMap<AssetId, AssetInfo>,
     pub height: Height,
     pub last_block_hash: Hash,
@@ -296,21 +274,15 @@ impl State {
     }
 
     pub fn spendable(&self, address: &Address, asset: AssetId) -> Amount {
-        self.accounts
-            .get(address)
-            .map_or(Amount::ZERO, |a| a.spendable(asset))
+        self.accounts.get(address).map_or(Amount::ZERO, |a| a.spendable(asset))
     }
 
-    /// Every entry of the state in a fixed order.
+    /// Every entry of the state; accounts in map order (callers must not depend on it).
     pub fn entries(&self) -> impl Iterator<Item = Entry<'_>> {
         std::iter::once(Entry::Params(&self.params))
             .chain(std::iter::once(Entry::Roles(&self.roles)))
             .chain(self.assets.values().map(Entry::Asset))
-            .chain(
-                self.accounts
-                    .iter()
-                    .map(|(a, acct)| Entry::Account(a, acct)),
-            )
+            .chain(self.accounts.iter().map(|(a, acct)| Entry::Account(a, acct)))
     }
 
     /// Recomputes the lattice hash from every entry (O(state); for recovery checks,
@@ -359,20 +331,14 @@ impl State {
             }
             for l in &acct.locks {
                 if acct.balance(l.asset) < l.amount {
-                    return Err(format!(
-                        "{addr} has a lock above its balance of {}",
-                        l.asset
-                    ));
+                    return Err(format!("{addr} has a lock above its balance of {}", l.asset));
                 }
             }
         }
         for (id, info) in &self.assets {
             let sum = sums.get(id).copied().unwrap_or(0);
             if sum != info.supply.0 {
-                return Err(format!(
-                    "{id}: supply {} but balances sum to {sum}",
-                    info.supply
-                ));
+                return Err(format!("{id}: supply {} but balances sum to {sum}", info.supply));
             }
             if info.max_supply.is_some_and(|m| info.supply > m) {
                 return Err(format!("{id}: supply above max supply"));

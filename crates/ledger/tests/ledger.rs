@@ -2,13 +2,8 @@
 //! propose/verify, and invariants under random workloads.
 
 use crypto::SigningKey;
-use ledger::{
-    propose, verify, BlockContext, Genesis, GenesisAsset, GenesisBalance, Inadmissible, Signatures,
-    State,
-};
-use primitives::{
-    Action, Address, Amount, AssetId, Outcome, RejectCode, Role, SignedTransaction, Transaction,
-};
+use ledger::{propose, verify, BlockContext, Genesis, GenesisAsset, GenesisBalance, Inadmissible, Signatures, State};
+use primitives::{Action, Address, Amount, AssetId, Outcome, RejectCode, Role, SignedTransaction, Transaction};
 use proptest::prelude::*;
 
 const FEE: u128 = 10;
@@ -24,17 +19,9 @@ fn usd() -> AssetId {
 /// Issuer = key 0 (also treasury); keys 1..=3 hold TSR; key 1 also issues USD (max 1000).
 fn genesis() -> State {
     let mut balances: Vec<GenesisBalance> = (0..4)
-        .map(|i| GenesisBalance {
-            address: key(i).address(),
-            asset: AssetId::TSR,
-            amount_base_units: Amount(1_000),
-        })
+        .map(|i| GenesisBalance { address: key(i).address(), asset: AssetId::TSR, amount_base_units: Amount(1_000) })
         .collect();
-    balances.push(GenesisBalance {
-        address: key(1).address(),
-        asset: usd(),
-        amount_base_units: Amount(100),
-    });
+    balances.push(GenesisBalance { address: key(1).address(), asset: usd(), amount_base_units: Amount(100) });
     Genesis {
         chain_id: "test".into(),
         genesis_time_ms: 1_000,
@@ -43,12 +30,7 @@ fn genesis() -> State {
         issuer: key(0).address(),
         roles: Default::default(),
         assets: vec![
-            GenesisAsset {
-                symbol: AssetId::TSR,
-                decimals: 9,
-                max_supply_base_units: None,
-                issuer: None,
-            },
+            GenesisAsset { symbol: AssetId::TSR, decimals: 9, max_supply_base_units: None, issuer: None },
             GenesisAsset {
                 symbol: usd(),
                 decimals: 6,
@@ -94,10 +76,7 @@ fn run_block(state: &mut State, txs: Vec<SignedTransaction>) -> (Vec<Outcome>, V
     state.commit(&executed);
     state.check_invariants().unwrap();
     assert_eq!(state.state_root(), executed.block.header.state_root);
-    (
-        executed.receipts.iter().map(|r| r.outcome).collect(),
-        executed.dropped.into_iter().map(|d| d.2).collect(),
-    )
+    (executed.receipts.iter().map(|r| r.outcome).collect(), executed.dropped.into_iter().map(|d| d.2).collect())
 }
 
 fn check(signer: u8, action: Action, expected: Outcome) {
@@ -135,210 +114,43 @@ fn actions_and_rejection_codes() {
     let stranger = Address([77; 32]);
     let tsr = AssetId::TSR;
     let xyz = AssetId::new("XYZ").unwrap();
-    check(
-        2,
-        Action::Transfer {
-            to: a(3),
-            asset: tsr,
-            amount: Amount(990),
-        },
-        Success,
-    );
-    check(
-        2,
-        Action::Transfer {
-            to: a(3),
-            asset: tsr,
-            amount: Amount(991),
-        },
-        Rejected(InsufficientFunds),
-    );
-    check(
-        2,
-        Action::Transfer {
-            to: stranger,
-            asset: tsr,
-            amount: Amount(5),
-        },
-        Success,
-    );
-    check(
-        2,
-        Action::Transfer {
-            to: a(2),
-            asset: tsr,
-            amount: Amount(990),
-        },
-        Success,
-    );
-    check(
-        2,
-        Action::Transfer {
-            to: a(3),
-            asset: usd(),
-            amount: Amount(1),
-        },
-        Rejected(InsufficientFunds),
-    );
-    check(
-        2,
-        Action::Transfer {
-            to: a(3),
-            asset: xyz,
-            amount: Amount(1),
-        },
-        Rejected(UnknownAsset),
-    );
-    check(
-        1,
-        Action::Mint {
-            asset: usd(),
-            to: a(2),
-            amount: Amount(900),
-        },
-        Success,
-    );
-    check(
-        1,
-        Action::Mint {
-            asset: usd(),
-            to: a(2),
-            amount: Amount(901),
-        },
-        Rejected(MaxSupplyExceeded),
-    );
-    check(
-        2,
-        Action::Mint {
-            asset: usd(),
-            to: a(2),
-            amount: Amount(1),
-        },
-        Rejected(NotAssetIssuer),
-    );
-    check(
-        0,
-        Action::Mint {
-            asset: tsr,
-            to: a(2),
-            amount: Amount(u128::MAX),
-        },
-        Rejected(AmountOverflow),
-    );
-    check(
-        0,
-        Action::Mint {
-            asset: tsr,
-            to: a(2),
-            amount: Amount(5),
-        },
-        Success,
-    );
-    check(
-        1,
-        Action::Burn {
-            asset: usd(),
-            amount: Amount(100),
-        },
-        Success,
-    );
-    check(
-        1,
-        Action::Burn {
-            asset: usd(),
-            amount: Amount(101),
-        },
-        Rejected(InsufficientFunds),
-    );
-    check(
-        2,
-        Action::Burn {
-            asset: usd(),
-            amount: Amount(1),
-        },
-        Rejected(NotAssetIssuer),
-    );
-    check(
-        2,
-        Action::CreateAsset {
-            symbol: xyz,
-            decimals: 2,
-            max_supply: None,
-        },
-        Success,
-    );
-    check(
-        2,
-        Action::CreateAsset {
-            symbol: usd(),
-            decimals: 2,
-            max_supply: None,
-        },
-        Rejected(AssetExists),
-    );
-    check(
-        0,
-        Action::SetRole {
-            role: Role::Treasury,
-            address: a(3),
-        },
-        Success,
-    );
-    check(
-        1,
-        Action::SetRole {
-            role: Role::Compliance,
-            address: a(1),
-        },
-        Rejected(NotGenesisIssuer),
-    );
+    check(2, Action::Transfer { to: a(3), asset: tsr, amount: Amount(990) }, Success);
+    check(2, Action::Transfer { to: a(3), asset: tsr, amount: Amount(991) }, Rejected(InsufficientFunds));
+    check(2, Action::Transfer { to: stranger, asset: tsr, amount: Amount(5) }, Success);
+    check(2, Action::Transfer { to: a(2), asset: tsr, amount: Amount(990) }, Success);
+    check(2, Action::Transfer { to: a(3), asset: usd(), amount: Amount(1) }, Rejected(InsufficientFunds));
+    check(2, Action::Transfer { to: a(3), asset: xyz, amount: Amount(1) }, Rejected(UnknownAsset));
+    check(1, Action::Mint { asset: usd(), to: a(2), amount: Amount(900) }, Success);
+    check(1, Action::Mint { asset: usd(), to: a(2), amount: Amount(901) }, Rejected(MaxSupplyExceeded));
+    check(2, Action::Mint { asset: usd(), to: a(2), amount: Amount(1) }, Rejected(NotAssetIssuer));
+    check(0, Action::Mint { asset: tsr, to: a(2), amount: Amount(u128::MAX) }, Rejected(AmountOverflow));
+    check(0, Action::Mint { asset: tsr, to: a(2), amount: Amount(5) }, Success);
+    check(1, Action::Burn { asset: usd(), amount: Amount(100) }, Success);
+    check(1, Action::Burn { asset: usd(), amount: Amount(101) }, Rejected(InsufficientFunds));
+    check(2, Action::Burn { asset: usd(), amount: Amount(1) }, Rejected(NotAssetIssuer));
+    check(2, Action::CreateAsset { symbol: xyz, decimals: 2, max_supply: None }, Success);
+    check(2, Action::CreateAsset { symbol: usd(), decimals: 2, max_supply: None }, Rejected(AssetExists));
+    check(0, Action::SetRole { role: Role::Treasury, address: a(3) }, Success);
+    check(1, Action::SetRole { role: Role::Compliance, address: a(1) }, Rejected(NotGenesisIssuer));
 }
 
 #[test]
 fn fees_go_to_the_treasury_the_issuer_appoints() {
     let mut state = genesis();
+    run_block(&mut state, vec![signed(0, 0, Action::SetRole { role: Role::Treasury, address: key(3).address() })]);
     run_block(
         &mut state,
-        vec![signed(
-            0,
-            0,
-            Action::SetRole {
-                role: Role::Treasury,
-                address: key(3).address(),
-            },
-        )],
-    );
-    run_block(
-        &mut state,
-        vec![signed(
-            0,
-            2,
-            Action::Transfer {
-                to: key(1).address(),
-                asset: AssetId::TSR,
-                amount: Amount(1),
-            },
-        )],
+        vec![signed(0, 2, Action::Transfer { to: key(1).address(), asset: AssetId::TSR, amount: Amount(1) })],
     );
     assert_eq!(state.roles.treasury, key(3).address());
-    assert_eq!(
-        state
-            .account(&key(3).address())
-            .unwrap()
-            .balance(AssetId::TSR),
-        Amount(1_000 + FEE)
-    );
+    assert_eq!(state.account(&key(3).address()).unwrap().balance(AssetId::TSR), Amount(1_000 + FEE));
 }
 
 #[test]
 fn inadmissible_transactions_are_dropped_and_change_nothing() {
     let mut state = genesis();
     let before = state.clone();
-    let t = |to: u8| Action::Transfer {
-        to: key(to).address(),
-        asset: AssetId::TSR,
-        amount: Amount(1),
-    };
+    let t = |to: u8| Action::Transfer { to: key(to).address(), asset: AssetId::TSR, amount: Amount(1) };
     let mut wrong_chain = signed(0, 2, t(3));
     wrong_chain.tx.chain_id = "other".into();
     let mut low_fee = signed(0, 2, t(3));
@@ -354,22 +166,10 @@ fn inadmissible_transactions_are_dropped_and_change_nothing() {
         action: t(3),
     });
     poor.tx.expiry_height = None;
-    let (outcomes, dropped) = run_block(
-        &mut state,
-        vec![wrong_chain, low_fee, expired, signed(1, 2, t(3)), poor],
-    );
+    let (outcomes, dropped) = run_block(&mut state, vec![wrong_chain, low_fee, expired, signed(1, 2, t(3)), poor]);
     assert!(outcomes.is_empty());
     let codes: Vec<&str> = dropped.iter().map(|d| d.code()).collect();
-    assert_eq!(
-        codes,
-        vec![
-            "wrong_chain",
-            "fee_too_low",
-            "expired",
-            "nonce_too_high",
-            "insufficient_fee_balance"
-        ]
-    );
+    assert_eq!(codes, vec!["wrong_chain", "fee_too_low", "expired", "nonce_too_high", "insufficient_fee_balance"]);
     assert_eq!(state.accounts, before.accounts);
     assert_eq!(state.state_root(), before.state_root());
     // And a replay of an included transaction is dropped as nonce_too_low.
@@ -382,15 +182,7 @@ fn inadmissible_transactions_are_dropped_and_change_nothing() {
 #[test]
 fn verify_rejects_tampered_blocks() {
     let state = genesis();
-    let tx = signed(
-        0,
-        2,
-        Action::Transfer {
-            to: key(3).address(),
-            asset: AssetId::TSR,
-            amount: Amount(5),
-        },
-    );
+    let tx = signed(0, 2, Action::Transfer { to: key(3).address(), asset: AssetId::TSR, amount: Amount(5) });
     let executed = propose(&state, ctx(&state), [(tx.id(), tx)], 100);
     let mut bad_root = executed.block.clone();
     bad_root.header.state_root = primitives::Hash([1; 32]);
@@ -400,16 +192,10 @@ fn verify_rejects_tampered_blocks() {
     ));
     let mut bad_sig = executed.block.clone();
     bad_sig.txs[0].signature.0[5] ^= 1;
-    assert!(matches!(
-        verify(&state, &bad_sig, Signatures::Check),
-        Err(ledger::BlockError::BadSignature { index: 0 })
-    ));
+    assert!(matches!(verify(&state, &bad_sig, Signatures::Check), Err(ledger::BlockError::BadSignature { index: 0 })));
     let mut bad_height = executed.block.clone();
     bad_height.header.height = primitives::Height(5);
-    assert!(matches!(
-        verify(&state, &bad_height, Signatures::Check),
-        Err(ledger::BlockError::WrongHeight { .. })
-    ));
+    assert!(matches!(verify(&state, &bad_height, Signatures::Check), Err(ledger::BlockError::WrongHeight { .. })));
     let mut extra = executed.block.clone();
     extra.txs.push(extra.txs[0].clone());
     assert!(matches!(
@@ -423,54 +209,23 @@ fn locks_reduce_spendable_and_release() {
     use ledger::{Account, Lock, LockKind};
     let mut a = Account::default();
     a.credit(AssetId::TSR, Amount(100)).unwrap();
-    let lock = Lock {
-        kind: LockKind::Stake,
-        reference: 1,
-        asset: AssetId::TSR,
-        amount: Amount(60),
-    };
+    let lock = Lock { kind: LockKind::Stake, reference: 1, asset: AssetId::TSR, amount: Amount(60) };
     a.add_lock(lock).unwrap();
     assert_eq!(a.spendable(AssetId::TSR), Amount(40));
-    assert_eq!(
-        a.debit(AssetId::TSR, Amount(41)),
-        Err(RejectCode::InsufficientFunds)
-    );
-    assert_eq!(
-        a.add_lock(Lock {
-            amount: Amount(41),
-            ..lock
-        }),
-        Err(RejectCode::InsufficientFunds)
-    );
+    assert_eq!(a.debit(AssetId::TSR, Amount(41)), Err(RejectCode::InsufficientFunds));
+    assert_eq!(a.add_lock(Lock { amount: Amount(41), ..lock }), Err(RejectCode::InsufficientFunds));
     a.debit(AssetId::TSR, Amount(40)).unwrap();
-    assert_eq!(
-        a.release_lock(LockKind::Stake, 1, AssetId::TSR, Amount(100)),
-        Amount(60)
-    );
+    assert_eq!(a.release_lock(LockKind::Stake, 1, AssetId::TSR, Amount(100)), Amount(60));
     assert_eq!(a.spendable(AssetId::TSR), Amount(60));
     assert!(a.locks.is_empty());
 }
 
 #[derive(Debug, Clone)]
 enum Op {
-    Transfer {
-        from: u8,
-        to: u8,
-        asset: bool,
-        amount: u128,
-    },
-    Mint {
-        signer: u8,
-        to: u8,
-        amount: u128,
-    },
-    Burn {
-        signer: u8,
-        amount: u128,
-    },
-    Create {
-        signer: u8,
-    },
+    Transfer { from: u8, to: u8, asset: bool, amount: u128 },
+    Mint { signer: u8, to: u8, amount: u128 },
+    Burn { signer: u8, amount: u128 },
+    Create { signer: u8 },
 }
 
 fn arb_op() -> impl Strategy<Value = Op> {
@@ -485,12 +240,7 @@ fn arb_op() -> impl Strategy<Value = Op> {
 
 fn op_tx(state: &State, pending: &mut [u64; 5], op: &Op) -> Option<SignedTransaction> {
     let (signer, action) = match *op {
-        Op::Transfer {
-            from,
-            to,
-            asset,
-            amount,
-        } => (
+        Op::Transfer { from, to, asset, amount } => (
             from,
             Action::Transfer {
                 to: key(to).address(),
@@ -498,35 +248,15 @@ fn op_tx(state: &State, pending: &mut [u64; 5], op: &Op) -> Option<SignedTransac
                 amount: Amount(amount),
             },
         ),
-        Op::Mint { signer, to, amount } => (
-            signer,
-            Action::Mint {
-                asset: usd(),
-                to: key(to).address(),
-                amount: Amount(amount),
-            },
-        ),
-        Op::Burn { signer, amount } => (
-            signer,
-            Action::Burn {
-                asset: usd(),
-                amount: Amount(amount),
-            },
-        ),
-        Op::Create { signer } => (
-            signer,
-            Action::CreateAsset {
-                symbol: AssetId::new("NEW").unwrap(),
-                decimals: 0,
-                max_supply: None,
-            },
-        ),
+        Op::Mint { signer, to, amount } => {
+            (signer, Action::Mint { asset: usd(), to: key(to).address(), amount: Amount(amount) })
+        }
+        Op::Burn { signer, amount } => (signer, Action::Burn { asset: usd(), amount: Amount(amount) }),
+        Op::Create { signer } => {
+            (signer, Action::CreateAsset { symbol: AssetId::new("NEW").unwrap(), decimals: 0, max_supply: None })
+        }
     };
-    let tx = signed(
-        state.nonce(&key(signer).address()) + pending[signer as usize],
-        signer,
-        action,
-    );
+    let tx = signed(state.nonce(&key(signer).address()) + pending[signer as usize], signer, action);
     if tx.tx.check_stateless().is_err() {
         return None;
     }

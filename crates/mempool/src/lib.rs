@@ -22,10 +22,7 @@ pub struct MempoolConfig {
 
 impl Default for MempoolConfig {
     fn default() -> Self {
-        MempoolConfig {
-            txs_max: 200_000,
-            nonce_ahead_max: 1024,
-        }
+        MempoolConfig { txs_max: 200_000, nonce_ahead_max: 1024 }
     }
 }
 
@@ -87,13 +84,7 @@ pub struct Mempool {
 
 impl Mempool {
     pub fn new(config: MempoolConfig) -> Mempool {
-        Mempool {
-            config,
-            signers: HashMap::new(),
-            ready: VecDeque::new(),
-            ids: HashSet::new(),
-            purged: HashSet::new(),
-        }
+        Mempool { config, signers: HashMap::new(), ready: VecDeque::new(), ids: HashSet::new(), purged: HashSet::new() }
     }
 
     /// Transactions held, including those in a block being committed.
@@ -127,20 +118,13 @@ impl Mempool {
 
     /// Admits a verified transaction; `committed_nonce` is the signer's nonce in the
     /// committed state.
-    pub fn insert(
-        &mut self,
-        tx: Arc<VerifiedTx>,
-        committed_nonce: u64,
-    ) -> Result<(), MempoolError> {
+    pub fn insert(&mut self, tx: Arc<VerifiedTx>, committed_nonce: u64) -> Result<(), MempoolError> {
         if self.ids.contains(&tx.id) {
             return Err(MempoolError::Duplicate(tx.id));
         }
         let nonce = tx.stx.tx.nonce;
         if nonce < committed_nonce {
-            return Err(MempoolError::NonceTooLow {
-                next: committed_nonce,
-                got: nonce,
-            });
+            return Err(MempoolError::NonceTooLow { next: committed_nonce, got: nonce });
         }
         if self.ids.len() >= self.config.txs_max {
             return Err(MempoolError::Full(self.config.txs_max));
@@ -155,11 +139,7 @@ impl Mempool {
         }
         let ahead_max = self.config.nonce_ahead_max;
         if nonce - q.next_unready >= ahead_max {
-            return Err(MempoolError::NonceTooFarAhead {
-                next: q.next_unready,
-                got: nonce,
-                ahead_max,
-            });
+            return Err(MempoolError::NonceTooFarAhead { next: q.next_unready, got: nonce, ahead_max });
         }
         self.ids.insert(tx.id);
         q.waiting.insert(nonce, tx);
@@ -181,10 +161,7 @@ impl Mempool {
             if self.purged.remove(&tx.id) {
                 continue;
             }
-            let q = self
-                .signers
-                .get_mut(&tx.stx.tx.signer)
-                .expect("ready tx has a queue");
+            let q = self.signers.get_mut(&tx.stx.tx.signer).expect("ready tx has a queue");
             q.ready -= 1;
             q.in_flight += 1;
             out.push(tx);
@@ -238,13 +215,7 @@ impl Mempool {
         q.ready = 0;
         if q.in_flight > 0 {
             // Keep counting the in-flight ones; their nonces are no longer ours to assign.
-            self.signers.insert(
-                *signer,
-                SignerQueue {
-                    in_flight: q.in_flight,
-                    ..SignerQueue::default()
-                },
-            );
+            self.signers.insert(*signer, SignerQueue { in_flight: q.in_flight, ..SignerQueue::default() });
         }
     }
 }
@@ -262,11 +233,7 @@ mod tests {
                 nonce,
                 fee: Amount(1),
                 expiry_height: None,
-                action: Action::Transfer {
-                    to: Address([0; 32]),
-                    asset: AssetId::TSR,
-                    amount: Amount(1),
-                },
+                action: Action::Transfer { to: Address([0; 32]), asset: AssetId::TSR, amount: Amount(1) },
             },
             signature: Signature([0; 64]),
         };
@@ -274,17 +241,12 @@ mod tests {
     }
 
     fn nonces(txs: &[Arc<VerifiedTx>]) -> Vec<(u8, u64)> {
-        txs.iter()
-            .map(|t| (t.stx.tx.signer.0[0], t.stx.tx.nonce))
-            .collect()
+        txs.iter().map(|t| (t.stx.tx.signer.0[0], t.stx.tx.nonce)).collect()
     }
 
     #[test]
     fn out_of_order_nonces_become_ready_in_order() {
-        let mut m = Mempool::new(MempoolConfig {
-            txs_max: 10,
-            nonce_ahead_max: 4,
-        });
+        let mut m = Mempool::new(MempoolConfig { txs_max: 10, nonce_ahead_max: 4 });
         m.insert(tx(1, 2), 0).unwrap();
         m.insert(tx(2, 0), 0).unwrap();
         m.insert(tx(1, 1), 0).unwrap();
@@ -298,10 +260,7 @@ mod tests {
 
     #[test]
     fn rejects_duplicates_replays_gaps_and_overflow() {
-        let mut m = Mempool::new(MempoolConfig {
-            txs_max: 3,
-            nonce_ahead_max: 4,
-        });
+        let mut m = Mempool::new(MempoolConfig { txs_max: 3, nonce_ahead_max: 4 });
         m.insert(tx(1, 5), 5).unwrap();
         assert_eq!(m.insert(tx(1, 5), 5).unwrap_err().code(), "duplicate_tx");
         assert_eq!(m.insert(tx(1, 4), 5).unwrap_err().code(), "nonce_too_low");
@@ -310,10 +269,7 @@ mod tests {
         m.insert(tx(1, 9), 5).unwrap();
         let mut same_nonce = tx(1, 9).stx.clone();
         same_nonce.tx.fee = Amount(2);
-        let same_nonce = Arc::new(VerifiedTx {
-            id: same_nonce.id(),
-            stx: same_nonce,
-        });
+        let same_nonce = Arc::new(VerifiedTx { id: same_nonce.id(), stx: same_nonce });
         assert_eq!(m.insert(same_nonce, 5).unwrap_err().code(), "nonce_taken");
         m.insert(tx(2, 0), 0).unwrap();
         assert_eq!(m.insert(tx(3, 0), 0).unwrap_err().code(), "mempool_full");

@@ -28,11 +28,7 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-        }
+        ApiError { status, code, message: message.into() }
     }
 
     fn not_found(code: &'static str, message: impl Into<String>) -> ApiError {
@@ -53,9 +49,7 @@ impl ApiError {
             "mempool_full" | "shutting_down" => StatusCode::SERVICE_UNAVAILABLE,
             "tx_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
             "duplicate_tx" | "nonce_too_low" | "nonce_taken" => StatusCode::CONFLICT,
-            "nonce_too_high" | "insufficient_fee_balance" | "expired" => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            "nonce_too_high" | "insufficient_fee_balance" | "expired" => StatusCode::UNPROCESSABLE_ENTITY,
             _ => StatusCode::BAD_REQUEST,
         };
         ApiError::new(status, e.code(), e.to_string())
@@ -63,11 +57,7 @@ impl ApiError {
 
     fn from_body(rejection: BytesRejection) -> ApiError {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                rejection.body_text(),
-            )
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", rejection.body_text())
         } else {
             ApiError::bad_request("bad_body", rejection.body_text())
         }
@@ -76,14 +66,10 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody {
-            code: self.code.to_string(),
-            message: self.message,
-        };
+        let body = ErrorBody { code: self.code.to_string(), message: self.message };
         let mut resp = (self.status, Json(body)).into_response();
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
         }
         resp
     }
@@ -102,38 +88,23 @@ pub fn router(chain: Arc<Chain>) -> Router {
     Router::new()
         .route("/v1/health", get(health))
         .route("/v1/chain", get(chain_info))
-        .route(
-            "/v1/txs",
-            post(submit_tx).layer(DefaultBodyLimit::max(JSON_BODY_BYTES_MAX)),
-        )
-        .route(
-            "/v1/txs/batch",
-            post(submit_batch).layer(DefaultBodyLimit::max(BATCH_BYTES_MAX)),
-        )
+        .route("/v1/txs", post(submit_tx).layer(DefaultBodyLimit::max(JSON_BODY_BYTES_MAX)))
+        .route("/v1/txs/batch", post(submit_batch).layer(DefaultBodyLimit::max(BATCH_BYTES_MAX)))
         .route("/v1/txs/{hash}", get(get_tx))
         .route("/v1/accounts/{address}", get(get_account))
         .route("/v1/blocks/{height}", get(get_block))
         .route("/v1/events", get(events))
         .route("/v1/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
-        .fallback(|| async {
-            ApiError::not_found("not_found", "no such route; see /v1/openapi.json")
-        })
+        .fallback(|| async { ApiError::not_found("not_found", "no such route; see /v1/openapi.json") })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "method not allowed on this route",
-            )
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route")
         })
         .with_state(chain)
 }
 
 async fn health(State(chain): State<Arc<Chain>>) -> Json<Health> {
-    Json(Health {
-        status: "ok".into(),
-        height: chain.state().height,
-    })
+    Json(Health { status: "ok".into(), height: chain.state().height })
 }
 
 async fn chain_info(State(chain): State<Arc<Chain>>) -> Json<ChainInfo> {
@@ -172,9 +143,8 @@ async fn submit_tx(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<(StatusCode, Json<SubmitResponse>)> {
     let body = body.map_err(ApiError::from_body)?;
-    let stx: SignedTransaction = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request("malformed_json", format!("not a signed transaction: {e}"))
-    })?;
+    let stx: SignedTransaction = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request("malformed_json", format!("not a signed transaction: {e}")))?;
     if codec::encode(&stx).len() > TX_BYTES_MAX {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -186,13 +156,7 @@ async fn submit_tx(
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
     match verdict {
-        Ok(tx_hash) => Ok((
-            StatusCode::ACCEPTED,
-            Json(SubmitResponse {
-                tx_hash,
-                status: "pending".into(),
-            }),
-        )),
+        Ok(tx_hash) => Ok((StatusCode::ACCEPTED, Json(SubmitResponse { tx_hash, status: "pending".into() }))),
         Err(e) => Err(ApiError::from_admit(&e)),
     }
 }
@@ -204,10 +168,7 @@ async fn submit_batch(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<BatchSubmitResponse>> {
     let body = body.map_err(ApiError::from_body)?;
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if content_type != "application/octet-stream" {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -215,8 +176,8 @@ async fn submit_batch(
             "the batch endpoint takes application/octet-stream: borsh Vec<SignedTransaction>",
         ));
     }
-    let txs: Vec<SignedTransaction> = codec::decode(&body, BATCH_BYTES_MAX)
-        .map_err(|e| ApiError::bad_request("malformed_batch", e.to_string()))?;
+    let txs: Vec<SignedTransaction> =
+        codec::decode(&body, BATCH_BYTES_MAX).map_err(|e| ApiError::bad_request("malformed_batch", e.to_string()))?;
     if txs.len() > BATCH_TXS_MAX {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -225,13 +186,9 @@ async fn submit_batch(
         ));
     }
     let ids: Vec<Hash> = txs.iter().map(|t| t.id()).collect();
-    let too_large: Vec<bool> = txs
-        .iter()
-        .map(|t| codec::encode(t).len() > TX_BYTES_MAX)
-        .collect();
-    let verdicts = tokio::task::spawn_blocking(move || chain.admit(txs))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let too_large: Vec<bool> = txs.iter().map(|t| codec::encode(t).len() > TX_BYTES_MAX).collect();
+    let verdicts =
+        tokio::task::spawn_blocking(move || chain.admit(txs)).await.map_err(|e| ApiError::internal(e.to_string()))?;
     let mut accepted = 0;
     let mut rejected = Vec::new();
     for (i, verdict) in verdicts.into_iter().enumerate() {
@@ -254,15 +211,9 @@ async fn submit_batch(
     Ok(Json(BatchSubmitResponse { accepted, rejected }))
 }
 
-async fn get_tx(
-    State(chain): State<Arc<Chain>>,
-    Path(hash): Path<String>,
-) -> ApiResult<Json<TxView>> {
-    let id: Hash = hash
-        .parse()
-        .map_err(|e: primitives::hash::HashParseError| {
-            ApiError::bad_request("bad_hash", e.to_string())
-        })?;
+async fn get_tx(State(chain): State<Arc<Chain>>, Path(hash): Path<String>) -> ApiResult<Json<TxView>> {
+    let id: Hash =
+        hash.parse().map_err(|e: primitives::hash::HashParseError| ApiError::bad_request("bad_hash", e.to_string()))?;
     let status = tokio::task::spawn_blocking(move || chain.tx_status(&id))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))??;
@@ -288,28 +239,18 @@ async fn get_tx(
             }
         }
         TxStatus::Dropped(reason) => TxView {
-            error: Some(ErrorBody {
-                code: reason.code().into(),
-                message: reason.to_string(),
-            }),
+            error: Some(ErrorBody { code: reason.code().into(), message: reason.to_string() }),
             ..empty("dropped")
         },
         TxStatus::Unknown => {
-            return Err(ApiError::not_found(
-                "tx_not_found",
-                format!("transaction {id} is not known to this node"),
-            ))
+            return Err(ApiError::not_found("tx_not_found", format!("transaction {id} is not known to this node")))
         }
     }))
 }
 
-async fn get_account(
-    State(chain): State<Arc<Chain>>,
-    Path(address): Path<String>,
-) -> ApiResult<Json<AccountView>> {
-    let address: Address = address.parse().map_err(|e: primitives::AddressError| {
-        ApiError::bad_request("bad_address", e.to_string())
-    })?;
+async fn get_account(State(chain): State<Arc<Chain>>, Path(address): Path<String>) -> ApiResult<Json<AccountView>> {
+    let address: Address =
+        address.parse().map_err(|e: primitives::AddressError| ApiError::bad_request("bad_address", e.to_string()))?;
     let next_nonce = chain.next_nonce(&address);
     let s = chain.state();
     let acct = s.account(&address).cloned().unwrap_or_default();
@@ -330,33 +271,25 @@ async fn get_account(
         locks: acct
             .locks
             .iter()
-            .map(|l| LockView {
-                kind: l.kind.name().into(),
-                reference: l.reference,
-                asset: l.asset,
-                amount: l.amount,
-            })
+            .map(|l| LockView { kind: l.kind.name().into(), reference: l.reference, asset: l.asset, amount: l.amount })
             .collect(),
     }))
 }
 
-async fn get_block(
-    State(chain): State<Arc<Chain>>,
-    Path(height): Path<String>,
-) -> ApiResult<Json<BlockView>> {
+async fn get_block(State(chain): State<Arc<Chain>>, Path(height): Path<String>) -> ApiResult<Json<BlockView>> {
     let height = if height == "latest" {
         chain.state().height
     } else {
-        Height(height.parse().map_err(|_| {
-            ApiError::bad_request("bad_height", format!("not a block height: {height:?}"))
-        })?)
+        Height(
+            height
+                .parse()
+                .map_err(|_| ApiError::bad_request("bad_height", format!("not a block height: {height:?}")))?,
+        )
     };
     let stored = tokio::task::spawn_blocking(move || chain.blocks().get(height))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))??
-        .ok_or_else(|| {
-            ApiError::not_found("block_not_found", format!("no block at height {height}"))
-        })?;
+        .ok_or_else(|| ApiError::not_found("block_not_found", format!("no block at height {height}")))?;
     Ok(Json(BlockView {
         hash: stored.block.header.hash(),
         header: stored.block.header,
@@ -366,38 +299,34 @@ async fn get_block(
 }
 
 /// Server-sent events: one `block` event per committed block, with its receipts.
-async fn events(
-    State(chain): State<Arc<Chain>>,
-) -> Sse<impl Stream<Item = Result<Event, std::convert::Infallible>>> {
+async fn events(State(chain): State<Arc<Chain>>) -> Sse<impl Stream<Item = Result<Event, std::convert::Infallible>>> {
     use tokio_stream::wrappers::{errors::BroadcastStreamRecvError, BroadcastStream};
     use tokio_stream::StreamExt;
     let stream = BroadcastStream::new(chain.subscribe()).map(|item| {
         Ok(match item {
-            Ok(ev) => Event::default()
-                .event("block")
-                .json_data(&*ev)
-                .unwrap_or_else(|_| Event::default().comment("encode error")),
-            Err(BroadcastStreamRecvError::Lagged(n)) => {
-                Event::default().event("lagged").data(n.to_string())
+            Ok(ev) => {
+                let body = BlockEvent {
+                    height: ev.height,
+                    hash: ev.hash,
+                    timestamp_ms: ev.timestamp_ms,
+                    state_root: ev.state_root,
+                    receipts: ev.receipts.iter().map(ReceiptView::from).collect(),
+                };
+                Event::default()
+                    .event("block")
+                    .json_data(&body)
+                    .unwrap_or_else(|_| Event::default().comment("encode error"))
             }
+            Err(BroadcastStreamRecvError::Lagged(n)) => Event::default().event("lagged").data(n.to_string()),
         })
     });
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
 async fn metrics(State(chain): State<Arc<Chain>>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        chain.metrics.render(),
-    )
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], chain.metrics.render())
 }
 
 async fn openapi() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        crate::openapi::DOCUMENT,
-    )
+    ([(header::CONTENT_TYPE, "application/json")], crate::openapi::DOCUMENT)
 }

@@ -10,13 +10,12 @@
 //! after its write to the block log is durable.
 
 use crate::metrics::Metrics;
-use api_types::{BlockEvent, ReceiptView};
-use ledger::{BlockContext, Executed, Genesis, Inadmissible, Signatures, State};
+use ledger::{BlockContext, Committed, Genesis, Inadmissible, Signatures, State};
 use mempool::{Mempool, MempoolConfig, MempoolError, VerifiedTx};
 use parking_lot::{Condvar, Mutex, RwLock};
 use primitives::limits::BLOCK_TXS_MAX;
 use primitives::{Address, AssetId, Hash, Height, SignedTransaction, TxError};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
@@ -86,10 +85,7 @@ pub enum ChainError {
     #[error("genesis is invalid: {0}")]
     Genesis(#[from] ledger::GenesisError),
     #[error("stored block {height} does not re-execute: {source}")]
-    Replay {
-        height: Height,
-        source: ledger::BlockError,
-    },
+    Replay { height: Height, source: ledger::BlockError },
     #[error("stored block {height}'s receipts differ from re-execution")]
     ReceiptMismatch { height: Height },
     #[error("checkpoint at height {checkpoint} is ahead of the block log tip {tip}")]
@@ -98,6 +94,16 @@ pub enum ChainError {
     WrongChain,
     #[error("cannot start a thread: {0}")]
     Thread(std::io::Error),
+}
+
+/// A committed block, as announced to event subscribers (the API turns it into JSON).
+#[derive(Debug, Clone)]
+pub struct BlockAnnouncement {
+    pub height: Height,
+    pub hash: Hash,
+    pub timestamp_ms: u64,
+    pub state_root: Hash,
+    pub receipts: Vec<primitives::Receipt>,
 }
 
 /// Where a committed transaction lives.
@@ -136,20 +142,18 @@ pub struct Chain {
     dropped: Mutex<DroppedLog>,
     checkpointed_height: Arc<AtomicU64>,
     shutdown: AtomicBool,
-    events: tokio::sync::broadcast::Sender<Arc<BlockEvent>>,
+    events: tokio::sync::broadcast::Sender<Arc<BlockAnnouncement>>,
     pub metrics: Metrics,
     proposer: Address,
     threads: Mutex<Vec<JoinHandle<()>>>,
     /// Changes since the last checkpoint, found at recovery; the sequencer takes it.
-    pending_delta: Mutex<Option<CheckpointDelta>>,
+    pending_dirty: Mutex<Option<Dirty>>,
 }
 
 const EVENTS_BUFFER_MAX: usize = 1024;
 
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Chain {
@@ -165,43 +169,34 @@ impl Chain {
         let genesis_hash = genesis.hash();
         let blocks = BlockStore::open(&config.data_dir, genesis_hash)?;
         let checkpoints = StateStore::open(&config.data_dir)?;
-        let (mut state, mut delta) = match checkpoints.load()? {
+        let mut dirty = Dirty::default();
+        let mut state = match checkpoints.load()? {
             Some(state) => {
                 if state.params.genesis_hash != genesis_hash {
                     return Err(ChainError::WrongChain);
                 }
-                (state, CheckpointDelta::default())
+                state
             }
             None => {
                 let state = genesis.to_state()?;
                 // A new chain's first checkpoint is its whole genesis state, written now
                 // (once) so that later checkpoints only carry changes.
                 let delta = CheckpointDelta {
-                    accounts: state
-                        .accounts
-                        .iter()
-                        .map(|(a, acct)| (*a, Some(acct.clone())))
-                        .collect(),
+                    accounts: state.accounts.iter().map(|(a, acct)| (*a, Some(acct.clone()))).collect(),
                     assets: state.assets.clone(),
                     roles: Some(state.roles.clone()),
                     tx_index: Vec::new(),
                 };
                 checkpoints.write_checkpoint(&delta, &StateHeader::of(&state))?;
-                (state, CheckpointDelta::default())
+                state
             }
         };
         let tip = blocks.tip()?;
         if state.height > tip {
-            return Err(ChainError::CheckpointAhead {
-                checkpoint: state.height,
-                tip,
-            });
+            return Err(ChainError::CheckpointAhead { checkpoint: state.height, tip });
         }
         let checkpoint_height = state.height;
-        let mut recent = RecentIndex {
-            by_id: HashMap::new(),
-            by_height: VecDeque::new(),
-        };
+        let mut recent = RecentIndex { by_id: HashMap::new(), by_height: VecDeque::new() };
         blocks.for_each_from(state.height.next(), |stored| {
             let height = stored.block.header.height;
             let executed = ledger::verify(&state, &stored.block, Signatures::AlreadyChecked)
@@ -210,8 +205,9 @@ impl Chain {
                 return Err(ChainError::ReceiptMismatch { height });
             }
             state.commit(&executed);
-            accumulate(&mut delta, &executed);
-            recent.insert(&executed);
+            dirty.record_write_set(&executed.write_set);
+            dirty.record_receipts(height, &executed.receipts);
+            recent.insert(height, &executed.receipts);
             Ok(())
         })?;
         let (events, _) = tokio::sync::broadcast::channel(EVENTS_BUFFER_MAX);
@@ -226,17 +222,14 @@ impl Chain {
             blocks,
             checkpoints: Arc::new(checkpoints),
             recent: RwLock::new(recent),
-            dropped: Mutex::new(DroppedLog {
-                by_id: HashMap::new(),
-                order: VecDeque::new(),
-            }),
+            dropped: Mutex::new(DroppedLog { by_id: HashMap::new(), order: VecDeque::new() }),
             checkpointed_height: Arc::new(AtomicU64::new(checkpoint_height.0)),
             shutdown: AtomicBool::new(false),
             events,
             metrics,
             proposer,
             threads: Mutex::new(Vec::new()),
-            pending_delta: Mutex::new(Some(delta)),
+            pending_dirty: Mutex::new(Some(dirty)),
         });
         Ok(chain)
     }
@@ -257,19 +250,15 @@ impl Chain {
                         continue;
                     }
                     done.store(height.0, Ordering::SeqCst);
-                    tracing::debug!(
-                        height = height.0,
-                        accounts = delta.accounts.len(),
-                        "checkpoint written"
-                    );
+                    tracing::debug!(height = height.0, accounts = delta.accounts.len(), "checkpoint written");
                 }
             })
             .map_err(ChainError::Thread)?;
         let chain = self.clone();
-        let delta = self.pending_delta.lock().take().unwrap_or_default();
+        let dirty = self.pending_dirty.lock().take().unwrap_or_default();
         let sequencer = std::thread::Builder::new()
             .name("sequencer".into())
-            .spawn(move || chain.run_sequencer(tx, delta))
+            .spawn(move || chain.run_sequencer(tx, dirty))
             .map_err(ChainError::Thread)?;
         self.threads.lock().extend([sequencer, checkpointer]);
         Ok(())
@@ -297,7 +286,7 @@ impl Chain {
         &self.blocks
     }
 
-    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<BlockEvent>> {
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<BlockAnnouncement>> {
         self.events.subscribe()
     }
 
@@ -324,75 +313,62 @@ impl Chain {
         } else {
             txs.par_iter().map(|t| t.id()).collect()
         };
-        let items: Vec<crypto::VerifyItem> = txs
-            .iter()
-            .zip(&ids)
-            .map(|(t, id)| (t.tx.signer, *id, t.signature))
-            .collect();
-        let sig_ok = if items.len() == 1 {
-            crypto::verify_batch(&items)
-        } else {
-            crypto::verify_par(&items)
-        };
-        let mut verdicts: Vec<Result<Hash, AdmitError>> = Vec::with_capacity(txs.len());
-        let mut admitted = 0u64;
+        let items: Vec<crypto::VerifyItem> =
+            txs.iter().zip(&ids).map(|(t, id)| (t.tx.signer, *id, t.signature)).collect();
+        let sig_ok = if items.len() == 1 { crypto::verify_batch(&items) } else { crypto::verify_par(&items) };
+        // Checks against the committed state, under its read lock only.
+        let mut checked: Vec<Result<(Arc<VerifiedTx>, u64), AdmitError>> = Vec::with_capacity(txs.len());
         {
             let state = self.state.read();
             let params = &state.params;
             let next_height = state.height.next();
-            let mut mempool = self.mempool.lock();
             for ((stx, id), ok) in txs.into_iter().zip(ids).zip(sig_ok) {
-                let verdict = (|| {
+                checked.push((|| {
                     stx.tx.check_stateless()?;
                     if !ok {
                         return Err(AdmitError::BadSignature);
                     }
                     let tx = &stx.tx;
                     if tx.chain_id != params.chain_id {
-                        return Err(Inadmissible::WrongChain {
-                            expected: params.chain_id.clone(),
-                            got: tx.chain_id.clone(),
-                        }
-                        .into());
+                        let (expected, got) = (params.chain_id.clone(), tx.chain_id.clone());
+                        return Err(Inadmissible::WrongChain { expected, got }.into());
                     }
                     if tx.fee < params.fee {
-                        return Err(Inadmissible::FeeTooLow {
-                            fee: tx.fee,
-                            min: params.fee,
-                        }
-                        .into());
+                        return Err(Inadmissible::FeeTooLow { fee: tx.fee, min: params.fee }.into());
                     }
                     if tx.expired_at(next_height) {
-                        return Err(Inadmissible::Expired {
-                            expiry_height: tx.expiry_height.unwrap_or(0),
-                            height: next_height.0,
-                        }
-                        .into());
+                        let expiry_height = tx.expiry_height.unwrap_or(0);
+                        return Err(Inadmissible::Expired { expiry_height, height: next_height.0 }.into());
                     }
-                    let spendable = state.spendable(&tx.signer, AssetId::TSR);
+                    let (spendable, committed) = state
+                        .account(&tx.signer)
+                        .map_or((primitives::Amount::ZERO, 0), |a| (a.spendable(AssetId::TSR), a.nonce));
                     if spendable < tx.fee {
-                        return Err(Inadmissible::CannotPayFee {
-                            spendable,
-                            fee: tx.fee,
-                        }
-                        .into());
+                        return Err(Inadmissible::CannotPayFee { spendable, fee: tx.fee }.into());
                     }
-                    let committed = state.nonce(&tx.signer);
-                    mempool.insert(Arc::new(VerifiedTx { id, stx }), committed)?;
+                    Ok((Arc::new(VerifiedTx { id, stx }), committed))
+                })());
+            }
+        }
+        // Then the mempool, under its lock only.
+        let mut verdicts: Vec<Result<Hash, AdmitError>> = Vec::with_capacity(checked.len());
+        {
+            let mut mempool = self.mempool.lock();
+            for c in checked {
+                verdicts.push(c.and_then(|(vtx, committed)| {
+                    let id = vtx.id;
+                    mempool.insert(vtx, committed)?;
                     Ok(id)
-                })();
-                admitted += verdict.is_ok() as u64;
-                verdicts.push(verdict);
+                }));
             }
             if mempool.ready_len() >= self.config.block_txs_max {
                 self.wake.notify_one();
             }
             self.metrics.mempool_txs.set(mempool.len() as i64);
         }
+        let admitted = verdicts.iter().filter(|v| v.is_ok()).count() as u64;
         self.metrics.txs_admitted.inc_by(admitted);
-        self.metrics
-            .txs_refused
-            .inc_by(verdicts.len() as u64 - admitted);
+        self.metrics.txs_refused.inc_by(verdicts.len() as u64 - admitted);
         verdicts
     }
 
@@ -400,10 +376,7 @@ impl Chain {
         let loc = self.recent.read().by_id.get(id).copied();
         let loc = match loc {
             Some(l) => Some(l),
-            None => self
-                .checkpoints
-                .tx_location(id)?
-                .map(|(height, index)| TxLocation { height, index }),
+            None => self.checkpoints.tx_location(id)?.map(|(height, index)| TxLocation { height, index }),
         };
         if let Some(loc) = loc {
             if let Some(block) = self.blocks.get(loc.height)? {
@@ -419,11 +392,7 @@ impl Chain {
         Ok(TxStatus::Unknown)
     }
 
-    fn run_sequencer(
-        self: Arc<Self>,
-        checkpointer: SyncSender<(CheckpointDelta, StateHeader)>,
-        mut delta: CheckpointDelta,
-    ) {
+    fn run_sequencer(self: Arc<Self>, checkpointer: SyncSender<(CheckpointDelta, StateHeader)>, mut dirty: Dirty) {
         let interval = Duration::from_millis(self.state.read().params.block_interval_ms);
         let txs_max = self.config.block_txs_max.min(BLOCK_TXS_MAX);
         let mut last_checkpoint = self.state.read().height;
@@ -444,28 +413,31 @@ impl Chain {
             };
             let started = Instant::now();
             next_block_at = started + interval;
-            let executed = self.produce(taken, txs_max);
-            let height = executed.block.header.height;
-            accumulate(&mut delta, &executed);
+            let committed = self.produce(taken, txs_max, &mut dirty);
+            let height = committed.block.header.height;
             if height.0 - last_checkpoint.0 >= self.config.checkpoint_interval_blocks {
-                let header = StateHeader::of(&self.state.read());
-                match checkpointer.try_send((std::mem::take(&mut delta), header)) {
-                    Ok(()) => last_checkpoint = height,
-                    Err(TrySendError::Full((d, _))) => delta = d, // checkpointer busy: keep accumulating
+                // Only this thread writes the state, so reading it here is consistent.
+                let (delta, header) = dirty.delta(&self.state.read());
+                match checkpointer.try_send((delta, header)) {
+                    Ok(()) => {
+                        last_checkpoint = height;
+                        dirty = Dirty::default();
+                    }
+                    Err(TrySendError::Full((delta, _))) => dirty.restore(delta), // busy: keep accumulating
                     Err(TrySendError::Disconnected(_)) => panic!("checkpointer thread died"),
                 }
             }
             self.prune_recent();
         }
         // Final checkpoint so the next start replays little.
-        let header = StateHeader::of(&self.state.read());
-        if header.height > last_checkpoint || !delta.accounts.is_empty() {
+        let (delta, header) = dirty.delta(&self.state.read());
+        if header.height > last_checkpoint {
             let _ = checkpointer.send((delta, header));
         }
     }
 
     /// Builds, durably writes and commits one block.
-    fn produce(&self, taken: Vec<Arc<VerifiedTx>>, txs_max: usize) -> Executed {
+    fn produce(&self, taken: Vec<Arc<VerifiedTx>>, txs_max: usize, dirty: &mut Dirty) -> Committed {
         let exec_started = Instant::now();
         let executed = {
             let state = self.state.read();
@@ -475,75 +447,54 @@ impl Chain {
                 timestamp_ms: now_ms().max(state.last_timestamp_ms),
                 proposer: self.proposer,
             };
-            ledger::propose(
-                &state,
-                ctx,
-                taken.iter().map(|t| (t.id, t.stx.clone())),
-                txs_max,
-            )
+            // The mempool handed these over; usually we hold the only reference.
+            let candidates = taken.into_iter().map(|t| match Arc::try_unwrap(t) {
+                Ok(v) => (v.id, v.stx),
+                Err(shared) => (shared.id, shared.stx.clone()),
+            });
+            ledger::propose(&state, ctx, candidates, txs_max)
         };
-        self.metrics
-            .block_execute_seconds
-            .observe(exec_started.elapsed().as_secs_f64());
+        self.metrics.block_execute_seconds.observe(exec_started.elapsed().as_secs_f64());
         let write_started = Instant::now();
-        let stored = StoredBlock {
-            block: executed.block.clone(),
-            receipts: executed.receipts.clone(),
-        };
-        if let Err(e) = self.blocks.append(&stored) {
+        if let Err(e) = self.blocks.append(&executed.block, &executed.receipts) {
             // Nothing was acknowledged for this block; continuing could fork our own log.
-            panic!(
-                "durable write of block {} failed: {e}",
-                executed.block.header.height
-            );
+            panic!("durable write of block {} failed: {e}", executed.block.header.height);
         }
-        self.metrics
-            .block_durable_write_seconds
-            .observe(write_started.elapsed().as_secs_f64());
-        self.state.write().commit(&executed);
-        self.recent.write().insert(&executed);
-        {
+        self.metrics.block_durable_write_seconds.observe(write_started.elapsed().as_secs_f64());
+        dirty.record_write_set(&executed.write_set);
+        dirty.record_receipts(executed.block.header.height, &executed.receipts);
+        let committed = self.state.write().commit_owned(executed);
+        self.recent.write().insert(committed.block.header.height, &committed.receipts);
+        if !committed.dropped.is_empty() {
             let mut dropped = self.dropped.lock();
-            for (id, _, reason) in &executed.dropped {
+            for (id, _, reason) in &committed.dropped {
                 dropped.remember(*id, reason.clone(), self.config.dropped_remembered_max);
             }
         }
         {
             let mut mempool = self.mempool.lock();
             mempool.finish_block(
-                executed
-                    .block
-                    .txs
-                    .iter()
-                    .zip(&executed.receipts)
-                    .map(|(t, r)| (&r.tx_id, &t.tx.signer)),
-                executed
-                    .dropped
-                    .iter()
-                    .map(|(id, stx, _)| (id, &stx.tx.signer)),
+                committed.block.txs.iter().zip(&committed.receipts).map(|(t, r)| (&r.tx_id, &t.tx.signer)),
+                committed.dropped.iter().map(|(id, stx, _)| (id, &stx.tx.signer)),
             );
             self.metrics.mempool_txs.set(mempool.len() as i64);
         }
-        let header = &executed.block.header;
+        let header = &committed.block.header;
         self.metrics.height.set(header.height.0 as i64);
         self.metrics.blocks.inc();
-        self.metrics
-            .txs_committed
-            .inc_by(executed.block.txs.len() as u64);
-        self.metrics
-            .txs_dropped
-            .inc_by(executed.dropped.len() as u64);
-        self.metrics
-            .block_txs
-            .observe(executed.block.txs.len() as f64);
-        let _ = self.events.send(Arc::new(BlockEvent {
-            height: header.height,
-            hash: executed.block_hash,
-            timestamp_ms: header.timestamp_ms,
-            state_root: header.state_root,
-            receipts: executed.receipts.iter().map(ReceiptView::from).collect(),
-        }));
-        executed
+        self.metrics.txs_committed.inc_by(committed.block.txs.len() as u64);
+        self.metrics.txs_dropped.inc_by(committed.dropped.len() as u64);
+        self.metrics.block_txs.observe(committed.block.txs.len() as f64);
+        if self.events.receiver_count() > 0 {
+            let _ = self.events.send(Arc::new(BlockAnnouncement {
+                height: header.height,
+                hash: committed.block_hash,
+                timestamp_ms: header.timestamp_ms,
+                state_root: header.state_root,
+                receipts: committed.receipts.clone(),
+            }));
+        }
+        committed
     }
 
     /// Forgets in-memory index entries that a checkpoint has made durable.
@@ -559,35 +510,61 @@ impl Chain {
     }
 }
 
-fn accumulate(delta: &mut CheckpointDelta, executed: &Executed) {
-    let ws = &executed.write_set;
-    for (addr, acct) in &ws.accounts {
-        delta.accounts.insert(*addr, acct.clone());
+/// What changed since the last checkpoint: keys only; values are read from the state
+/// when the checkpoint is cut, so an account written in many blocks is copied once.
+#[derive(Default)]
+struct Dirty {
+    accounts: HashSet<Address>,
+    assets: BTreeSet<AssetId>,
+    roles: bool,
+    tx_index: Vec<(Hash, Height, u32)>,
+}
+
+impl Dirty {
+    fn record_write_set(&mut self, ws: &ledger::WriteSet) {
+        self.accounts.extend(ws.accounts.keys().copied());
+        self.assets.extend(ws.assets.keys().copied());
+        self.roles |= ws.roles.is_some();
     }
-    for (id, info) in &ws.assets {
-        delta.assets.insert(*id, info.clone());
+
+    fn record_receipts(&mut self, height: Height, receipts: &[primitives::Receipt]) {
+        for (i, r) in receipts.iter().enumerate() {
+            self.tx_index.push((r.tx_id, height, i as u32));
+        }
     }
-    if let Some(r) = &ws.roles {
-        delta.roles = Some(r.clone());
+
+    /// Puts back a delta the checkpointer could not take yet.
+    fn restore(&mut self, delta: CheckpointDelta) {
+        self.accounts.extend(delta.accounts.into_keys());
+        self.assets.extend(delta.assets.into_keys());
+        self.roles |= delta.roles.is_some();
+        let mut index = delta.tx_index;
+        index.append(&mut self.tx_index);
+        self.tx_index = index;
     }
-    let height = executed.block.header.height;
-    for (i, r) in executed.receipts.iter().enumerate() {
-        delta.tx_index.push((r.tx_id, height, i as u32));
+
+    fn delta(&mut self, state: &State) -> (CheckpointDelta, StateHeader) {
+        let delta = CheckpointDelta {
+            accounts: std::mem::take(&mut self.accounts)
+                .into_iter()
+                .map(|a| (a, state.accounts.get(&a).cloned()))
+                .collect(),
+            assets: std::mem::take(&mut self.assets)
+                .into_iter()
+                .filter_map(|id| state.assets.get(&id).map(|i| (id, i.clone())))
+                .collect(),
+            roles: std::mem::take(&mut self.roles).then(|| state.roles.clone()),
+            tx_index: std::mem::take(&mut self.tx_index),
+        };
+        (delta, StateHeader::of(state))
     }
 }
 
 impl RecentIndex {
-    fn insert(&mut self, executed: &Executed) {
-        let height = executed.block.header.height;
-        let mut ids = Vec::with_capacity(executed.receipts.len());
-        for (i, r) in executed.receipts.iter().enumerate() {
-            self.by_id.insert(
-                r.tx_id,
-                TxLocation {
-                    height,
-                    index: i as u32,
-                },
-            );
+    fn insert(&mut self, height: Height, receipts: &[primitives::Receipt]) {
+        let mut ids = Vec::with_capacity(receipts.len());
+        for (i, r) in receipts.iter().enumerate() {
+            self.by_id.insert(r.tx_id, TxLocation { height, index: i as u32 });
             ids.push(r.tx_id);
         }
         self.by_height.push_back((height, ids));
@@ -627,11 +604,8 @@ pub fn replay(
         progress(height);
         Ok(())
     })?;
-    state.check_invariants().map_err(|what| {
-        ChainError::Store(StoreError::Corrupt {
-            path: data_dir.to_path_buf(),
-            what,
-        })
-    })?;
+    state
+        .check_invariants()
+        .map_err(|what| ChainError::Store(StoreError::Corrupt { path: data_dir.to_path_buf(), what }))?;
     Ok((state.height, state.state_root()))
 }

@@ -7,35 +7,20 @@ use std::path::Path;
 #[derive(Debug, thiserror::Error)]
 pub enum GenesisFileError {
     #[error("cannot read genesis file {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("genesis file {path} is not valid: {message}")]
     Parse { path: String, message: String },
     #[error("genesis file {path}: {source}")]
-    Invalid {
-        path: String,
-        source: ledger::GenesisError,
-    },
+    Invalid { path: String, source: ledger::GenesisError },
 }
 
 pub fn load(path: &Path) -> Result<Genesis, GenesisFileError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| GenesisFileError::Read {
-        path: shown.clone(),
-        source,
-    })?;
-    let genesis: Genesis = toml::from_str(&text).map_err(|e| GenesisFileError::Parse {
-        path: shown.clone(),
-        message: e.to_string(),
-    })?;
-    genesis
-        .to_state()
-        .map_err(|source| GenesisFileError::Invalid {
-            path: shown,
-            source,
-        })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| GenesisFileError::Read { path: shown.clone(), source })?;
+    let genesis: Genesis =
+        toml::from_str(&text).map_err(|e| GenesisFileError::Parse { path: shown.clone(), message: e.to_string() })?;
+    genesis.to_state().map_err(|source| GenesisFileError::Invalid { path: shown, source })?;
     Ok(genesis)
 }
 

@@ -35,37 +35,13 @@ impl Metrics {
             block_txs: Histogram::new(exponential_buckets(1.0, 2.0, 16)),
             registry: Registry::default(),
         };
-        registry.register(
-            "height",
-            "Height of the last committed block",
-            m.height.clone(),
-        );
-        registry.register(
-            "mempool_txs",
-            "Transactions held in the mempool",
-            m.mempool_txs.clone(),
-        );
+        registry.register("height", "Height of the last committed block", m.height.clone());
+        registry.register("mempool_txs", "Transactions held in the mempool", m.mempool_txs.clone());
         registry.register("blocks", "Blocks committed", m.blocks.clone());
-        registry.register(
-            "txs_committed",
-            "Transactions committed in blocks",
-            m.txs_committed.clone(),
-        );
-        registry.register(
-            "txs_dropped",
-            "Transactions left out of blocks as inadmissible",
-            m.txs_dropped.clone(),
-        );
-        registry.register(
-            "txs_admitted",
-            "Transactions admitted to the mempool",
-            m.txs_admitted.clone(),
-        );
-        registry.register(
-            "txs_refused",
-            "Transactions refused at submission",
-            m.txs_refused.clone(),
-        );
+        registry.register("txs_committed", "Transactions committed in blocks", m.txs_committed.clone());
+        registry.register("txs_dropped", "Transactions left out of blocks as inadmissible", m.txs_dropped.clone());
+        registry.register("txs_admitted", "Transactions admitted to the mempool", m.txs_admitted.clone());
+        registry.register("txs_refused", "Transactions refused at submission", m.txs_refused.clone());
         registry.register(
             "block_execute_seconds",
             "Time to execute a block and compute its state root",
@@ -82,8 +58,7 @@ impl Metrics {
 
     pub fn render(&self) -> String {
         let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry)
-            .expect("writing to a String cannot fail");
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
         out
     }
 }

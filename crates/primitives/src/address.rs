@@ -8,9 +8,7 @@ use std::str::FromStr;
 
 pub const ADDRESS_HRP: &str = "tsr";
 
-#[derive(
-    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, BorshSerialize, BorshDeserialize,
-)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, BorshSerialize, BorshDeserialize)]
 pub struct Address(pub [u8; 32]);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -53,10 +51,7 @@ impl FromStr for Address {
             return Err(AddressError::Prefix(checked.hrp().to_string()));
         }
         let bytes: Vec<u8> = checked.byte_iter().collect();
-        let arr: [u8; 32] = bytes
-            .as_slice()
-            .try_into()
-            .map_err(|_| AddressError::Length(bytes.len()))?;
+        let arr: [u8; 32] = bytes.as_slice().try_into().map_err(|_| AddressError::Length(bytes.len()))?;
         Ok(Address(arr))
     }
 }
@@ -86,20 +81,13 @@ mod tests {
         let mut broken = a.clone();
         broken.pop();
         broken.push(if a.ends_with('q') { 'p' } else { 'q' });
-        assert!(matches!(
-            broken.parse::<Address>(),
-            Err(AddressError::Encoding(_))
-        ));
+        assert!(matches!(broken.parse::<Address>(), Err(AddressError::Encoding(_))));
         let other = bech32::encode::<Bech32m>(Hrp::parse("btc").unwrap(), &[7; 32]).unwrap();
-        assert!(matches!(
-            other.parse::<Address>(),
-            Err(AddressError::Prefix(_))
-        ));
+        assert!(matches!(other.parse::<Address>(), Err(AddressError::Prefix(_))));
         let short = bech32::encode::<Bech32m>(Hrp::parse("tsr").unwrap(), &[7; 31]).unwrap();
         assert_eq!(short.parse::<Address>(), Err(AddressError::Length(31)));
         // bech32 (not bech32m) checksums are refused.
-        let legacy =
-            bech32::encode::<bech32::Bech32>(Hrp::parse("tsr").unwrap(), &[7; 32]).unwrap();
+        let legacy = bech32::encode::<bech32::Bech32>(Hrp::parse("tsr").unwrap(), &[7; 32]).unwrap();
         assert!(legacy.parse::<Address>().is_err());
     }
 

@@ -5,19 +5,7 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
-#[derive(
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Default,
-    Debug,
-    BorshSerialize,
-    BorshDeserialize,
-)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Debug, BorshSerialize, BorshDeserialize)]
 pub struct Amount(pub u128);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -65,33 +53,21 @@ impl Amount {
         }
         let frac_trimmed = frac.trim_end_matches('0');
         if frac_trimmed.len() > decimals as usize {
-            return Err(AmountError::TooPrecise {
-                input: input.to_string(),
-                decimals,
-            });
+            return Err(AmountError::TooPrecise { input: input.to_string(), decimals });
         }
         let overflow = || AmountError::Overflow(input.chars().take(80).collect());
         let scale = 10u128.checked_pow(decimals as u32).ok_or_else(overflow)?;
         let mut whole_units: u128 = 0;
         for b in whole.bytes() {
-            whole_units = whole_units
-                .checked_mul(10)
-                .and_then(|v| v.checked_add((b - b'0') as u128))
-                .ok_or_else(overflow)?;
+            whole_units =
+                whole_units.checked_mul(10).and_then(|v| v.checked_add((b - b'0') as u128)).ok_or_else(overflow)?;
         }
         let mut frac_units: u128 = 0;
         for i in 0..decimals as usize {
-            let digit = frac_trimmed
-                .as_bytes()
-                .get(i)
-                .map_or(0, |b| (b - b'0') as u128);
+            let digit = frac_trimmed.as_bytes().get(i).map_or(0, |b| (b - b'0') as u128);
             frac_units = frac_units * 10 + digit;
         }
-        whole_units
-            .checked_mul(scale)
-            .and_then(|v| v.checked_add(frac_units))
-            .map(Amount)
-            .ok_or_else(overflow)
+        whole_units.checked_mul(scale).and_then(|v| v.checked_add(frac_units)).map(Amount).ok_or_else(overflow)
     }
 
     /// Formats base units as a decimal string with no trailing zeros ("12.5", "3").
@@ -129,9 +105,7 @@ impl<'de> Deserialize<'de> for Amount {
                 s.chars().take(80).collect::<String>()
             )));
         }
-        s.parse::<u128>()
-            .map(Amount)
-            .map_err(|_| serde::de::Error::custom(format!("amount overflows 128 bits: {s:?}")))
+        s.parse::<u128>().map(Amount).map_err(|_| serde::de::Error::custom(format!("amount overflows 128 bits: {s:?}")))
     }
 }
 
@@ -141,9 +115,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn check(input: &str, decimals: u8, expected: Result<u128, ()>) {
-        let got = Amount::from_decimal_str(input, decimals)
-            .map(|a| a.0)
-            .map_err(|_| ());
+        let got = Amount::from_decimal_str(input, decimals).map(|a| a.0).map_err(|_| ());
         assert_eq!(got, expected, "parsing {input:?} with {decimals} decimals");
     }
 
@@ -175,10 +147,7 @@ mod tests {
 
     #[test]
     fn json_is_a_decimal_string() {
-        assert_eq!(
-            serde_json::to_string(&Amount(u128::MAX)).unwrap(),
-            format!("\"{}\"", u128::MAX)
-        );
+        assert_eq!(serde_json::to_string(&Amount(u128::MAX)).unwrap(), format!("\"{}\"", u128::MAX));
         assert!(serde_json::from_str::<Amount>("\"-1\"").is_err());
         assert!(serde_json::from_str::<Amount>("12").is_err());
     }

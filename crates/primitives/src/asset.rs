@@ -21,27 +21,20 @@ pub struct AssetIdError(pub String);
 
 impl AssetId {
     /// The native token.
-    pub const TSR: AssetId = AssetId {
-        len: 3,
-        bytes: *b"TSR\0\0\0\0\0\0\0\0\0",
-    };
+    pub const TSR: AssetId = AssetId { len: 3, bytes: *b"TSR\0\0\0\0\0\0\0\0\0" };
 
     pub fn new(symbol: &str) -> Result<AssetId, AssetIdError> {
         let b = symbol.as_bytes();
         let valid = !b.is_empty()
             && b.len() <= ASSET_SYMBOL_BYTES_MAX
             && b[0].is_ascii_uppercase()
-            && b.iter()
-                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+            && b.iter().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
         if !valid {
             return Err(AssetIdError(symbol.chars().take(40).collect()));
         }
         let mut bytes = [0u8; ASSET_SYMBOL_BYTES_MAX];
         bytes[..b.len()].copy_from_slice(b);
-        Ok(AssetId {
-            len: b.len() as u8,
-            bytes,
-        })
+        Ok(AssetId { len: b.len() as u8, bytes })
     }
 
     pub fn as_str(&self) -> &str {
@@ -81,18 +74,13 @@ impl BorshDeserialize for AssetId {
     fn deserialize_reader<R: Read>(reader: &mut R) -> std::io::Result<Self> {
         let len = u32::deserialize_reader(reader)? as usize;
         if len == 0 || len > ASSET_SYMBOL_BYTES_MAX {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                "asset symbol length",
-            ));
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "asset symbol length"));
         }
         let mut buf = [0u8; ASSET_SYMBOL_BYTES_MAX];
         reader.read_exact(&mut buf[..len])?;
-        let s = std::str::from_utf8(&buf[..len]).map_err(|_| {
-            std::io::Error::new(std::io::ErrorKind::InvalidData, "asset symbol utf-8")
-        })?;
-        AssetId::new(s)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))
+        let s = std::str::from_utf8(&buf[..len])
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "asset symbol utf-8"))?;
+        AssetId::new(s).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))
     }
 }
 
@@ -127,10 +115,7 @@ mod tests {
     #[test]
     fn borsh_matches_string_and_validates() {
         let id = AssetId::new("USD").unwrap();
-        assert_eq!(
-            borsh::to_vec(&id).unwrap(),
-            borsh::to_vec(&"USD".to_string()).unwrap()
-        );
+        assert_eq!(borsh::to_vec(&id).unwrap(), borsh::to_vec(&"USD".to_string()).unwrap());
         let bad = borsh::to_vec(&"usd".to_string()).unwrap();
         assert!(borsh::from_slice::<AssetId>(&bad).is_err());
         let long = borsh::to_vec(&"A".repeat(13)).unwrap();

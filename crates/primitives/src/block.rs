@@ -2,6 +2,7 @@
 //! and the ordered transactions.
 
 use crate::{codec, Address, Hash, Receipt, SignedTransaction};
+
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
 
@@ -62,18 +63,28 @@ pub struct Block {
     pub txs: Vec<SignedTransaction>,
 }
 
-pub fn txs_root(txs: &[SignedTransaction]) -> Hash {
+/// Commits to the ordered transaction ids of a block.
+pub fn txs_root(ids: &[Hash]) -> Hash {
     let mut hasher = blake3::Hasher::new_derive_key("tessera 2026-11 txs root v1");
-    hasher.update(&(txs.len() as u64).to_le_bytes());
-    for tx in txs {
-        hasher.update(tx.id().as_bytes());
+    hasher.update(&(ids.len() as u64).to_le_bytes());
+    for id in ids {
+        hasher.update(id.as_bytes());
     }
     Hash(*hasher.finalize().as_bytes())
 }
 
+/// Commits to the receipts, in the borsh encoding of `Vec<Receipt>`.
 pub fn receipts_root(receipts: &[Receipt]) -> Hash {
-    Hash::domain(
-        "tessera 2026-11 receipts root v1",
-        &[&codec::encode(&receipts.to_vec())],
-    )
+    Hash::domain("tessera 2026-11 receipts root v1", &[&codec::encode(receipts)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn receipts_root_is_over_the_vec_encoding() {
+        let r = vec![Receipt { tx_id: Hash([1; 32]), fee_paid: crate::Amount(3), outcome: crate::Outcome::Success }];
+        assert_eq!(codec::encode(r.as_slice()), codec::encode(&r));
+    }
 }

@@ -11,7 +11,7 @@ pub enum DecodeError {
     Malformed(String),
 }
 
-pub fn encode<T: BorshSerialize>(value: &T) -> Vec<u8> {
+pub fn encode<T: BorshSerialize + ?Sized>(value: &T) -> Vec<u8> {
     borsh::to_vec(value).expect("borsh encoding into a Vec cannot fail")
 }
 
@@ -19,10 +19,7 @@ pub fn encode<T: BorshSerialize>(value: &T) -> Vec<u8> {
 /// them, trailing bytes, non-canonical tags and invalid field values.
 pub fn decode<T: BorshDeserialize>(bytes: &[u8], bytes_max: usize) -> Result<T, DecodeError> {
     if bytes.len() > bytes_max {
-        return Err(DecodeError::TooLong {
-            len: bytes.len(),
-            max: bytes_max,
-        });
+        return Err(DecodeError::TooLong { len: bytes.len(), max: bytes_max });
     }
     borsh::from_slice(bytes).map_err(|e| DecodeError::Malformed(e.to_string()))
 }

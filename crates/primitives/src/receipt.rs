@@ -62,23 +62,15 @@ impl RejectCode {
 
     pub fn message(self) -> &'static str {
         match self {
-            RejectCode::InsufficientFunds => {
-                "spendable balance (balance minus locks) is below the amount"
-            }
+            RejectCode::InsufficientFunds => "spendable balance (balance minus locks) is below the amount",
             RejectCode::UnknownAsset => "no asset with this symbol exists",
             RejectCode::NotAssetIssuer => "only the asset's issuer may mint or burn it",
             RejectCode::NotGenesisIssuer => "only the genesis issuer may appoint roles",
-            RejectCode::MaxSupplyExceeded => {
-                "minting this amount would pass the asset's max supply"
-            }
+            RejectCode::MaxSupplyExceeded => "minting this amount would pass the asset's max supply",
             RejectCode::AmountOverflow => "the resulting balance or supply would overflow 128 bits",
             RejectCode::AssetExists => "an asset with this symbol already exists",
-            RejectCode::TooManyBalances => {
-                "the receiving account already holds the most assets an account may hold"
-            }
-            RejectCode::TooManyLocks => {
-                "the account already carries the most locks an account may carry"
-            }
+            RejectCode::TooManyBalances => "the receiving account already holds the most assets an account may hold",
+            RejectCode::TooManyLocks => "the account already carries the most locks an account may carry",
         }
     }
 }

@@ -21,8 +21,7 @@ pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
             if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(E::custom(format!("not a decimal integer: {v:?}")));
             }
-            v.parse()
-                .map_err(|_| E::custom(format!("out of range for u64: {v:?}")))
+            v.parse().map_err(|_| E::custom(format!("out of range for u64: {v:?}")))
         }
     }
     d.deserialize_any(V)

@@ -29,29 +29,11 @@ pub struct Transaction {
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Action {
-    Transfer {
-        to: Address,
-        asset: AssetId,
-        amount: Amount,
-    },
-    CreateAsset {
-        symbol: AssetId,
-        decimals: u8,
-        max_supply: Option<Amount>,
-    },
-    Mint {
-        asset: AssetId,
-        to: Address,
-        amount: Amount,
-    },
-    Burn {
-        asset: AssetId,
-        amount: Amount,
-    },
-    SetRole {
-        role: Role,
-        address: Address,
-    },
+    Transfer { to: Address, asset: AssetId, amount: Amount },
+    CreateAsset { symbol: AssetId, decimals: u8, max_supply: Option<Amount> },
+    Mint { asset: AssetId, to: Address, amount: Amount },
+    Burn { asset: AssetId, amount: Amount },
+    SetRole { role: Role, address: Address },
 }
 
 impl Action {
@@ -69,17 +51,7 @@ impl Action {
 
 /// Role keys the genesis issuer appoints. Append-only.
 #[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    BorshSerialize,
-    BorshDeserialize,
-    Serialize,
-    Deserialize,
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
 )]
 #[serde(rename_all = "snake_case")]
 #[borsh(use_discriminant = false)]
@@ -178,25 +150,16 @@ impl Transaction {
     /// Checks that need no state: field formats and ranges.
     pub fn check_stateless(&self) -> Result<(), TxError> {
         let id = self.chain_id.as_bytes();
-        if id.is_empty()
-            || id.len() > CHAIN_ID_BYTES_MAX
-            || !id.iter().all(|b| b.is_ascii_graphic())
-        {
+        if id.is_empty() || id.len() > CHAIN_ID_BYTES_MAX || !id.iter().all(|b| b.is_ascii_graphic()) {
             return Err(TxError::ChainIdFormat);
         }
         match &self.action {
-            Action::Transfer { amount, .. }
-            | Action::Mint { amount, .. }
-            | Action::Burn { amount, .. } => {
+            Action::Transfer { amount, .. } | Action::Mint { amount, .. } | Action::Burn { amount, .. } => {
                 if amount.is_zero() {
                     return Err(TxError::ZeroAmount);
                 }
             }
-            Action::CreateAsset {
-                decimals,
-                max_supply,
-                ..
-            } => {
+            Action::CreateAsset { decimals, max_supply, .. } => {
                 if *decimals > ASSET_DECIMALS_MAX {
                     return Err(TxError::TooManyDecimals(*decimals));
                 }
@@ -238,24 +201,22 @@ mod tests {
 
     pub fn arb_action() -> impl Strategy<Value = Action> {
         let addr = any::<[u8; 32]>().prop_map(Address);
-        let asset = prop::sample::select(vec!["TSR", "USD", "A1", "ABCDEFGHIJKL"])
-            .prop_map(|s| AssetId::new(s).unwrap());
+        let asset =
+            prop::sample::select(vec!["TSR", "USD", "A1", "ABCDEFGHIJKL"]).prop_map(|s| AssetId::new(s).unwrap());
         let amount = any::<u128>().prop_map(Amount);
         prop_oneof![
-            (addr.clone(), asset.clone(), amount.clone())
-                .prop_map(|(to, asset, amount)| Action::Transfer { to, asset, amount }),
-            (
-                asset.clone(),
-                any::<u8>(),
-                proptest::option::of(amount.clone())
-            )
-                .prop_map(|(symbol, decimals, max_supply)| Action::CreateAsset {
-                    symbol,
-                    decimals,
-                    max_supply
-                }),
-            (asset.clone(), addr.clone(), amount.clone())
-                .prop_map(|(asset, to, amount)| Action::Mint { asset, to, amount }),
+            (addr.clone(), asset.clone(), amount.clone()).prop_map(|(to, asset, amount)| Action::Transfer {
+                to,
+                asset,
+                amount
+            }),
+            (asset.clone(), any::<u8>(), proptest::option::of(amount.clone()))
+                .prop_map(|(symbol, decimals, max_supply)| Action::CreateAsset { symbol, decimals, max_supply }),
+            (asset.clone(), addr.clone(), amount.clone()).prop_map(|(asset, to, amount)| Action::Mint {
+                asset,
+                to,
+                amount
+            }),
             (asset, amount).prop_map(|(asset, amount)| Action::Burn { asset, amount }),
             (prop::sample::select(Role::ALL.to_vec()), addr)
                 .prop_map(|(role, address)| Action::SetRole { role, address }),
@@ -272,23 +233,21 @@ mod tests {
             arb_action(),
             any::<[u8; 32]>(),
         )
-            .prop_map(
-                |(chain_id, signer, nonce, fee, expiry_height, action, sig)| {
-                    let mut s = [0u8; 64];
-                    s[..32].copy_from_slice(&sig);
-                    SignedTransaction {
-                        tx: Transaction {
-                            chain_id,
-                            signer: Address(signer),
-                            nonce,
-                            fee: Amount(fee),
-                            expiry_height,
-                            action,
-                        },
-                        signature: Signature(s),
-                    }
-                },
-            )
+            .prop_map(|(chain_id, signer, nonce, fee, expiry_height, action, sig)| {
+                let mut s = [0u8; 64];
+                s[..32].copy_from_slice(&sig);
+                SignedTransaction {
+                    tx: Transaction {
+                        chain_id,
+                        signer: Address(signer),
+                        nonce,
+                        fee: Amount(fee),
+                        expiry_height,
+                        action,
+                    },
+                    signature: Signature(s),
+                }
+            })
     }
 
     proptest! {
@@ -338,11 +297,7 @@ mod tests {
                 nonce: 7,
                 fee: Amount(1000),
                 expiry_height: None,
-                action: Action::Transfer {
-                    to: Address([2; 32]),
-                    asset: AssetId::TSR,
-                    amount: Amount(5),
-                },
+                action: Action::Transfer { to: Address([2; 32]), asset: AssetId::TSR, amount: Amount(5) },
             },
             signature: Signature([0; 64]),
         };

@@ -64,10 +64,7 @@ trait AtPath<T> {
 
 impl<T, E: Into<redb::Error>> AtPath<T> for Result<T, E> {
     fn at(self, path: &Path) -> Result<T, StoreError> {
-        self.map_err(|e| StoreError::Redb {
-            path: path.to_path_buf(),
-            source: e.into(),
-        })
+        self.map_err(|e| StoreError::Redb { path: path.to_path_buf(), source: e.into() })
     }
 }
 
@@ -82,35 +79,21 @@ impl BlockStore {
     pub fn open(dir: &Path, genesis_hash: Hash) -> Result<BlockStore, StoreError> {
         let path = dir.join("blocks.redb");
         let db = Database::create(&path).at(&path)?;
-        let store = BlockStore {
-            db,
-            path: path.clone(),
-        };
+        let store = BlockStore { db, path: path.clone() };
         let txn = store.db.begin_write().at(&path)?;
         {
             let mut meta = txn.open_table(META).at(&path)?;
-            let stored = meta
-                .get("genesis_hash")
-                .at(&path)?
-                .map(|v| v.value().to_vec());
+            let stored = meta.get("genesis_hash").at(&path)?.map(|v| v.value().to_vec());
             match stored {
                 Some(bytes) => {
-                    let stored = Hash(
-                        bytes
-                            .try_into()
-                            .map_err(|_| store.corrupt("genesis hash length"))?,
-                    );
+                    let stored = Hash(bytes.try_into().map_err(|_| store.corrupt("genesis hash length"))?);
                     if stored != genesis_hash {
-                        return Err(StoreError::GenesisMismatch {
-                            stored,
-                            given: genesis_hash,
-                        });
+                        return Err(StoreError::GenesisMismatch { stored, given: genesis_hash });
                     }
                 }
                 None => {
                     meta.insert("format", FORMAT_VERSION).at(&path)?;
-                    meta.insert("genesis_hash", genesis_hash.0.as_slice())
-                        .at(&path)?;
+                    meta.insert("genesis_hash", genesis_hash.0.as_slice()).at(&path)?;
                 }
             }
             txn.open_table(BLOCKS).at(&path)?;
@@ -120,16 +103,17 @@ impl BlockStore {
     }
 
     fn corrupt(&self, what: &str) -> StoreError {
-        StoreError::Corrupt {
-            path: self.path.clone(),
-            what: what.to_string(),
-        }
+        StoreError::Corrupt { path: self.path.clone(), what: what.to_string() }
     }
 
-    /// Appends the next block durably: returns only after the write is fsynced.
-    pub fn append(&self, stored: &StoredBlock) -> Result<(), StoreError> {
-        let height = stored.block.header.height.0;
-        let bytes = codec::encode(stored);
+    /// Appends the next block durably: returns only after the write is fsynced. The
+    /// stored value is the encoding of `StoredBlock { block, receipts }`.
+    pub fn append(&self, block: &Block, receipts: &[Receipt]) -> Result<(), StoreError> {
+        let height = block.header.height.0;
+        let tx_bytes_estimate = 256;
+        let mut bytes = Vec::with_capacity(1024 + block.txs.len() * tx_bytes_estimate + receipts.len() * 64);
+        borsh::to_writer(&mut bytes, block).expect("encoding into a Vec cannot fail");
+        borsh::to_writer(&mut bytes, receipts).expect("encoding into a Vec cannot fail");
         let mut txn = self.db.begin_write().at(&self.path)?;
         txn.set_durability(Durability::Immediate);
         {
@@ -162,8 +146,7 @@ impl BlockStore {
     }
 
     fn decode(&self, bytes: &[u8]) -> Result<StoredBlock, StoreError> {
-        codec::decode(bytes, BLOCK_BYTES_MAX * 2)
-            .map_err(|err| self.corrupt(&format!("block: {err}")))
+        codec::decode(bytes, BLOCK_BYTES_MAX * 2).map_err(|err| self.corrupt(&format!("block: {err}")))
     }
 
     /// Calls `f` on every block from `from` upwards, in order, from one read snapshot.
@@ -178,9 +161,7 @@ impl BlockStore {
         for item in blocks.range(from.0..).at(&self.path)? {
             let (k, v) = item.at(&self.path)?;
             if k.value() != expected {
-                return Err(self
-                    .corrupt(&format!("gap in block log at {expected}"))
-                    .into());
+                return Err(self.corrupt(&format!("gap in block log at {expected}")).into());
             }
             expected += 1;
             f(self.decode(v.value())?)?;
@@ -190,11 +171,7 @@ impl BlockStore {
 
     pub fn len(&self) -> Result<u64, StoreError> {
         let txn = self.db.begin_read().at(&self.path)?;
-        Ok(txn
-            .open_table(BLOCKS)
-            .at(&self.path)?
-            .len()
-            .at(&self.path)?)
+        Ok(txn.open_table(BLOCKS).at(&self.path)?.len().at(&self.path)?)
     }
 
     pub fn is_empty(&self) -> Result<bool, StoreError> {
@@ -242,19 +219,12 @@ impl StateStore {
     }
 
     fn corrupt(&self, what: &str) -> StoreError {
-        StoreError::Corrupt {
-            path: self.path.clone(),
-            what: what.to_string(),
-        }
+        StoreError::Corrupt { path: self.path.clone(), what: what.to_string() }
     }
 
     /// Writes one checkpoint atomically. `state_header` is the state the delta leads to
     /// (only its small fields are read).
-    pub fn write_checkpoint(
-        &self,
-        delta: &CheckpointDelta,
-        header: &StateHeader,
-    ) -> Result<(), StoreError> {
+    pub fn write_checkpoint(&self, delta: &CheckpointDelta, header: &StateHeader) -> Result<(), StoreError> {
         let mut txn = self.db.begin_write().at(&self.path)?;
         txn.set_durability(Durability::Immediate);
         {
@@ -262,9 +232,7 @@ impl StateStore {
             for (addr, acct) in &delta.accounts {
                 match acct {
                     Some(a) => {
-                        accounts
-                            .insert(addr.as_bytes(), codec::encode(a).as_slice())
-                            .at(&self.path)?;
+                        accounts.insert(addr.as_bytes(), codec::encode(a).as_slice()).at(&self.path)?;
                     }
                     None => {
                         accounts.remove(addr.as_bytes()).at(&self.path)?;
@@ -273,9 +241,7 @@ impl StateStore {
             }
             let mut assets = txn.open_table(ASSETS).at(&self.path)?;
             for (id, info) in &delta.assets {
-                assets
-                    .insert(id.as_str(), codec::encode(info).as_slice())
-                    .at(&self.path)?;
+                assets.insert(id.as_str(), codec::encode(info).as_slice()).at(&self.path)?;
             }
             let mut index = txn.open_table(TX_INDEX).at(&self.path)?;
             let mut sorted: Vec<&(Hash, Height, u32)> = delta.tx_index.iter().collect();
@@ -293,8 +259,7 @@ impl StateStore {
             };
             let mut meta = txn.open_table(META).at(&self.path)?;
             meta.insert("format", FORMAT_VERSION).at(&self.path)?;
-            meta.insert("checkpoint", codec::encode(&meta_value).as_slice())
-                .at(&self.path)?;
+            meta.insert("checkpoint", codec::encode(&meta_value).as_slice()).at(&self.path)?;
         }
         txn.commit().at(&self.path)?;
         Ok(())
@@ -311,9 +276,7 @@ impl StateStore {
         let Some(v) = meta.get("checkpoint").at(&self.path)? else {
             return Ok(None);
         };
-        codec::decode(v.value(), 1 << 20)
-            .map(Some)
-            .map_err(|err| self.corrupt(&format!("checkpoint meta: {err}")))
+        codec::decode(v.value(), 1 << 20).map(Some).map_err(|err| self.corrupt(&format!("checkpoint meta: {err}")))
     }
 
     /// Loads the checkpointed state, or `None` if no checkpoint was ever written.
@@ -322,32 +285,21 @@ impl StateStore {
             return Ok(None);
         };
         let txn = self.db.begin_read().at(&self.path)?;
-        let mut accounts = BTreeMap::new();
-        for item in txn
-            .open_table(ACCOUNTS)
-            .at(&self.path)?
-            .iter()
-            .at(&self.path)?
-        {
+        let mut accounts = ledger::AccountMap::default();
+        for item in txn.open_table(ACCOUNTS).at(&self.path)?.iter().at(&self.path)? {
             let (k, v) = item.at(&self.path)?;
-            let acct: Account = codec::decode(v.value(), 1 << 20)
-                .map_err(|err| self.corrupt(&format!("account: {err}")))?;
+            let acct: Account =
+                codec::decode(v.value(), 1 << 20).map_err(|err| self.corrupt(&format!("account: {err}")))?;
             accounts.insert(Address(*k.value()), acct);
         }
         let mut assets = BTreeMap::new();
-        for item in txn
-            .open_table(ASSETS)
-            .at(&self.path)?
-            .iter()
-            .at(&self.path)?
-        {
+        for item in txn.open_table(ASSETS).at(&self.path)?.iter().at(&self.path)? {
             let (_, v) = item.at(&self.path)?;
-            let info: AssetInfo = codec::decode(v.value(), 1 << 16)
-                .map_err(|err| self.corrupt(&format!("asset: {err}")))?;
+            let info: AssetInfo =
+                codec::decode(v.value(), 1 << 16).map_err(|err| self.corrupt(&format!("asset: {err}")))?;
             assets.insert(info.symbol, info);
         }
-        let lthash =
-            LtHash::from_bytes(&meta.lthash).ok_or_else(|| self.corrupt("lattice hash length"))?;
+        let lthash = LtHash::from_bytes(&meta.lthash).ok_or_else(|| self.corrupt("lattice hash length"))?;
         Ok(Some(State {
             params: meta.params,
             roles: meta.roles,

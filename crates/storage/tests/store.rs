@@ -14,12 +14,7 @@ fn genesis() -> (Genesis, crypto::SigningKey) {
         block_interval_ms: 100,
         issuer: k.address(),
         roles: Default::default(),
-        assets: vec![GenesisAsset {
-            symbol: AssetId::TSR,
-            decimals: 9,
-            max_supply_base_units: None,
-            issuer: None,
-        }],
+        assets: vec![GenesisAsset { symbol: AssetId::TSR, decimals: 9, max_supply_base_units: None, issuer: None }],
         balances: vec![GenesisBalance {
             address: k.address(),
             asset: AssetId::TSR,
@@ -29,22 +24,14 @@ fn genesis() -> (Genesis, crypto::SigningKey) {
     (g, k)
 }
 
-fn next_block(
-    state: &mut State,
-    k: &crypto::SigningKey,
-    delta: &mut CheckpointDelta,
-) -> StoredBlock {
+fn next_block(state: &mut State, k: &crypto::SigningKey, delta: &mut CheckpointDelta) -> StoredBlock {
     let tx = k.sign_tx(Transaction {
         chain_id: "t".into(),
         signer: k.address(),
         nonce: state.nonce(&k.address()),
         fee: Amount(1),
         expiry_height: None,
-        action: Action::Transfer {
-            to: Address([state.height.0 as u8; 32]),
-            asset: AssetId::TSR,
-            amount: Amount(7),
-        },
+        action: Action::Transfer { to: Address([state.height.0 as u8; 32]), asset: AssetId::TSR, amount: Amount(7) },
     });
     let ctx = BlockContext {
         height: state.height.next(),
@@ -55,13 +42,8 @@ fn next_block(
     let executed = propose(state, ctx, [(tx.id(), tx)], 10);
     state.commit(&executed);
     delta.accounts.extend(executed.write_set.accounts.clone());
-    delta
-        .tx_index
-        .push((executed.receipts[0].tx_id, state.height, 0));
-    StoredBlock {
-        block: executed.block,
-        receipts: executed.receipts,
-    }
+    delta.tx_index.push((executed.receipts[0].tx_id, state.height, 0));
+    StoredBlock { block: executed.block, receipts: executed.receipts }
 }
 
 #[test]
@@ -75,11 +57,11 @@ fn blocks_survive_reopen_and_stay_ordered() {
         let store = BlockStore::open(dir.path(), g.hash()).unwrap();
         for _ in 0..5 {
             let b = next_block(&mut state, &k, &mut delta);
-            store.append(&b).unwrap();
+            store.append(&b.block, &b.receipts).unwrap();
             written.push(b);
         }
         assert!(matches!(
-            store.append(&written[1]),
+            store.append(&written[1].block, &written[1].receipts),
             Err(StoreError::OutOfOrder { tip: 5, got: 2 })
         ));
     }
@@ -97,10 +79,7 @@ fn blocks_survive_reopen_and_stay_ordered() {
     assert_eq!(seen, vec![2, 3, 4, 5]);
     drop(store);
     let other = primitives::Hash([9; 32]);
-    assert!(matches!(
-        BlockStore::open(dir.path(), other),
-        Err(StoreError::GenesisMismatch { .. })
-    ));
+    assert!(matches!(BlockStore::open(dir.path(), other), Err(StoreError::GenesisMismatch { .. })));
 }
 
 #[test]
@@ -112,11 +91,7 @@ fn checkpoint_round_trips_the_state() {
     assert!(store.load().unwrap().is_none());
     // The first checkpoint holds the whole genesis state.
     let mut delta = CheckpointDelta {
-        accounts: state
-            .accounts
-            .iter()
-            .map(|(a, acct)| (*a, Some(acct.clone())))
-            .collect(),
+        accounts: state.accounts.iter().map(|(a, acct)| (*a, Some(acct.clone()))).collect(),
         assets: state.assets.clone(),
         roles: Some(state.roles.clone()),
         tx_index: Vec::new(),
@@ -124,9 +99,7 @@ fn checkpoint_round_trips_the_state() {
     for _ in 0..3 {
         next_block(&mut state, &k, &mut delta);
     }
-    store
-        .write_checkpoint(&delta, &StateHeader::of(&state))
-        .unwrap();
+    store.write_checkpoint(&delta, &StateHeader::of(&state)).unwrap();
     drop(store);
     let store = StateStore::open(dir.path()).unwrap();
     let loaded = store.load().unwrap().unwrap();
@@ -135,8 +108,5 @@ fn checkpoint_round_trips_the_state() {
     assert_eq!(loaded.state_root(), state.state_root());
     assert_eq!(loaded.height, Height(3));
     loaded.check_invariants().unwrap();
-    assert_eq!(
-        store.tx_location(&delta.tx_index[1].0).unwrap(),
-        Some((Height(2), 0))
-    );
+    assert_eq!(store.tx_location(&delta.tx_index[1].0).unwrap(), Some((Height(2), 0)));
 }

@@ -1,10 +1,7 @@
 //! Async client of a node's HTTP API (`/v1/...`, JSON; errors are `ErrorBody` with a
 //! non-2xx status).
 
-use api_types::{
-    AccountView, BatchSubmitResponse, BlockView, ChainInfo, ErrorBody, Health, SubmitResponse,
-    TxView,
-};
+use api_types::{AccountView, BatchSubmitResponse, BlockView, ChainInfo, ErrorBody, Health, SubmitResponse, TxView};
 use primitives::{Address, Hash, Height, SignedTransaction};
 use serde::de::DeserializeOwned;
 use std::time::{Duration, Instant};
@@ -25,11 +22,7 @@ pub enum ClientError {
     Http(reqwest::Error),
     /// The node answered with an error.
     #[error("{code}: {message}")]
-    Api {
-        status: u16,
-        code: String,
-        message: String,
-    },
+    Api { status: u16, code: String, message: String },
     /// The node answered 2xx with a body this client does not understand.
     #[error("unexpected response from the node: {0}")]
     Decode(String),
@@ -54,21 +47,15 @@ impl ClientError {
 
 /// "could not reach the node at http://host:port: connection refused".
 fn describe_transport_error(e: &reqwest::Error) -> String {
-    let at = e
-        .url()
-        .map(|u| u.origin().ascii_serialization())
-        .unwrap_or_else(|| "the configured URL".into());
+    let at = e.url().map(|u| u.origin().ascii_serialization()).unwrap_or_else(|| "the configured URL".into());
     // reqwest's own message is generic ("error sending request for url (...)"); the
     // innermost cause says what happened.
     let mut cause: &dyn std::error::Error = e;
     while let Some(inner) = cause.source() {
         cause = inner;
     }
-    let what = if e.is_timeout() {
-        format!("no answer within {} s", REQUEST_TIMEOUT.as_secs())
-    } else {
-        cause.to_string()
-    };
+    let what =
+        if e.is_timeout() { format!("no answer within {} s", REQUEST_TIMEOUT.as_secs()) } else { cause.to_string() };
     format!("could not reach the node at {at}: {what}")
 }
 
@@ -94,10 +81,7 @@ impl Client {
     /// ignored). Only `http` is supported.
     pub fn new(base_url: &str) -> Result<Client, ClientError> {
         let base = base_url.trim().trim_end_matches('/').to_string();
-        let invalid = |reason: &str| ClientError::InvalidUrl {
-            url: base_url.to_string(),
-            reason: reason.to_string(),
-        };
+        let invalid = |reason: &str| ClientError::InvalidUrl { url: base_url.to_string(), reason: reason.to_string() };
         let url = reqwest::Url::parse(&base).map_err(|e| invalid(&e.to_string()))?;
         if url.scheme() != "http" {
             return Err(invalid("only http:// URLs are supported"));
@@ -147,10 +131,7 @@ impl Client {
 
     /// Submits many transactions in one borsh-encoded request; the answer lists the ones
     /// the node refused, by index.
-    pub async fn submit_batch(
-        &self,
-        txs: &[SignedTransaction],
-    ) -> Result<BatchSubmitResponse, ClientError> {
+    pub async fn submit_batch(&self, txs: &[SignedTransaction]) -> Result<BatchSubmitResponse, ClientError> {
         // A slice encodes exactly as the `Vec` the node decodes (u32 length, then items).
         let body = primitives::codec::encode(&txs);
         let request = self
@@ -163,24 +144,18 @@ impl Client {
 
     /// `None` when the node does not know the transaction.
     pub async fn tx(&self, hash: &Hash) -> Result<Option<TxView>, ClientError> {
-        self.get_optional(&format!("/v1/txs/{hash}"), "tx_not_found")
-            .await
+        self.get_optional(&format!("/v1/txs/{hash}"), "tx_not_found").await
     }
 
     /// `None` when there is no block at `height` (yet).
     pub async fn block(&self, height: Height) -> Result<Option<BlockView>, ClientError> {
-        self.get_optional(&format!("/v1/blocks/{}", height.0), "block_not_found")
-            .await
+        self.get_optional(&format!("/v1/blocks/{}", height.0), "block_not_found").await
     }
 
     /// Polls every `POLL_INTERVAL` until the transaction is committed (its receipt may
     /// still say "rejected"). A dropped transaction is `ClientError::Dropped`; still pending
     /// or unknown after `timeout` is `ClientError::Timeout`.
-    pub async fn wait_committed(
-        &self,
-        hash: &Hash,
-        timeout: Duration,
-    ) -> Result<TxView, ClientError> {
+    pub async fn wait_committed(&self, hash: &Hash, timeout: Duration) -> Result<TxView, ClientError> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(view) = self.tx(hash).await? {
@@ -220,47 +195,30 @@ impl Client {
     ) -> Result<Option<T>, ClientError> {
         match self.get(path).await {
             Ok(v) => Ok(Some(v)),
-            Err(ClientError::Api {
-                status: 404, code, ..
-            }) if code == not_found_code => Ok(None),
+            Err(ClientError::Api { status: 404, code, .. }) if code == not_found_code => Ok(None),
             Err(e) => Err(e),
         }
     }
 
-    async fn send<T: DeserializeOwned>(
-        &self,
-        request: reqwest::RequestBuilder,
-    ) -> Result<T, ClientError> {
+    async fn send<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<T, ClientError> {
         let response = request.send().await.map_err(ClientError::Http)?;
         let status = response.status();
         let body = response.bytes().await.map_err(ClientError::Http)?;
         if !status.is_success() {
             return Err(match serde_json::from_slice::<ErrorBody>(&body) {
-                Ok(ErrorBody { code, message }) => ClientError::Api {
-                    status: status.as_u16(),
-                    code,
-                    message,
-                },
+                Ok(ErrorBody { code, message }) => ClientError::Api { status: status.as_u16(), code, message },
                 Err(_) => ClientError::Api {
                     status: status.as_u16(),
                     code: format!("http_{}", status.as_u16()),
                     message: match quote_body(&body) {
-                        q if q.is_empty() => status
-                            .canonical_reason()
-                            .unwrap_or("no error body")
-                            .to_string(),
+                        q if q.is_empty() => status.canonical_reason().unwrap_or("no error body").to_string(),
                         q => q,
                     },
                 },
             });
         }
-        serde_json::from_slice(&body).map_err(|e| {
-            ClientError::Decode(format!(
-                "{e} (HTTP {}, body {:?})",
-                status.as_u16(),
-                quote_body(&body)
-            ))
-        })
+        serde_json::from_slice(&body)
+            .map_err(|e| ClientError::Decode(format!("{e} (HTTP {}, body {:?})", status.as_u16(), quote_body(&body))))
     }
 }
 
@@ -273,21 +231,9 @@ mod tests {
     fn base_url_is_validated_and_trimmed() {
         let c = Client::new("http://127.0.0.1:8645/").unwrap();
         assert_eq!(c.base_url(), "http://127.0.0.1:8645");
-        assert_eq!(
-            Client::new("http://node.example/api//").unwrap().base_url(),
-            "http://node.example/api"
-        );
-        for bad in [
-            "",
-            "127.0.0.1:8645",
-            "https://node.example",
-            "http://",
-            "ftp://x",
-        ] {
-            assert!(
-                matches!(Client::new(bad), Err(ClientError::InvalidUrl { .. })),
-                "{bad:?} accepted"
-            );
+        assert_eq!(Client::new("http://node.example/api//").unwrap().base_url(), "http://node.example/api");
+        for bad in ["", "127.0.0.1:8645", "https://node.example", "http://", "ftp://x"] {
+            assert!(matches!(Client::new(bad), Err(ClientError::InvalidUrl { .. })), "{bad:?} accepted");
         }
     }
 
@@ -300,19 +246,13 @@ mod tests {
                 nonce: 3,
                 fee: Amount(1),
                 expiry_height: None,
-                action: Action::Burn {
-                    asset: AssetId::TSR,
-                    amount: Amount(2),
-                },
+                action: Action::Burn { asset: AssetId::TSR, amount: Amount(2) },
             },
             signature: Signature([0; 64]),
         };
         let txs = vec![stx.clone(), stx];
         let slice: &[SignedTransaction] = &txs;
-        assert_eq!(
-            primitives::codec::encode(&slice),
-            primitives::codec::encode(&txs)
-        );
+        assert_eq!(primitives::codec::encode(&slice), primitives::codec::encode(&txs));
     }
 
     #[tokio::test]
@@ -322,19 +262,12 @@ mod tests {
         let err = c.health().await.unwrap_err();
         assert!(matches!(err, ClientError::Http(_)), "{err:?}");
         let msg = err.to_string();
-        assert!(
-            msg.starts_with("could not reach the node at http://127.0.0.1:9: "),
-            "{msg}"
-        );
+        assert!(msg.starts_with("could not reach the node at http://127.0.0.1:9: "), "{msg}");
     }
 
     #[test]
     fn api_errors_display_code_and_message() {
-        let e = ClientError::Api {
-            status: 400,
-            code: "bad_nonce".into(),
-            message: "expected 3".into(),
-        };
+        let e = ClientError::Api { status: 400, code: "bad_nonce".into(), message: "expected 3".into() };
         assert_eq!(e.to_string(), "bad_nonce: expected 3");
         assert_eq!(e.api_code(), Some("bad_nonce"));
     }

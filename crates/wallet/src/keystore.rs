@@ -28,10 +28,7 @@ const CIPHER_NAME: &str = "xchacha20poly1305";
 #[derive(Debug, thiserror::Error)]
 pub enum KeystoreError {
     #[error("key file {}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("invalid key file: {0}")]
     Format(String),
     #[error("wrong passphrase, or the key file was modified")]
@@ -57,43 +54,24 @@ pub struct KdfParams {
 impl KdfParams {
     /// 64 MiB, 3 passes, 1 lane: the default for real keys.
     pub fn interactive() -> KdfParams {
-        KdfParams {
-            m_cost_kib: 64 * 1024,
-            t_cost: 3,
-            p_cost: 1,
-        }
+        KdfParams { m_cost_kib: 64 * 1024, t_cost: 3, p_cost: 1 }
     }
 
     /// 8 KiB, 1 pass: only for tests; offers no protection against guessing.
     pub fn insecure_fast_for_tests() -> KdfParams {
-        KdfParams {
-            m_cost_kib: 8,
-            t_cost: 1,
-            p_cost: 1,
-        }
+        KdfParams { m_cost_kib: 8, t_cost: 1, p_cost: 1 }
     }
 
     pub fn validate(&self) -> Result<(), KeystoreError> {
-        let KdfParams {
-            m_cost_kib: m,
-            t_cost: t,
-            p_cost: p,
-        } = *self;
+        let KdfParams { m_cost_kib: m, t_cost: t, p_cost: p } = *self;
         if !(1..=KDF_P_COST_MAX).contains(&p) {
-            return Err(format_err(format!(
-                "kdf p_cost {p} outside 1..={KDF_P_COST_MAX}"
-            )));
+            return Err(format_err(format!("kdf p_cost {p} outside 1..={KDF_P_COST_MAX}")));
         }
         if !(1..=KDF_T_COST_MAX).contains(&t) {
-            return Err(format_err(format!(
-                "kdf t_cost {t} outside 1..={KDF_T_COST_MAX}"
-            )));
+            return Err(format_err(format!("kdf t_cost {t} outside 1..={KDF_T_COST_MAX}")));
         }
         if m < 8 * p || m > KDF_M_COST_KIB_MAX {
-            return Err(format_err(format!(
-                "kdf m_cost_kib {m} outside {}..={KDF_M_COST_KIB_MAX}",
-                8 * p
-            )));
+            return Err(format_err(format!("kdf m_cost_kib {m} outside {}..={KDF_M_COST_KIB_MAX}", 8 * p)));
         }
         Ok(())
     }
@@ -115,23 +93,13 @@ pub struct KeyFile {
 
 #[derive(Clone, PartialEq, Eq)]
 enum Body {
-    Encrypted {
-        kdf: KdfParams,
-        salt: [u8; SALT_LEN],
-        nonce: [u8; NONCE_LEN],
-        ciphertext: Vec<u8>,
-    },
-    Plain {
-        seed: Zeroizing<[u8; 32]>,
-    },
+    Encrypted { kdf: KdfParams, salt: [u8; SALT_LEN], nonce: [u8; NONCE_LEN], ciphertext: Vec<u8> },
+    Plain { seed: Zeroizing<[u8; 32]> },
 }
 
 impl std::fmt::Debug for KeyFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyFile")
-            .field("address", &self.address)
-            .field("encrypted", &self.is_encrypted())
-            .finish()
+        f.debug_struct("KeyFile").field("address", &self.address).field("encrypted", &self.is_encrypted()).finish()
     }
 }
 
@@ -177,8 +145,7 @@ struct RawCipher {
 
 fn hex_array<const N: usize>(field: &str, s: &str) -> Result<[u8; N], String> {
     let mut out = [0u8; N];
-    hex::decode_to_slice(s, &mut out)
-        .map_err(|e| format!("{field}: expected {N} bytes of hex: {e}"))?;
+    hex::decode_to_slice(s, &mut out).map_err(|e| format!("{field}: expected {N} bytes of hex: {e}"))?;
     Ok(out)
 }
 
@@ -186,68 +153,35 @@ impl TryFrom<RawKeyFile> for KeyFile {
     type Error = String;
     fn try_from(mut raw: RawKeyFile) -> Result<Self, String> {
         if raw.version != KEYFILE_VERSION {
-            return Err(format!(
-                "unsupported version {} (expected {KEYFILE_VERSION})",
-                raw.version
-            ));
+            return Err(format!("unsupported version {} (expected {KEYFILE_VERSION})", raw.version));
         }
         let address: Address = raw.address.parse().map_err(|e| format!("address: {e}"))?;
-        let body = match (
-            raw.encrypted,
-            raw.kdf.take(),
-            raw.cipher.take(),
-            raw.ciphertext.take(),
-            raw.secret_seed.take(),
-        ) {
-            (true, Some(kdf), Some(cipher), Some(ct), None) => {
-                if kdf.name != KDF_NAME || cipher.name != CIPHER_NAME {
-                    return Err(format!(
-                        "unsupported kdf/cipher {:?}/{:?}",
-                        kdf.name, cipher.name
-                    ));
+        let body =
+            match (raw.encrypted, raw.kdf.take(), raw.cipher.take(), raw.ciphertext.take(), raw.secret_seed.take()) {
+                (true, Some(kdf), Some(cipher), Some(ct), None) => {
+                    if kdf.name != KDF_NAME || cipher.name != CIPHER_NAME {
+                        return Err(format!("unsupported kdf/cipher {:?}/{:?}", kdf.name, cipher.name));
+                    }
+                    let params = KdfParams { m_cost_kib: kdf.m_cost_kib, t_cost: kdf.t_cost, p_cost: kdf.p_cost };
+                    params.validate().map_err(|e| e.to_string())?;
+                    let ciphertext = hex::decode(&ct).map_err(|e| format!("ciphertext: {e}"))?;
+                    if ciphertext.len() != CIPHERTEXT_LEN {
+                        return Err(format!("ciphertext holds {} bytes, expected {CIPHERTEXT_LEN}", ciphertext.len()));
+                    }
+                    let (salt, nonce) = (hex_array("kdf.salt", &kdf.salt)?, hex_array("cipher.nonce", &cipher.nonce)?);
+                    Body::Encrypted { kdf: params, salt, nonce, ciphertext }
                 }
-                let params = KdfParams {
-                    m_cost_kib: kdf.m_cost_kib,
-                    t_cost: kdf.t_cost,
-                    p_cost: kdf.p_cost,
-                };
-                params.validate().map_err(|e| e.to_string())?;
-                let ciphertext = hex::decode(&ct).map_err(|e| format!("ciphertext: {e}"))?;
-                if ciphertext.len() != CIPHERTEXT_LEN {
-                    return Err(format!(
-                        "ciphertext holds {} bytes, expected {CIPHERTEXT_LEN}",
-                        ciphertext.len()
-                    ));
+                (false, None, None, None, Some(seed_hex)) => {
+                    let seed_hex = Zeroizing::new(seed_hex);
+                    Body::Plain { seed: Zeroizing::new(hex_array("secret_seed", &seed_hex)?) }
                 }
-                let (salt, nonce) = (
-                    hex_array("kdf.salt", &kdf.salt)?,
-                    hex_array("cipher.nonce", &cipher.nonce)?,
-                );
-                Body::Encrypted {
-                    kdf: params,
-                    salt,
-                    nonce,
-                    ciphertext,
+                (true, ..) => {
+                    return Err("an encrypted file needs kdf, cipher and ciphertext, and no secret_seed".into())
                 }
-            }
-            (false, None, None, None, Some(seed_hex)) => {
-                let seed_hex = Zeroizing::new(seed_hex);
-                Body::Plain {
-                    seed: Zeroizing::new(hex_array("secret_seed", &seed_hex)?),
+                (false, ..) => {
+                    return Err("an unencrypted file needs secret_seed, and no kdf, cipher or ciphertext".into())
                 }
-            }
-            (true, ..) => {
-                return Err(
-                    "an encrypted file needs kdf, cipher and ciphertext, and no secret_seed".into(),
-                )
-            }
-            (false, ..) => {
-                return Err(
-                    "an unencrypted file needs secret_seed, and no kdf, cipher or ciphertext"
-                        .into(),
-                )
-            }
-        };
+            };
         Ok(KeyFile { address, body })
     }
 }
@@ -264,28 +198,10 @@ impl From<KeyFile> for RawKeyFile {
             secret_seed: None,
         };
         match &file.body {
-            Body::Encrypted {
-                kdf,
-                salt,
-                nonce,
-                ciphertext,
-            } => {
-                let KdfParams {
-                    m_cost_kib,
-                    t_cost,
-                    p_cost,
-                } = *kdf;
-                raw.kdf = Some(RawKdf {
-                    name: KDF_NAME.into(),
-                    m_cost_kib,
-                    t_cost,
-                    p_cost,
-                    salt: hex::encode(salt),
-                });
-                raw.cipher = Some(RawCipher {
-                    name: CIPHER_NAME.into(),
-                    nonce: hex::encode(nonce),
-                });
+            Body::Encrypted { kdf, salt, nonce, ciphertext } => {
+                let KdfParams { m_cost_kib, t_cost, p_cost } = *kdf;
+                raw.kdf = Some(RawKdf { name: KDF_NAME.into(), m_cost_kib, t_cost, p_cost, salt: hex::encode(salt) });
+                raw.cipher = Some(RawCipher { name: CIPHER_NAME.into(), nonce: hex::encode(nonce) });
                 raw.ciphertext = Some(hex::encode(ciphertext));
             }
             Body::Plain { seed } => raw.secret_seed = Some(hex::encode(seed.as_slice())),
@@ -296,23 +212,15 @@ impl From<KeyFile> for RawKeyFile {
 
 /// Associated data: binds the format, address, KDF and its parameters to the ciphertext.
 fn associated_data(address: &Address, kdf: &KdfParams, salt: &[u8]) -> Vec<u8> {
-    let KdfParams {
-        m_cost_kib,
-        t_cost,
-        p_cost,
-    } = kdf;
+    let KdfParams { m_cost_kib, t_cost, p_cost } = kdf;
     format!("tessera-keystore-v{KEYFILE_VERSION}|{address}|{KDF_NAME}|m={m_cost_kib}|t={t_cost}|p={p_cost}|salt={}|{CIPHER_NAME}", hex::encode(salt))
         .into_bytes()
 }
 
-fn derive_key(
-    passphrase: &str,
-    kdf: &KdfParams,
-    salt: &[u8],
-) -> Result<Zeroizing<[u8; 32]>, KeystoreError> {
+fn derive_key(passphrase: &str, kdf: &KdfParams, salt: &[u8]) -> Result<Zeroizing<[u8; 32]>, KeystoreError> {
     kdf.validate()?;
-    let params = Params::new(kdf.m_cost_kib, kdf.t_cost, kdf.p_cost, Some(32))
-        .map_err(|e| format_err(format!("kdf: {e}")))?;
+    let params =
+        Params::new(kdf.m_cost_kib, kdf.t_cost, kdf.p_cost, Some(32)).map_err(|e| format_err(format!("kdf: {e}")))?;
     let mut key = Zeroizing::new([0u8; 32]);
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
         .hash_password_into(passphrase.as_bytes(), salt, key.as_mut_slice())
@@ -321,11 +229,7 @@ fn derive_key(
 }
 
 /// Seals `key` under `passphrase` with fresh random salt and nonce.
-pub fn encrypt(
-    key: &crypto::SigningKey,
-    passphrase: &str,
-    params: KdfParams,
-) -> Result<KeyFile, KeystoreError> {
+pub fn encrypt(key: &crypto::SigningKey, passphrase: &str, params: KdfParams) -> Result<KeyFile, KeystoreError> {
     if passphrase.is_empty() {
         return Err(KeystoreError::EmptyPassphrase);
     }
@@ -337,31 +241,14 @@ pub fn encrypt(
     let seed = key.seed();
     let aad = associated_data(&address, &params, &salt);
     let ciphertext = XChaCha20Poly1305::new(Key::from_slice(dk.as_slice()))
-        .encrypt(
-            XNonce::from_slice(&nonce),
-            Payload {
-                msg: seed.as_slice(),
-                aad: &aad,
-            },
-        )
+        .encrypt(XNonce::from_slice(&nonce), Payload { msg: seed.as_slice(), aad: &aad })
         .map_err(|_| format_err("encryption failed"))?;
-    Ok(KeyFile {
-        address,
-        body: Body::Encrypted {
-            kdf: params,
-            salt,
-            nonce,
-            ciphertext,
-        },
-    })
+    Ok(KeyFile { address, body: Body::Encrypted { kdf: params, salt, nonce, ciphertext } })
 }
 
 /// The explicit, unencrypted (development) form: the seed in plain hex.
 pub fn unencrypted(key: &crypto::SigningKey) -> KeyFile {
-    KeyFile {
-        address: key.address(),
-        body: Body::Plain { seed: key.seed() },
-    }
+    KeyFile { address: key.address(), body: Body::Plain { seed: key.seed() } }
 }
 
 impl KeyFile {
@@ -385,26 +272,13 @@ impl KeyFile {
     pub fn decrypt(&self, passphrase: Option<&str>) -> Result<crypto::SigningKey, KeystoreError> {
         let key = match &self.body {
             Body::Plain { seed } => crypto::SigningKey::from_seed(**seed),
-            Body::Encrypted {
-                kdf,
-                salt,
-                nonce,
-                ciphertext,
-            } => {
-                let passphrase = passphrase
-                    .filter(|p| !p.is_empty())
-                    .ok_or(KeystoreError::EmptyPassphrase)?;
+            Body::Encrypted { kdf, salt, nonce, ciphertext } => {
+                let passphrase = passphrase.filter(|p| !p.is_empty()).ok_or(KeystoreError::EmptyPassphrase)?;
                 let dk = derive_key(passphrase, kdf, salt)?;
                 let aad = associated_data(&self.address, kdf, salt);
                 let plain = Zeroizing::new(
                     XChaCha20Poly1305::new(Key::from_slice(dk.as_slice()))
-                        .decrypt(
-                            XNonce::from_slice(nonce),
-                            Payload {
-                                msg: ciphertext,
-                                aad: &aad,
-                            },
-                        )
+                        .decrypt(XNonce::from_slice(nonce), Payload { msg: ciphertext, aad: &aad })
                         .map_err(|_| KeystoreError::WrongPassphrase)?,
                 );
                 let mut seed = Zeroizing::new([0u8; 32]);
@@ -439,10 +313,7 @@ impl KeyFile {
 
 /// Creates `path` (failing if it exists), mode 0600 on unix, writes `file` and fsyncs it.
 pub fn write_new(path: &Path, file: &KeyFile) -> Result<(), KeystoreError> {
-    let io_err = |source| KeystoreError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io_err = |source| KeystoreError::Io { path: path.to_path_buf(), source };
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -460,15 +331,10 @@ pub fn write_new(path: &Path, file: &KeyFile) -> Result<(), KeystoreError> {
 
 /// Reads and parses a key file, refusing anything over `KEYFILE_BYTES_MAX` bytes.
 pub fn read(path: &Path) -> Result<KeyFile, KeystoreError> {
-    let io_err = |source| KeystoreError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io_err = |source| KeystoreError::Io { path: path.to_path_buf(), source };
     let f = std::fs::File::open(path).map_err(io_err)?;
     let mut bytes = Zeroizing::new(Vec::new());
-    f.take(KEYFILE_BYTES_MAX as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io_err)?;
+    f.take(KEYFILE_BYTES_MAX as u64 + 1).read_to_end(&mut bytes).map_err(io_err)?;
     if bytes.len() > KEYFILE_BYTES_MAX {
         return Err(format_err(format!("larger than {KEYFILE_BYTES_MAX} bytes")));
     }
@@ -503,14 +369,8 @@ mod tests {
         assert_eq!(back.address().unwrap(), key.address());
         assert_eq!(back.kdf_params(), Some(fast()));
         assert_eq!(*back.decrypt(Some("hunter2")).unwrap().seed(), *key.seed());
-        assert!(matches!(
-            encrypt(&key, "", fast()),
-            Err(KeystoreError::EmptyPassphrase)
-        ));
-        assert!(matches!(
-            back.decrypt(None),
-            Err(KeystoreError::EmptyPassphrase)
-        ));
+        assert!(matches!(encrypt(&key, "", fast()), Err(KeystoreError::EmptyPassphrase)));
+        assert!(matches!(back.decrypt(None), Err(KeystoreError::EmptyPassphrase)));
     }
 
     #[test]
@@ -522,37 +382,25 @@ mod tests {
         assert_eq!(*file.decrypt(Some("ignored")).unwrap().seed(), [7; 32]);
         let other = SigningKey::from_seed([8; 32]).address().to_string();
         let bad = edit(&file, |v| v["address"] = other.clone().into());
-        assert!(matches!(
-            bad.decrypt(None),
-            Err(KeystoreError::AddressMismatch { .. })
-        ));
+        assert!(matches!(bad.decrypt(None), Err(KeystoreError::AddressMismatch { .. })));
     }
 
     #[test]
     fn wrong_passphrase_tampering_and_swapped_fields_fail() {
         let key = SigningKey::generate();
         let file = encrypt(&key, "correct horse", fast()).unwrap();
-        assert!(matches!(
-            file.decrypt(Some("wrong")),
-            Err(KeystoreError::WrongPassphrase)
-        ));
+        assert!(matches!(file.decrypt(Some("wrong")), Err(KeystoreError::WrongPassphrase)));
         let tampered = edit(&file, |v| {
             let mut ct = hex::decode(v["ciphertext"].as_str().unwrap()).unwrap();
             ct[0] ^= 1;
             v["ciphertext"] = hex::encode(ct).into();
         });
-        assert!(matches!(
-            tampered.decrypt(Some("correct horse")),
-            Err(KeystoreError::WrongPassphrase)
-        ));
+        assert!(matches!(tampered.decrypt(Some("correct horse")), Err(KeystoreError::WrongPassphrase)));
         let other = SigningKey::generate().address().to_string();
         let swapped = edit(&file, |v| v["address"] = other.clone().into());
         assert!(swapped.decrypt(Some("correct horse")).is_err());
         let retuned = edit(&file, |v| v["kdf"]["t_cost"] = 2.into());
-        assert!(matches!(
-            retuned.decrypt(Some("correct horse")),
-            Err(KeystoreError::WrongPassphrase)
-        ));
+        assert!(matches!(retuned.decrypt(Some("correct horse")), Err(KeystoreError::WrongPassphrase)));
     }
 
     #[test]
@@ -570,25 +418,11 @@ mod tests {
         for (ptr, val) in cases {
             let mut bad = v.clone();
             *bad.pointer_mut(ptr).unwrap() = val;
-            assert!(
-                matches!(
-                    KeyFile::from_json(&bad.to_string()),
-                    Err(KeystoreError::Format(_))
-                ),
-                "{ptr}"
-            );
+            assert!(matches!(KeyFile::from_json(&bad.to_string()), Err(KeystoreError::Format(_))), "{ptr}");
         }
         v.as_object_mut().unwrap().remove("ciphertext");
-        for s in [
-            v.to_string(),
-            "not json".into(),
-            "{}".into(),
-            " ".repeat(KEYFILE_BYTES_MAX + 1),
-        ] {
-            assert!(matches!(
-                KeyFile::from_json(&s),
-                Err(KeystoreError::Format(_))
-            ));
+        for s in [v.to_string(), "not json".into(), "{}".into(), " ".repeat(KEYFILE_BYTES_MAX + 1)] {
+            assert!(matches!(KeyFile::from_json(&s), Err(KeystoreError::Format(_))));
         }
     }
 
@@ -599,25 +433,16 @@ mod tests {
         let key = SigningKey::generate();
         let file = encrypt(&key, "pw", fast()).unwrap();
         write_new(&path, &file).unwrap();
-        assert!(matches!(
-            write_new(&path, &unencrypted(&key)),
-            Err(KeystoreError::Io { .. })
-        ));
+        assert!(matches!(write_new(&path, &unencrypted(&key)), Err(KeystoreError::Io { .. })));
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(
-                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-                0o600
-            );
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         }
         assert_eq!(read(&path).unwrap(), file);
         let big = dir.path().join("big.json");
         std::fs::write(&big, vec![b' '; KEYFILE_BYTES_MAX + 1]).unwrap();
         assert!(matches!(read(&big), Err(KeystoreError::Format(_))));
-        assert!(matches!(
-            read(&dir.path().join("missing")),
-            Err(KeystoreError::Io { .. })
-        ));
+        assert!(matches!(read(&dir.path().join("missing")), Err(KeystoreError::Io { .. })));
     }
 }

@@ -20,17 +20,12 @@ pub const WALLET_NAME_CHARS_MAX: usize = 64;
 pub enum WalletError {
     #[error(transparent)]
     Keystore(#[from] KeystoreError),
-    #[error(
-        "invalid wallet name {0:?}: use 1-{WALLET_NAME_CHARS_MAX} characters of A-Z, a-z, 0-9, '_' and '-'"
-    )]
+    #[error("invalid wallet name {0:?}: use 1-{WALLET_NAME_CHARS_MAX} characters of A-Z, a-z, 0-9, '_' and '-'")]
     InvalidName(String),
     #[error("wallet {name:?} already exists at {}", path.display())]
     Exists { name: String, path: PathBuf },
     #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("could not read the passphrase ({0}); set {PASSPHRASE_ENV} when there is no terminal")]
     Prompt(std::io::Error),
 }
@@ -38,9 +33,7 @@ pub enum WalletError {
 /// Whether `name` is a valid wallet name: 1-64 characters of `[A-Za-z0-9_-]`.
 pub fn is_valid_wallet_name(name: &str) -> bool {
     (1..=WALLET_NAME_CHARS_MAX).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 fn non_empty_env(var: &str) -> Option<std::ffi::OsString> {
@@ -49,10 +42,7 @@ fn non_empty_env(var: &str) -> Option<std::ffi::OsString> {
 
 /// The passphrase from `TESSERA_PASSPHRASE`, if that is set and not empty.
 pub fn passphrase_from_env() -> Option<Zeroizing<String>> {
-    std::env::var(PASSPHRASE_ENV)
-        .ok()
-        .filter(|p| !p.is_empty())
-        .map(Zeroizing::new)
+    std::env::var(PASSPHRASE_ENV).ok().filter(|p| !p.is_empty()).map(Zeroizing::new)
 }
 
 /// A directory of named key files, `<root>/<name>.json`.
@@ -71,12 +61,7 @@ impl WalletDir {
     pub fn default_location() -> WalletDir {
         let home = non_empty_env(HOME_ENV)
             .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                non_empty_env("HOME")
-                    .map(PathBuf::from)
-                    .unwrap_or_default()
-                    .join(".tessera")
-            });
+            .unwrap_or_else(|| non_empty_env("HOME").map(PathBuf::from).unwrap_or_default().join(".tessera"));
         WalletDir::new(home.join("wallets"))
     }
 
@@ -99,22 +84,12 @@ impl WalletDir {
         builder.recursive(true);
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder
-            .create(&self.root)
-            .map_err(|source| WalletError::Io {
-                path: self.root.clone(),
-                source,
-            })?;
+        builder.create(&self.root).map_err(|source| WalletError::Io { path: self.root.clone(), source })?;
         let path = self.path(name);
         match keystore::write_new(&path, file) {
             Ok(()) => Ok(path),
-            Err(KeystoreError::Io { source, .. })
-                if source.kind() == std::io::ErrorKind::AlreadyExists =>
-            {
-                Err(WalletError::Exists {
-                    name: name.to_string(),
-                    path,
-                })
+            Err(KeystoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::AlreadyExists => {
+                Err(WalletError::Exists { name: name.to_string(), path })
             }
             Err(e) => Err(e.into()),
         }
@@ -126,25 +101,13 @@ impl WalletDir {
         let entries = match std::fs::read_dir(&self.root) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(source) => {
-                return Err(WalletError::Io {
-                    path: self.root.clone(),
-                    source,
-                })
-            }
+            Err(source) => return Err(WalletError::Io { path: self.root.clone(), source }),
         };
         let mut wallets = Vec::new();
         for entry in entries {
-            let entry = entry.map_err(|source| WalletError::Io {
-                path: self.root.clone(),
-                source,
-            })?;
+            let entry = entry.map_err(|source| WalletError::Io { path: self.root.clone(), source })?;
             let path = entry.path();
-            let Some(name) = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .and_then(|n| n.strip_suffix(".json"))
-            else {
+            let Some(name) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".json")) else {
                 continue;
             };
             if !is_valid_wallet_name(name) || !path.is_file() {
@@ -167,8 +130,7 @@ pub fn resolve_key_path(name_or_path: &str) -> PathBuf {
         || name_or_path.contains(std::path::MAIN_SEPARATOR)
         || name_or_path.ends_with(".key")
         || name_or_path.ends_with(".json");
-    if looks_like_path || (!is_valid_wallet_name(name_or_path) && Path::new(name_or_path).exists())
-    {
+    if looks_like_path || (!is_valid_wallet_name(name_or_path) && Path::new(name_or_path).exists()) {
         PathBuf::from(name_or_path)
     } else {
         WalletDir::default_location().path(name_or_path)
@@ -215,12 +177,8 @@ mod tests {
         let dir = WalletDir::new(tmp.path().join("nested/wallets"));
         assert_eq!(dir.list().unwrap(), vec![]);
 
-        let encrypted = keystore::encrypt(
-            &SigningKey::from_seed([2; 32]),
-            "pw",
-            KdfParams::insecure_fast_for_tests(),
-        )
-        .unwrap();
+        let encrypted =
+            keystore::encrypt(&SigningKey::from_seed([2; 32]), "pw", KdfParams::insecure_fast_for_tests()).unwrap();
         let bob = dir.create("bob", &encrypted).unwrap();
         let alice = dir.create("alice_1-x", &plain(1)).unwrap();
         assert_eq!(alice, dir.path("alice_1-x"));
@@ -241,10 +199,7 @@ mod tests {
         let addr = |s: u8| SigningKey::from_seed([s; 32]).address();
         assert_eq!(
             dir.list().unwrap(),
-            vec![
-                ("alice_1-x".to_string(), addr(1), false),
-                ("bob".to_string(), addr(2), true),
-            ]
+            vec![("alice_1-x".to_string(), addr(1), false), ("bob".to_string(), addr(2), true),]
         );
 
         let err = dir.create("bob", &plain(9)).unwrap_err();
@@ -260,10 +215,7 @@ mod tests {
         let dir = WalletDir::new(tmp.path());
         let long = "a".repeat(WALLET_NAME_CHARS_MAX + 1);
         for bad in ["", "a/b", "../x", "a.b", "a b", "ü", "x\n", long.as_str()] {
-            assert!(
-                matches!(dir.create(bad, &plain(1)), Err(WalletError::InvalidName(_))),
-                "{bad:?} accepted"
-            );
+            assert!(matches!(dir.create(bad, &plain(1)), Err(WalletError::InvalidName(_))), "{bad:?} accepted");
         }
         let max = "Z".repeat(WALLET_NAME_CHARS_MAX);
         assert!(dir.create(&max, &plain(1)).is_ok());
@@ -277,15 +229,9 @@ mod tests {
         std::fs::write(&file, "x").unwrap();
         let s = file.to_str().unwrap();
         assert_eq!(resolve_key_path(s), file);
-        assert_eq!(
-            resolve_key_path("./missing.json"),
-            PathBuf::from("./missing.json")
-        );
+        assert_eq!(resolve_key_path("./missing.json"), PathBuf::from("./missing.json"));
         assert_eq!(resolve_key_path("other.key"), PathBuf::from("other.key"));
-        assert_eq!(
-            resolve_key_path("alice"),
-            WalletDir::default_location().path("alice")
-        );
+        assert_eq!(resolve_key_path("alice"), WalletDir::default_location().path("alice"));
     }
 
     #[test]
@@ -301,18 +247,11 @@ mod tests {
         keystore::write_new(&enc_path, &file).unwrap();
         let loaded = load_signing_key(&enc_path, || Ok("secret".into())).unwrap();
         assert_eq!(loaded.address(), key.address());
-        let wrong = load_signing_key(&enc_path, || Ok("nope".into()))
+        let wrong = load_signing_key(&enc_path, || Ok("nope".into())).err().unwrap();
+        assert!(matches!(wrong, WalletError::Keystore(KeystoreError::WrongPassphrase)));
+        let no_tty = load_signing_key(&enc_path, || Err(std::io::Error::new(std::io::ErrorKind::NotFound, "no tty")))
             .err()
             .unwrap();
-        assert!(matches!(
-            wrong,
-            WalletError::Keystore(KeystoreError::WrongPassphrase)
-        ));
-        let no_tty = load_signing_key(&enc_path, || {
-            Err(std::io::Error::new(std::io::ErrorKind::NotFound, "no tty"))
-        })
-        .err()
-        .unwrap();
         assert!(no_tty.to_string().contains(PASSPHRASE_ENV), "{no_tty}");
 
         let plain_path = tmp.path().join("plain.json");

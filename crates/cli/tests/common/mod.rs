@@ -40,15 +40,9 @@ impl Devnet {
                 }
             }
         });
-        let line = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("devnet ready line within 60 s");
-        let field = |name: &str| {
-            line.split_whitespace()
-                .find_map(|w| w.strip_prefix(&format!("{name}=")))
-                .unwrap()
-                .to_string()
-        };
+        let line = rx.recv_timeout(Duration::from_secs(60)).expect("devnet ready line within 60 s");
+        let field =
+            |name: &str| line.split_whitespace().find_map(|w| w.strip_prefix(&format!("{name}="))).unwrap().to_string();
         Devnet {
             api: field("api"),
             key: PathBuf::from(field("key")),
@@ -65,10 +59,7 @@ impl Devnet {
 
     /// SIGTERM and wait for a clean exit.
     pub fn stop(&mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -80,10 +71,7 @@ impl Devnet {
     }
 
     pub fn signing_key(&self) -> crypto::SigningKey {
-        wallet::keystore::read(&self.key)
-            .unwrap()
-            .decrypt(None)
-            .unwrap()
+        wallet::keystore::read(&self.key).unwrap().decrypt(None).unwrap()
     }
 }
 
