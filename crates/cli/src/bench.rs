@@ -174,7 +174,7 @@ fn bench_ledger(
     let mut config = ChainConfig::new(&dir);
     config.block_txs_max = block_txs;
     config.mempool.txs_max = (block_txs * 40).max(200_000);
-    let chain = Chain::open(config.clone(), &genesis)?;
+    let chain = Chain::open(config.clone(), Some(&genesis))?;
     chain.start()?;
     let committed_before = chain.metrics.txs_committed.get();
     let t = Instant::now();

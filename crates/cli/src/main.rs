@@ -170,27 +170,28 @@ async fn devnet(args: DevnetArgs, out: &Output) -> Result<()> {
     std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
     let genesis_path = data_dir.join("genesis.toml");
     let key_path = data_dir.join("dev.key");
+    // On a restart the chain is in the data dir; the genesis file is not parsed again.
     let (genesis, dev) = if genesis_path.exists() {
-        let genesis = node::genesis_file::load(&genesis_path)?;
         let key = wallet::keystore::read(&key_path).with_context(|| format!("devnet key {}", key_path.display()))?;
-        (genesis, key.address()?)
+        let started = data_dir.join("state.redb").exists();
+        (if started { None } else { Some(node::genesis_file::load(&genesis_path)?) }, key.address()?)
     } else {
         let key = crypto::SigningKey::generate();
         let address = key.address();
-        if !key_path.exists() {
-            wallet::keystore::write_new(&key_path, &wallet::keystore::unencrypted(&key))?;
-        } else {
+        if key_path.exists() {
             bail!(
                 "{} exists but {} does not; remove the data dir to start afresh",
                 key_path.display(),
                 genesis_path.display()
             );
         }
+        wallet::keystore::write_new(&key_path, &wallet::keystore::unencrypted(&key))?;
         let genesis = node::genesis_file::devnet(address, now_ms());
         write_file_synced(&genesis_path, node::genesis_file::to_toml(&genesis).as_bytes())?;
-        (genesis, address)
+        (Some(genesis), address)
     };
-    let chain = open_chain(args.tuning.config(&data_dir), &genesis)?;
+    let chain = open_chain(args.tuning.config(&data_dir), genesis.as_ref())?;
+    let chain_id = chain.state().params.chain_id.clone();
     let listener =
         tokio::net::TcpListener::bind(args.http).await.with_context(|| format!("cannot listen on {}", args.http))?;
     let api = format!("http://{}", listener.local_addr()?);
@@ -198,11 +199,11 @@ async fn devnet(args: DevnetArgs, out: &Output) -> Result<()> {
     if out.json {
         println!(
             "{}",
-            serde_json::json!({ "api": api, "address": dev.to_string(), "key": key_path, "data_dir": data_dir, "chain_id": genesis.chain_id, "height": height })
+            serde_json::json!({ "api": api, "address": dev.to_string(), "key": key_path, "data_dir": data_dir, "chain_id": chain_id, "height": height })
         );
     } else {
         println!("Tessera devnet");
-        println!("  chain id     {}", genesis.chain_id);
+        println!("  chain id     {}", chain_id);
         println!("  height       {height}");
         println!("  api          {api}");
         println!("  dev account  {dev} (funded with TSR; holds every role)");
@@ -218,35 +219,34 @@ async fn run_node(args: NodeRunArgs, out: &Output) -> Result<()> {
     let data_dir = args.data_dir.context("--data-dir is required")?;
     std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
     let stored_path = data_dir.join("genesis.toml");
+    // An explicit --genesis is parsed and checked against the data dir; a restart without
+    // it uses the chain already in the data dir (a large genesis file is not parsed again).
     let genesis = match (&args.genesis, stored_path.exists()) {
         (Some(path), exists) => {
             let genesis = node::genesis_file::load(path)?;
-            if exists {
-                let stored = node::genesis_file::load(&stored_path)?;
-                if stored.hash() != genesis.hash() {
-                    bail!("{} holds a different genesis than {}", data_dir.display(), path.display());
-                }
-            } else {
+            if !exists {
                 write_file_synced(&stored_path, node::genesis_file::to_toml(&genesis).as_bytes())?;
             }
-            genesis
+            Some(genesis)
         }
-        (None, true) => node::genesis_file::load(&stored_path)?,
+        (None, true) if data_dir.join("state.redb").exists() => None,
+        (None, true) => Some(node::genesis_file::load(&stored_path)?),
         (None, false) => bail!("--genesis FILE is required for a new data dir"),
     };
-    let chain = open_chain(args.tuning.config(&data_dir), &genesis)?;
+    let chain = open_chain(args.tuning.config(&data_dir), genesis.as_ref())?;
+    let chain_id = chain.state().params.chain_id.clone();
     let listener =
         tokio::net::TcpListener::bind(args.http).await.with_context(|| format!("cannot listen on {}", args.http))?;
     let api = format!("http://{}", listener.local_addr()?);
     if out.json {
-        println!("{}", serde_json::json!({ "api": api, "chain_id": genesis.chain_id, "height": chain.state().height }));
+        println!("{}", serde_json::json!({ "api": api, "chain_id": chain_id, "height": chain.state().height }));
     } else {
-        println!("tessera node ready: api={api} chain_id={} height={}", genesis.chain_id, chain.state().height);
+        println!("tessera node ready: api={api} chain_id={} height={}", chain_id, chain.state().height);
     }
     serve(chain, listener).await
 }
 
-fn open_chain(config: ChainConfig, genesis: &Genesis) -> Result<Arc<Chain>> {
+fn open_chain(config: ChainConfig, genesis: Option<&Genesis>) -> Result<Arc<Chain>> {
     let started = std::time::Instant::now();
     let chain = Chain::open(config, genesis).context("cannot open the chain")?;
     chain.start()?;

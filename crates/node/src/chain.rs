@@ -90,6 +90,8 @@ pub enum ChainError {
     ReceiptMismatch { height: Height },
     #[error("checkpoint at height {checkpoint} is ahead of the block log tip {tip}")]
     CheckpointAhead { checkpoint: Height, tip: Height },
+    #[error("the data dir has no state checkpoint yet, so the genesis file is needed")]
+    GenesisRequired,
     #[error("state.redb belongs to another chain")]
     WrongChain,
     #[error("cannot start a thread: {0}")]
@@ -148,6 +150,9 @@ pub struct Chain {
     threads: Mutex<Vec<JoinHandle<()>>>,
     /// Changes since the last checkpoint, found at recovery; the sequencer takes it.
     pending_dirty: Mutex<Option<Dirty>>,
+    /// Height of the last block whose transactions left the mempool (written under the
+    /// mempool lock).
+    finished_height: Mutex<Height>,
 }
 
 const EVENTS_BUFFER_MAX: usize = 1024;
@@ -159,15 +164,18 @@ fn now_ms() -> u64 {
 impl Chain {
     /// Opens the data dir: loads the last checkpoint (or genesis), re-executes every
     /// durable block after it and checks its roots and receipts. Does not start threads.
-    pub fn open(config: ChainConfig, genesis: &Genesis) -> Result<Arc<Chain>, ChainError> {
+    ///
+    /// `genesis` may be `None` for a data dir that already holds a chain with a
+    /// checkpoint: a large genesis file then need not be parsed again on every start.
+    pub fn open(config: ChainConfig, genesis: Option<&Genesis>) -> Result<Arc<Chain>, ChainError> {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             ChainError::Store(StoreError::Corrupt {
                 path: config.data_dir.clone(),
                 what: format!("cannot create data dir: {e}"),
             })
         })?;
-        let genesis_hash = genesis.hash();
-        let blocks = BlockStore::open(&config.data_dir, genesis_hash)?;
+        let blocks = BlockStore::open(&config.data_dir, genesis.map(|g| g.hash()))?;
+        let genesis_hash = blocks.genesis_hash();
         let checkpoints = StateStore::open(&config.data_dir)?;
         let mut dirty = Dirty::default();
         let mut state = match checkpoints.load()? {
@@ -178,6 +186,7 @@ impl Chain {
                 state
             }
             None => {
+                let genesis = genesis.ok_or(ChainError::GenesisRequired)?;
                 let state = genesis.to_state()?;
                 // A new chain's first checkpoint is its whole genesis state, written now
                 // (once) so that later checkpoints only carry changes.
@@ -214,6 +223,7 @@ impl Chain {
         let proposer = config.proposer.unwrap_or(state.roles.issuer);
         let metrics = Metrics::new();
         metrics.height.set(state.height.0 as i64);
+        let state_height = state.height;
         let chain = Arc::new(Chain {
             mempool: Mutex::new(Mempool::new(config.mempool)),
             config,
@@ -230,6 +240,7 @@ impl Chain {
             proposer,
             threads: Mutex::new(Vec::new()),
             pending_dirty: Mutex::new(Some(dirty)),
+            finished_height: Mutex::new(state_height),
         });
         Ok(chain)
     }
@@ -318,8 +329,10 @@ impl Chain {
         let sig_ok = if items.len() == 1 { crypto::verify_batch(&items) } else { crypto::verify_par(&items) };
         // Checks against the committed state, under its read lock only.
         let mut checked: Vec<Result<(Arc<VerifiedTx>, u64), AdmitError>> = Vec::with_capacity(txs.len());
+        let checked_at;
         {
             let state = self.state.read();
+            checked_at = state.height;
             let params = &state.params;
             let next_height = state.height.next();
             for ((stx, id), ok) in txs.into_iter().zip(ids).zip(sig_ok) {
@@ -354,9 +367,14 @@ impl Chain {
         let mut verdicts: Vec<Result<Hash, AdmitError>> = Vec::with_capacity(checked.len());
         {
             let mut mempool = self.mempool.lock();
+            // A block committed since the nonces were read (it also went through
+            // `finish_block`, which needs this lock): read them again, or a nonce that
+            // block used could be admitted a second time.
+            let state = (*self.finished_height.lock() != checked_at).then(|| self.state.read());
             for c in checked {
                 verdicts.push(c.and_then(|(vtx, committed)| {
                     let id = vtx.id;
+                    let committed = state.as_ref().map_or(committed, |s| s.nonce(&vtx.stx.tx.signer));
                     mempool.insert(vtx, committed)?;
                     Ok(id)
                 }));
@@ -473,6 +491,7 @@ impl Chain {
         }
         {
             let mut mempool = self.mempool.lock();
+            *self.finished_height.lock() = committed.block.header.height;
             mempool.finish_block(
                 committed.block.txs.iter().zip(&committed.receipts).map(|(t, r)| (&r.tx_id, &t.tx.signer)),
                 committed.dropped.iter().map(|(id, stx, _)| (id, &stx.tx.signer)),
@@ -591,7 +610,7 @@ pub fn replay(
     genesis: &Genesis,
     mut progress: impl FnMut(Height),
 ) -> Result<(Height, Hash), ChainError> {
-    let blocks = BlockStore::open(data_dir, genesis.hash())?;
+    let blocks = BlockStore::open(data_dir, Some(genesis.hash()))?;
     let mut state = genesis.to_state()?;
     blocks.for_each_from(Height(1), |stored| {
         let height = stored.block.header.height;

@@ -39,6 +39,11 @@ use tables::*;
 
 const FORMAT_VERSION: &[u8] = b"tessera-store-v1";
 
+/// redb page caches. redb's default (1 GiB each) would hold the whole checkpoint file in
+/// memory after a start; the state lives in memory already, and block reads are rare.
+const BLOCKS_CACHE_BYTES: usize = 32 * 1024 * 1024;
+const STATE_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("store at {path}: {source}")]
@@ -47,6 +52,8 @@ pub enum StoreError {
     Corrupt { path: PathBuf, what: String },
     #[error("data dir belongs to genesis {stored}, not {given}")]
     GenesisMismatch { stored: Hash, given: Hash },
+    #[error("{path} holds no chain yet; a genesis file is needed to start one")]
+    NoChain { path: PathBuf },
     #[error("block {got} appended after {tip}")]
     OutOfOrder { tip: u64, got: u64 },
 }
@@ -72,34 +79,44 @@ impl<T, E: Into<redb::Error>> AtPath<T> for Result<T, E> {
 pub struct BlockStore {
     db: Database,
     path: PathBuf,
+    genesis_hash: Hash,
 }
 
 impl BlockStore {
-    /// Opens (or creates) `dir/blocks.redb` for the chain with `genesis_hash`.
-    pub fn open(dir: &Path, genesis_hash: Hash) -> Result<BlockStore, StoreError> {
+    /// Opens (or creates) `dir/blocks.redb` for the chain with `genesis_hash`. With
+    /// `None`, the data dir must already belong to a chain, whose genesis hash is used.
+    pub fn open(dir: &Path, genesis_hash: Option<Hash>) -> Result<BlockStore, StoreError> {
         let path = dir.join("blocks.redb");
-        let db = Database::create(&path).at(&path)?;
-        let store = BlockStore { db, path: path.clone() };
+        let db = redb::Builder::new().set_cache_size(BLOCKS_CACHE_BYTES).create(&path).at(&path)?;
+        let mut store = BlockStore { db, path: path.clone(), genesis_hash: Hash::ZERO };
         let txn = store.db.begin_write().at(&path)?;
         {
             let mut meta = txn.open_table(META).at(&path)?;
             let stored = meta.get("genesis_hash").at(&path)?.map(|v| v.value().to_vec());
-            match stored {
-                Some(bytes) => {
+            store.genesis_hash = match (stored, genesis_hash) {
+                (Some(bytes), given) => {
                     let stored = Hash(bytes.try_into().map_err(|_| store.corrupt("genesis hash length"))?);
-                    if stored != genesis_hash {
-                        return Err(StoreError::GenesisMismatch { stored, given: genesis_hash });
+                    if let Some(given) = given.filter(|g| *g != stored) {
+                        return Err(StoreError::GenesisMismatch { stored, given });
                     }
+                    stored
                 }
-                None => {
+                (None, Some(given)) => {
                     meta.insert("format", FORMAT_VERSION).at(&path)?;
-                    meta.insert("genesis_hash", genesis_hash.0.as_slice()).at(&path)?;
+                    meta.insert("genesis_hash", given.0.as_slice()).at(&path)?;
+                    given
                 }
-            }
+                (None, None) => return Err(StoreError::NoChain { path: dir.to_path_buf() }),
+            };
             txn.open_table(BLOCKS).at(&path)?;
         }
         txn.commit().at(&path)?;
         Ok(store)
+    }
+
+    /// The genesis hash this block log belongs to.
+    pub fn genesis_hash(&self) -> Hash {
+        self.genesis_hash
     }
 
     fn corrupt(&self, what: &str) -> StoreError {
@@ -208,7 +225,7 @@ pub struct StateStore {
 impl StateStore {
     pub fn open(dir: &Path) -> Result<StateStore, StoreError> {
         let path = dir.join("state.redb");
-        let db = Database::create(&path).at(&path)?;
+        let db = redb::Builder::new().set_cache_size(STATE_CACHE_BYTES).create(&path).at(&path)?;
         let txn = db.begin_write().at(&path)?;
         txn.open_table(META).at(&path)?;
         txn.open_table(ACCOUNTS).at(&path)?;

@@ -54,7 +54,7 @@ fn blocks_survive_reopen_and_stay_ordered() {
     let mut delta = CheckpointDelta::default();
     let mut written = Vec::new();
     {
-        let store = BlockStore::open(dir.path(), g.hash()).unwrap();
+        let store = BlockStore::open(dir.path(), Some(g.hash())).unwrap();
         for _ in 0..5 {
             let b = next_block(&mut state, &k, &mut delta);
             store.append(&b.block, &b.receipts).unwrap();
@@ -65,7 +65,7 @@ fn blocks_survive_reopen_and_stay_ordered() {
             Err(StoreError::OutOfOrder { tip: 5, got: 2 })
         ));
     }
-    let store = BlockStore::open(dir.path(), g.hash()).unwrap();
+    let store = BlockStore::open(dir.path(), Some(g.hash())).unwrap();
     assert_eq!(store.tip().unwrap(), Height(5));
     assert_eq!(store.get(Height(3)).unwrap().as_ref(), Some(&written[2]));
     assert_eq!(store.get(Height(6)).unwrap(), None);
@@ -79,7 +79,7 @@ fn blocks_survive_reopen_and_stay_ordered() {
     assert_eq!(seen, vec![2, 3, 4, 5]);
     drop(store);
     let other = primitives::Hash([9; 32]);
-    assert!(matches!(BlockStore::open(dir.path(), other), Err(StoreError::GenesisMismatch { .. })));
+    assert!(matches!(BlockStore::open(dir.path(), Some(other)), Err(StoreError::GenesisMismatch { .. })));
 }
 
 #[test]
