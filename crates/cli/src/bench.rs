@@ -49,6 +49,9 @@ pub enum BenchCmd {
         /// Requests in flight.
         #[arg(long, default_value_t = 4)]
         concurrency: usize,
+        /// Offered load in transfers/s (batches paced evenly); unlimited by default.
+        #[arg(long)]
+        rate: Option<u64>,
     },
 }
 
@@ -58,8 +61,8 @@ pub async fn run(cmd: BenchCmd, out: &Output) -> Result<()> {
             let json = out.json;
             tokio::task::spawn_blocking(move || bench_ledger(accounts, txs, block_txs, data_dir, json)).await?
         }
-        BenchCmd::Submit { node, key, accounts, txs, batch, concurrency } => {
-            bench_submit(&node, &key, accounts, txs, batch, concurrency, out).await
+        BenchCmd::Submit { node, key, accounts, txs, batch, concurrency, rate } => {
+            bench_submit(&node, &key, accounts, txs, batch, concurrency, rate, out).await
         }
     }
 }
@@ -289,6 +292,7 @@ async fn bench_submit(
     txs: usize,
     batch: usize,
     concurrency: usize,
+    rate: Option<u64>,
     out: &Output,
 ) -> Result<()> {
     let client = wallet::client::Client::new(node)?;
@@ -382,7 +386,9 @@ async fn bench_submit(
     });
 
     let started = Instant::now();
-    let queue = Arc::new(tokio::sync::Mutex::new(batches.into_iter()));
+    // Batch i may leave at started + i * batch / rate (open-loop pacing).
+    let batch_interval = rate.map(|r| Duration::from_secs_f64(batch.max(1) as f64 / r.max(1) as f64));
+    let queue = Arc::new(tokio::sync::Mutex::new(batches.into_iter().enumerate()));
     let submitted: Arc<tokio::sync::Mutex<HashMap<Hash, Instant>>> = Default::default();
     let mut workers = Vec::new();
     for _ in 0..concurrency.max(1) {
@@ -392,9 +398,12 @@ async fn bench_submit(
         workers.push(tokio::spawn(async move {
             let mut refused = 0usize;
             loop {
-                let Some(b) = queue.lock().await.next() else {
+                let Some((i, b)) = queue.lock().await.next() else {
                     break;
                 };
+                if let Some(every) = batch_interval {
+                    tokio::time::sleep_until((started + every * i as u32).into()).await;
+                }
                 let now = Instant::now();
                 {
                     let mut s = submitted.lock().await;
@@ -441,7 +450,7 @@ async fn bench_submit(
     let secs = last_commit.duration_since(started).as_secs_f64().max(1e-9);
     let tps = committed as f64 / secs;
     let report = serde_json::json!({
-        "txs": txs, "accounts": accounts, "batch": batch, "concurrency": concurrency,
+        "txs": txs, "accounts": accounts, "batch": batch, "concurrency": concurrency, "rate": rate,
         "refused": refused, "committed": committed,
         "committed_tps": tps.round(), "submit_seconds": submit_secs,
         "latency_ms_p50": pct(0.50), "latency_ms_p99": pct(0.99),
