@@ -306,3 +306,88 @@ mod tests {
         assert_eq!(nonces(&m.take_ready(10)), vec![(1, 1)]);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use primitives::{Action, Amount, AssetId, Signature, Transaction};
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Insert { signer: u8, nonce_offset: u8, salt: u8 },
+        Block { take: u8, drop_first: bool },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0u8..4, 0u8..6, 0u8..3).prop_map(|(signer, nonce_offset, salt)| Op::Insert { signer, nonce_offset, salt }),
+            1 => (0u8..10, any::<bool>()).prop_map(|(take, drop_first)| Op::Block { take, drop_first }),
+        ]
+    }
+
+    fn tx(signer: u8, nonce: u64, salt: u8) -> Arc<VerifiedTx> {
+        let stx = SignedTransaction {
+            tx: Transaction {
+                chain_id: "t".into(),
+                signer: Address([signer; 32]),
+                nonce,
+                fee: Amount(1 + salt as u128),
+                expiry_height: None,
+                action: Action::Transfer { to: Address([0; 32]), asset: AssetId::TSR, amount: Amount(1) },
+            },
+            signature: Signature([0; 64]),
+        };
+        Arc::new(VerifiedTx { id: stx.id(), stx })
+    }
+
+    proptest! {
+        /// Against a model of committed nonces: every block the pool offers is executable
+        /// in order (each signer's nonces consecutive from its committed nonce), the pool
+        /// stays within its bound, and a committed nonce is never offered again.
+        #[test]
+        fn offered_blocks_are_always_executable(ops in proptest::collection::vec(op(), 1..120)) {
+            let config = MempoolConfig { txs_max: 12, nonce_ahead_max: 4 };
+            let mut m = Mempool::new(config);
+            let mut committed: BTreeMap<Address, u64> = BTreeMap::new();
+            for op in ops {
+                match op {
+                    Op::Insert { signer, nonce_offset, salt } => {
+                        let addr = Address([signer; 32]);
+                        let base = committed.get(&addr).copied().unwrap_or(0);
+                        let nonce = base.saturating_sub(1) + nonce_offset as u64;
+                        let _ = m.insert(tx(signer, nonce, salt), base);
+                        prop_assert!(m.len() <= config.txs_max);
+                    }
+                    Op::Block { take, drop_first } => {
+                        let taken = m.take_ready(take as usize);
+                        // Execute like the ledger: a tx applies iff its nonce is the next one.
+                        let mut next = committed.clone();
+                        let mut included = Vec::new();
+                        let mut dropped: Vec<(Hash, Address)> = Vec::new();
+                        for (i, t) in taken.iter().enumerate() {
+                            let s = t.stx.tx.signer;
+                            let expected = next.get(&s).copied().unwrap_or(0);
+                            if drop_first && i == 0 {
+                                dropped.push((t.id, s));
+                                continue;
+                            }
+                            if t.stx.tx.nonce == expected {
+                                next.insert(s, expected + 1);
+                                included.push((t.id, s));
+                            } else {
+                                // Only the signer of a transaction dropped in this block may show a gap.
+                                let after_drop = dropped.iter().any(|(_, d)| *d == s);
+                                prop_assert!(after_drop, "offered nonce {} but next is {expected}", t.stx.tx.nonce);
+                                dropped.push((t.id, s));
+                            }
+                        }
+                        committed = next;
+                        m.finish_block(included.iter().map(|(id, s)| (id, s)), dropped.iter().map(|(id, s)| (id, s)));
+                    }
+                }
+            }
+        }
+    }
+}
