@@ -285,6 +285,7 @@ fn tempdir() -> Result<std::path::PathBuf> {
     Ok(dir)
 }
 
+#[allow(clippy::too_many_arguments)] // one per CLI flag
 async fn bench_submit(
     node: &str,
     key: &str,

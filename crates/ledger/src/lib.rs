@@ -4,6 +4,7 @@
 //! Architecture invariant: pure. No I/O, no clock, no randomness, no floating point, no
 //! hash-map iteration; time and the proposer come in through `BlockContext`. The same
 //! parent state and block always give the same receipts, write set and state root.
+#![deny(clippy::float_arithmetic)]
 
 pub mod execute;
 pub mod genesis;

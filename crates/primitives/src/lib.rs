@@ -4,6 +4,7 @@
 //! Architecture invariant: this crate does no I/O and knows nothing of signatures
 //! libraries, storage or HTTP. Every type here has one canonical binary encoding
 //! (borsh) and, where it crosses the API, one JSON shape (serde).
+#![deny(clippy::float_arithmetic)]
 
 pub mod address;
 pub mod amount;

@@ -174,13 +174,11 @@ impl BlockStore {
     ) -> Result<(), E> {
         let txn = self.db.begin_read().at(&self.path)?;
         let blocks = txn.open_table(BLOCKS).at(&self.path)?;
-        let mut expected = from.0;
-        for item in blocks.range(from.0..).at(&self.path)? {
+        for (expected, item) in (from.0..).zip(blocks.range(from.0..).at(&self.path)?) {
             let (k, v) = item.at(&self.path)?;
             if k.value() != expected {
                 return Err(self.corrupt(&format!("gap in block log at {expected}")).into());
             }
-            expected += 1;
             f(self.decode(v.value())?)?;
         }
         Ok(())
@@ -188,7 +186,7 @@ impl BlockStore {
 
     pub fn len(&self) -> Result<u64, StoreError> {
         let txn = self.db.begin_read().at(&self.path)?;
-        Ok(txn.open_table(BLOCKS).at(&self.path)?.len().at(&self.path)?)
+        txn.open_table(BLOCKS).at(&self.path)?.len().at(&self.path)
     }
 
     pub fn is_empty(&self) -> Result<bool, StoreError> {
