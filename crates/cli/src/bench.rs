@@ -359,28 +359,21 @@ async fn bench_submit(
     let wanted: std::collections::HashSet<Hash> = signed.iter().map(|s| s.id()).collect();
     drop(signed);
 
-    // Commit times from the event stream.
-    let events = reqwest::Client::new().get(format!("{}/v1/events", node.trim_end_matches('/'))).send().await?;
-    if !events.status().is_success() {
-        bail!("event stream answered {}", events.status());
-    }
+    // Commit times from the event stream. A lagged stream would undercount: fail then.
+    let mut events = Box::pin(client.block_events().await?);
     let (commit_tx, mut commit_rx) = tokio::sync::mpsc::unbounded_channel::<(Hash, Instant)>();
     let listener = tokio::spawn(async move {
-        let mut stream = events.bytes_stream();
-        let mut buf = String::new();
-        while let Some(Ok(chunk)) = stream.next().await {
-            buf.push_str(&String::from_utf8_lossy(&chunk));
-            while let Some(end) = buf.find("\n\n") {
-                let frame: String = buf.drain(..end + 2).collect();
-                let now = Instant::now();
-                for line in frame.lines() {
-                    if let Some(data) = line.strip_prefix("data:") {
-                        if let Ok(ev) = serde_json::from_str::<api_types::BlockEvent>(data.trim()) {
-                            for r in ev.receipts {
-                                let _ = commit_tx.send((r.tx_hash, now));
-                            }
-                        }
+        while let Some(event) = events.next().await {
+            let now = Instant::now();
+            match event {
+                Ok(ev) => {
+                    for r in ev.receipts {
+                        let _ = commit_tx.send((r.tx_hash, now));
                     }
+                }
+                Err(e) => {
+                    eprintln!("event stream: {e}");
+                    return;
                 }
             }
         }

@@ -26,27 +26,14 @@ fn transfer(key: &crypto::SigningKey, nonce: u64, to: primitives::Address, amoun
 
 /// Collects (tx id -> height) from the event stream: the node's commit announcements.
 fn listen(api: &str, acked: Arc<Mutex<HashMap<Hash, u64>>>) -> tokio::task::JoinHandle<()> {
-    let url = format!("{api}/v1/events");
+    let client = Client::new(api).unwrap();
     tokio::spawn(async move {
-        let Ok(resp) = reqwest::get(url).await else {
-            return;
-        };
-        let mut stream = resp.bytes_stream();
-        let mut buf = String::new();
-        while let Some(Ok(chunk)) = stream.next().await {
-            buf.push_str(&String::from_utf8_lossy(&chunk));
-            while let Some(end) = buf.find("\n\n") {
-                let frame: String = buf.drain(..end + 2).collect();
-                for line in frame.lines() {
-                    if let Some(data) = line.strip_prefix("data:") {
-                        if let Ok(ev) = serde_json::from_str::<api_types::BlockEvent>(data.trim()) {
-                            let mut a = acked.lock().unwrap();
-                            for r in ev.receipts {
-                                a.insert(r.tx_hash, ev.height.0);
-                            }
-                        }
-                    }
-                }
+        let Ok(events) = client.block_events().await else { return };
+        let mut events = Box::pin(events);
+        while let Some(Ok(ev)) = events.next().await {
+            let mut a = acked.lock().unwrap();
+            for r in ev.receipts {
+                a.insert(r.tx_hash, ev.height.0);
             }
         }
     })

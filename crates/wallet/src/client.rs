@@ -1,9 +1,13 @@
 //! Async client of a node's HTTP API (`/v1/...`, JSON; errors are `ErrorBody` with a
 //! non-2xx status).
 
-use api_types::{AccountView, BatchSubmitResponse, BlockView, ChainInfo, ErrorBody, Health, SubmitResponse, TxView};
+use api_types::{
+    AccountView, BatchSubmitResponse, BlockEvent, BlockView, ChainInfo, ErrorBody, Health, SubmitResponse, TxView,
+};
+use futures_util::{Stream, StreamExt};
 use primitives::{Address, Hash, Height, SignedTransaction};
 use serde::de::DeserializeOwned;
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// Limit on a whole request, response included.
@@ -200,6 +204,43 @@ impl Client {
         }
     }
 
+    /// Committed blocks as the node announces them on `GET /v1/events`, from now on. A
+    /// client too slow for the node's event buffer gets a `Decode` error naming how many
+    /// events it missed.
+    pub async fn block_events(&self) -> Result<impl Stream<Item = Result<BlockEvent, ClientError>>, ClientError> {
+        // No overall timeout: the stream stays open for as long as the caller reads it.
+        let http = reqwest::Client::builder().connect_timeout(CONNECT_TIMEOUT).build().map_err(ClientError::Http)?;
+        let response = http.get(self.url("/v1/events")).send().await.map_err(ClientError::Http)?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(ClientError::Api {
+                status: status.as_u16(),
+                code: format!("http_{}", status.as_u16()),
+                message: "the node refused the event stream".into(),
+            });
+        }
+        let state = (response.bytes_stream(), Vec::<u8>::new(), VecDeque::<Result<BlockEvent, ClientError>>::new());
+        Ok(futures_util::stream::unfold(state, |(mut bytes, mut buf, mut ready)| async move {
+            loop {
+                if let Some(item) = ready.pop_front() {
+                    return Some((item, (bytes, buf, ready)));
+                }
+                match bytes.next().await? {
+                    Err(e) => return Some((Err(ClientError::Http(e)), (bytes, buf, ready))),
+                    Ok(chunk) => {
+                        buf.extend_from_slice(&chunk);
+                        while let Some(end) = buf.windows(2).position(|w| w == b"\n\n") {
+                            let frame: Vec<u8> = buf.drain(..end + 2).collect();
+                            if let Some(item) = parse_sse_frame(&String::from_utf8_lossy(&frame)) {
+                                ready.push_back(item);
+                            }
+                        }
+                    }
+                }
+            }
+        }))
+    }
+
     async fn send<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<T, ClientError> {
         let response = request.send().await.map_err(ClientError::Http)?;
         let status = response.status();
@@ -222,10 +263,40 @@ impl Client {
     }
 }
 
+/// One server-sent-events frame: `event: block` with JSON data, `event: lagged` with a
+/// count, comments (keep-alives) ignored.
+fn parse_sse_frame(frame: &str) -> Option<Result<BlockEvent, ClientError>> {
+    let mut event = "message";
+    let mut data = String::new();
+    for line in frame.lines() {
+        if let Some(v) = line.strip_prefix("event:") {
+            event = v.trim();
+        } else if let Some(v) = line.strip_prefix("data:") {
+            data.push_str(v.strip_prefix(' ').unwrap_or(v));
+        }
+    }
+    match event {
+        "block" => Some(serde_json::from_str(&data).map_err(|e| ClientError::Decode(format!("block event: {e}")))),
+        "lagged" => Some(Err(ClientError::Decode(format!("event stream lagged: {} events missed", data.trim())))),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use primitives::{Action, Amount, AssetId, Signature, Transaction};
+
+    #[test]
+    fn sse_frames_parse() {
+        assert!(parse_sse_frame(": keep-alive\n\n").is_none());
+        assert!(
+            matches!(parse_sse_frame("event: lagged\ndata: 7\n\n"), Some(Err(ClientError::Decode(m))) if m.contains('7'))
+        );
+        let ev = r#"{"height":"3","hash":"0000000000000000000000000000000000000000000000000000000000000000","timestamp_ms":"5","state_root":"0000000000000000000000000000000000000000000000000000000000000000","receipts":[]}"#;
+        let got = parse_sse_frame(&format!("event: block\ndata: {ev}\n\n")).unwrap().unwrap();
+        assert_eq!(got.height.0, 3);
+    }
 
     #[test]
     fn base_url_is_validated_and_trimmed() {
