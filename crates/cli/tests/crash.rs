@@ -7,21 +7,14 @@ mod common;
 
 use common::{tessera, Devnet};
 use futures_util::StreamExt;
-use primitives::{Action, Amount, AssetId, Hash, SignedTransaction, Transaction};
+use primitives::{Action, Amount, AssetId, Hash, SignedTransaction};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wallet::client::Client;
 
 fn transfer(key: &crypto::SigningKey, nonce: u64, to: primitives::Address, amount: u128) -> SignedTransaction {
-    key.sign_tx(Transaction {
-        chain_id: "tessera-devnet".into(),
-        signer: key.address(),
-        nonce,
-        fee: Amount(1000),
-        expiry_height: None,
-        action: Action::Transfer { to, asset: AssetId::TSR, amount: Amount(amount) },
-    })
+    common::devnet_tx(key, nonce, Action::Transfer { to, asset: AssetId::TSR, amount: Amount(amount) })
 }
 
 /// Collects (tx id -> height) from the event stream: the node's commit announcements.

@@ -5,7 +5,7 @@
 mod common;
 
 use common::Devnet;
-use primitives::{Action, Address, Amount, AssetId, Hash, SignedTransaction, Transaction};
+use primitives::{Action, Address, Amount, AssetId, Hash, SignedTransaction};
 use serde_json::Value;
 
 struct Api {
@@ -54,16 +54,7 @@ impl Api {
     }
 }
 
-fn tx(key: &crypto::SigningKey, nonce: u64, action: Action) -> SignedTransaction {
-    key.sign_tx(Transaction {
-        chain_id: "tessera-devnet".into(),
-        signer: key.address(),
-        nonce,
-        fee: Amount(1000),
-        expiry_height: None,
-        action,
-    })
-}
+use common::devnet_tx as tx;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_inputs_are_refused_with_their_own_codes_and_change_nothing() {

@@ -93,3 +93,15 @@ pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A transaction for the devnet chain, signed by `key`, paying the devnet's flat fee.
+pub fn devnet_tx(key: &crypto::SigningKey, nonce: u64, action: primitives::Action) -> primitives::SignedTransaction {
+    key.sign_tx(primitives::Transaction {
+        chain_id: "tessera-devnet".into(),
+        signer: key.address(),
+        nonce,
+        fee: primitives::Amount(1000),
+        expiry_height: None,
+        action,
+    })
+}
