@@ -204,7 +204,7 @@ fn bench_ledger(
                     let decoded: Result<Vec<SignedTransaction>, _> =
                         batch.par_iter().map(|b| SignedTransaction::from_bytes(b)).collect();
                     let verdicts = chain.admit(decoded?);
-                    if let Some(Err(e)) = verdicts.iter().find(|v| v.is_err()) {
+                    if let Some((_, Err(e))) = verdicts.iter().find(|(_, v)| v.is_err()) {
                         bail!("pipeline refused a transaction: {e}");
                     }
                 }

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::stream::Stream;
-use primitives::limits::{BATCH_BYTES_MAX, BATCH_TXS_MAX, TX_BYTES_MAX};
+use primitives::limits::{BATCH_BYTES_MAX, BATCH_TXS_MAX};
 use primitives::{codec, Address, Hash, Height, SignedTransaction};
 use std::sync::Arc;
 
@@ -145,18 +145,11 @@ async fn submit_tx(
     let body = body.map_err(ApiError::from_body)?;
     let stx: SignedTransaction = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request("malformed_json", format!("not a signed transaction: {e}")))?;
-    if codec::encode(&stx).len() > TX_BYTES_MAX {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "tx_too_large",
-            format!("encoded transaction exceeds {TX_BYTES_MAX} bytes"),
-        ));
-    }
-    let verdict = tokio::task::spawn_blocking(move || chain.admit(vec![stx]).remove(0))
+    let (tx_hash, verdict) = tokio::task::spawn_blocking(move || chain.admit(vec![stx]).remove(0))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
     match verdict {
-        Ok(tx_hash) => Ok((StatusCode::ACCEPTED, Json(SubmitResponse { tx_hash, status: "pending".into() }))),
+        Ok(()) => Ok((StatusCode::ACCEPTED, Json(SubmitResponse { tx_hash, status: "pending".into() }))),
         Err(e) => Err(ApiError::from_admit(&e)),
     }
 }
@@ -185,24 +178,16 @@ async fn submit_batch(
             format!("at most {BATCH_TXS_MAX} transactions per batch"),
         ));
     }
-    let ids: Vec<Hash> = txs.iter().map(|t| t.id()).collect();
-    let too_large: Vec<bool> = txs.iter().map(|t| codec::encode(t).len() > TX_BYTES_MAX).collect();
     let verdicts =
         tokio::task::spawn_blocking(move || chain.admit(txs)).await.map_err(|e| ApiError::internal(e.to_string()))?;
     let mut accepted = 0;
     let mut rejected = Vec::new();
-    for (i, verdict) in verdicts.into_iter().enumerate() {
+    for (i, (id, verdict)) in verdicts.into_iter().enumerate() {
         match verdict {
-            Ok(_) if !too_large[i] => accepted += 1,
-            Ok(_) => rejected.push(BatchRejection {
-                index: i as u32,
-                tx_hash: Some(ids[i]),
-                code: "tx_too_large".into(),
-                message: "encoded transaction too large".into(),
-            }),
+            Ok(()) => accepted += 1,
             Err(e) => rejected.push(BatchRejection {
                 index: i as u32,
-                tx_hash: Some(ids[i]),
+                tx_hash: Some(id),
                 code: e.code().to_string(),
                 message: e.to_string(),
             }),

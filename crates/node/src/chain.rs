@@ -13,8 +13,8 @@ use crate::metrics::Metrics;
 use ledger::{BlockContext, Committed, Genesis, Inadmissible, Signatures, State};
 use mempool::{Mempool, MempoolConfig, MempoolError, VerifiedTx};
 use parking_lot::{Condvar, Mutex, RwLock};
-use primitives::limits::BLOCK_TXS_MAX;
-use primitives::{Address, AssetId, Hash, Height, SignedTransaction, TxError};
+use primitives::limits::{BLOCK_TXS_MAX, TX_BYTES_MAX};
+use primitives::{Address, AssetId, DecodeError, Hash, Height, SignedTransaction, TxError};
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -313,78 +313,85 @@ impl Chain {
     /// Admits transactions to the mempool: stateless checks, signatures (in parallel
     /// batches when more than one), chain/fee/nonce/fee-balance checks against the
     /// committed state, then the mempool's own bounds. One verdict per input, in order.
-    pub fn admit(&self, txs: Vec<SignedTransaction>) -> Vec<Result<Hash, AdmitError>> {
-        if self.shutdown.load(Ordering::SeqCst) {
-            return txs.iter().map(|_| Err(AdmitError::ShuttingDown)).collect();
-        }
-        // Ids (a blake3 of each encoding) on all cores, like the signatures below.
+    pub fn admit(&self, txs: Vec<SignedTransaction>) -> Vec<(Hash, Result<(), AdmitError>)> {
+        // Ids and encoded sizes (one encoding each) on all cores, like the signatures below.
         use rayon::prelude::*;
-        let ids: Vec<Hash> = if txs.len() < 64 {
-            txs.iter().map(|t| t.id()).collect()
+        let (ids, lens): (Vec<Hash>, Vec<usize>) = if txs.len() < 64 {
+            txs.iter().map(|t| t.id_and_len()).unzip()
         } else {
-            txs.par_iter().map(|t| t.id()).collect()
+            txs.par_iter().map(|t| t.id_and_len()).unzip()
         };
+        if self.shutdown.load(Ordering::SeqCst) {
+            return ids.into_iter().map(|id| (id, Err(AdmitError::ShuttingDown))).collect();
+        }
         let items: Vec<crypto::VerifyItem> =
             txs.iter().zip(&ids).map(|(t, id)| (t.tx.signer, *id, t.signature)).collect();
         let sig_ok = if items.len() == 1 { crypto::verify_batch(&items) } else { crypto::verify_par(&items) };
         // Checks against the committed state, under its read lock only.
-        let mut checked: Vec<Result<(Arc<VerifiedTx>, u64), AdmitError>> = Vec::with_capacity(txs.len());
+        // (id, the verified transaction and its signer's committed nonce, or why not)
+        type Checked = (Hash, Result<(Arc<VerifiedTx>, u64), AdmitError>);
+        let mut checked: Vec<Checked> = Vec::with_capacity(txs.len());
         let checked_at;
         {
             let state = self.state.read();
             checked_at = state.height;
             let params = &state.params;
             let next_height = state.height.next();
-            for ((stx, id), ok) in txs.into_iter().zip(ids).zip(sig_ok) {
-                checked.push((|| {
-                    stx.tx.check_stateless()?;
-                    if !ok {
-                        return Err(AdmitError::BadSignature);
-                    }
-                    let tx = &stx.tx;
-                    if tx.chain_id != params.chain_id {
-                        let (expected, got) = (params.chain_id.clone(), tx.chain_id.clone());
-                        return Err(Inadmissible::WrongChain { expected, got }.into());
-                    }
-                    if tx.fee < params.fee {
-                        return Err(Inadmissible::FeeTooLow { fee: tx.fee, min: params.fee }.into());
-                    }
-                    if tx.expired_at(next_height) {
-                        let expiry_height = tx.expiry_height.unwrap_or(0);
-                        return Err(Inadmissible::Expired { expiry_height, height: next_height.0 }.into());
-                    }
-                    let (spendable, committed) = state
-                        .account(&tx.signer)
-                        .map_or((primitives::Amount::ZERO, 0), |a| (a.spendable(AssetId::TSR), a.nonce));
-                    if spendable < tx.fee {
-                        return Err(Inadmissible::CannotPayFee { spendable, fee: tx.fee }.into());
-                    }
-                    Ok((Arc::new(VerifiedTx { id, stx }), committed))
-                })());
+            for (((stx, id), ok), len) in txs.into_iter().zip(ids).zip(sig_ok).zip(lens) {
+                checked.push((
+                    id,
+                    (|| {
+                        if len > TX_BYTES_MAX {
+                            return Err(TxError::Decode(DecodeError::TooLong { len, max: TX_BYTES_MAX }).into());
+                        }
+                        stx.tx.check_stateless()?;
+                        if !ok {
+                            return Err(AdmitError::BadSignature);
+                        }
+                        let tx = &stx.tx;
+                        if tx.chain_id != params.chain_id {
+                            let (expected, got) = (params.chain_id.clone(), tx.chain_id.clone());
+                            return Err(Inadmissible::WrongChain { expected, got }.into());
+                        }
+                        if tx.fee < params.fee {
+                            return Err(Inadmissible::FeeTooLow { fee: tx.fee, min: params.fee }.into());
+                        }
+                        if tx.expired_at(next_height) {
+                            let expiry_height = tx.expiry_height.unwrap_or(0);
+                            return Err(Inadmissible::Expired { expiry_height, height: next_height.0 }.into());
+                        }
+                        let (spendable, committed) = state
+                            .account(&tx.signer)
+                            .map_or((primitives::Amount::ZERO, 0), |a| (a.spendable(AssetId::TSR), a.nonce));
+                        if spendable < tx.fee {
+                            return Err(Inadmissible::CannotPayFee { spendable, fee: tx.fee }.into());
+                        }
+                        Ok((Arc::new(VerifiedTx { id, stx }), committed))
+                    })(),
+                ));
             }
         }
         // Then the mempool, under its lock only.
-        let mut verdicts: Vec<Result<Hash, AdmitError>> = Vec::with_capacity(checked.len());
+        let mut verdicts: Vec<(Hash, Result<(), AdmitError>)> = Vec::with_capacity(checked.len());
         {
             let mut mempool = self.mempool.lock();
             // A block committed since the nonces were read (it also went through
             // `finish_block`, which needs this lock): read them again, or a nonce that
             // block used could be admitted a second time.
             let state = (*self.finished_height.lock() != checked_at).then(|| self.state.read());
-            for c in checked {
-                verdicts.push(c.and_then(|(vtx, committed)| {
-                    let id = vtx.id;
+            for (id, c) in checked {
+                let verdict = c.and_then(|(vtx, committed)| {
                     let committed = state.as_ref().map_or(committed, |s| s.nonce(&vtx.stx.tx.signer));
-                    mempool.insert(vtx, committed)?;
-                    Ok(id)
-                }));
+                    Ok(mempool.insert(vtx, committed)?)
+                });
+                verdicts.push((id, verdict));
             }
             if mempool.ready_len() >= self.config.block_txs_max {
                 self.wake.notify_one();
             }
             self.metrics.mempool_txs.set(mempool.len() as i64);
         }
-        let admitted = verdicts.iter().filter(|v| v.is_ok()).count() as u64;
+        let admitted = verdicts.iter().filter(|(_, v)| v.is_ok()).count() as u64;
         self.metrics.txs_admitted.inc_by(admitted);
         self.metrics.txs_refused.inc_by(verdicts.len() as u64 - admitted);
         verdicts

@@ -186,6 +186,12 @@ impl SignedTransaction {
         codec::encode(self)
     }
 
+    /// The id and the encoded length, from one encoding (admission needs both).
+    pub fn id_and_len(&self) -> (Hash, usize) {
+        let tx_bytes = codec::encode(&self.tx);
+        (Hash::domain(TX_SIGNING_CONTEXT, &[&tx_bytes]), tx_bytes.len() + self.signature.0.len())
+    }
+
     /// Decodes and runs the stateless checks. Signatures are checked by the `crypto` crate.
     pub fn from_bytes(bytes: &[u8]) -> Result<SignedTransaction, TxError> {
         let stx: SignedTransaction = codec::decode(bytes, TX_BYTES_MAX)?;
@@ -264,6 +270,11 @@ mod tests {
             let json = serde_json::to_string(&stx).unwrap();
             let back: SignedTransaction = serde_json::from_str(&json).unwrap();
             prop_assert_eq!(back, stx);
+        }
+
+        #[test]
+        fn id_and_len_match_the_encoding(stx in arb_signed()) {
+            prop_assert_eq!(stx.id_and_len(), (stx.id(), stx.to_bytes().len()));
         }
 
         #[test]
