@@ -12,6 +12,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use wallet_cmds::Output;
 
+/// mimalloc instead of glibc malloc: blocks allocate and free megabytes each (the block,
+/// its encoding, the overlay), which glibc serves with fresh zeroed pages every time.
+/// Measured in BENCHMARKS.md.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "tessera", version, about = "Tessera: a token network for AI compute", propagate_version = true)]
 struct Cli {

@@ -78,7 +78,8 @@ pub enum BlockError {
 /// Everything a block changed, ready to commit. Accounts map to `None` when emptied.
 #[derive(Clone, Debug, BorshSerialize, BorshDeserialize)]
 pub struct WriteSet {
-    pub accounts: BTreeMap<Address, Option<Account>>,
+    /// Unordered (nothing consumes it in order); each address at most once.
+    pub accounts: Vec<(Address, Option<Account>)>,
     pub assets: BTreeMap<AssetId, AssetInfo>,
     pub roles: Option<Roles>,
 }
@@ -107,9 +108,11 @@ pub fn propose(
     assert!(ctx.timestamp_ms >= parent.last_timestamp_ms, "timestamp before parent");
     let txs_max = txs_max.min(BLOCK_TXS_MAX);
     let mut overlay = Overlay::new(parent);
-    let mut included = Vec::new();
-    let mut ids = Vec::new();
-    let mut receipts = Vec::new();
+    let candidates = candidates.into_iter();
+    let capacity = candidates.size_hint().0.min(txs_max);
+    let mut included = Vec::with_capacity(capacity);
+    let mut ids = Vec::with_capacity(capacity);
+    let mut receipts = Vec::with_capacity(capacity);
     let mut dropped = Vec::new();
     for (id, stx) in candidates {
         if included.len() >= txs_max {
@@ -426,7 +429,7 @@ impl<'a> Overlay<'a> {
     /// supply conservation per asset on the way.
     fn finish(self) -> (WriteSet, LtHash) {
         let base = self.base;
-        let mut accounts = BTreeMap::new();
+        let mut accounts = Vec::with_capacity(self.accounts.len());
         let mut removed: Vec<Vec<u8>> = Vec::new();
         let mut added: Vec<Vec<u8>> = Vec::new();
         let mut supply_check = SupplyCheck::default();
@@ -444,7 +447,7 @@ impl<'a> Overlay<'a> {
                 added.push(Entry::Account(&addr, n).encode());
                 supply_check.balances(n, true);
             }
-            accounts.insert(addr, new);
+            accounts.push((addr, new));
         }
         let mut assets = BTreeMap::new();
         for (id, info) in self.assets {

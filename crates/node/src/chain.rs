@@ -215,7 +215,6 @@ impl Chain {
             }
             state.commit(&executed);
             dirty.record_write_set(&executed.write_set);
-            dirty.record_receipts(height, &executed.receipts);
             recent.insert(height, &executed.receipts);
             Ok(())
         })?;
@@ -421,6 +420,9 @@ impl Chain {
         let interval = Duration::from_millis(self.state.read().params.block_interval_ms);
         let txs_max = self.config.block_txs_max.min(BLOCK_TXS_MAX);
         let mut last_checkpoint = self.state.read().height;
+        // Blocks above this height still need their transactions indexed in a checkpoint
+        // (after a restart: the blocks replayed above the last checkpoint).
+        let mut indexed_from = Height(self.checkpointed_height.load(Ordering::SeqCst));
         let mut next_block_at = Instant::now() + interval;
         loop {
             let taken = {
@@ -442,10 +444,12 @@ impl Chain {
             let height = committed.block.header.height;
             if height.0 - last_checkpoint.0 >= self.config.checkpoint_interval_blocks {
                 // Only this thread writes the state, so reading it here is consistent.
-                let (delta, header) = dirty.delta(&self.state.read());
+                let tx_index = self.recent.read().since(indexed_from);
+                let (delta, header) = dirty.delta(&self.state.read(), tx_index);
                 match checkpointer.try_send((delta, header)) {
                     Ok(()) => {
                         last_checkpoint = height;
+                        indexed_from = height;
                         dirty = Dirty::default();
                     }
                     Err(TrySendError::Full((delta, _))) => dirty.restore(delta), // busy: keep accumulating
@@ -455,8 +459,9 @@ impl Chain {
             self.prune_recent();
         }
         // Final checkpoint so the next start replays little.
-        let (delta, header) = dirty.delta(&self.state.read());
-        if header.height > last_checkpoint {
+        let tx_index = self.recent.read().since(indexed_from);
+        let (delta, header) = dirty.delta(&self.state.read(), tx_index);
+        if header.height > indexed_from {
             let _ = checkpointer.send((delta, header));
         }
     }
@@ -487,7 +492,6 @@ impl Chain {
         }
         self.metrics.block_durable_write_seconds.observe(write_started.elapsed().as_secs_f64());
         dirty.record_write_set(&executed.write_set);
-        dirty.record_receipts(executed.block.header.height, &executed.receipts);
         let committed = self.state.write().commit_owned(executed);
         self.recent.write().insert(committed.block.header.height, &committed.receipts);
         if !committed.dropped.is_empty() {
@@ -543,20 +547,13 @@ struct Dirty {
     accounts: HashSet<Address>,
     assets: BTreeSet<AssetId>,
     roles: bool,
-    tx_index: Vec<(Hash, Height, u32)>,
 }
 
 impl Dirty {
     fn record_write_set(&mut self, ws: &ledger::WriteSet) {
-        self.accounts.extend(ws.accounts.keys().copied());
+        self.accounts.extend(ws.accounts.iter().map(|(a, _)| *a));
         self.assets.extend(ws.assets.keys().copied());
         self.roles |= ws.roles.is_some();
-    }
-
-    fn record_receipts(&mut self, height: Height, receipts: &[primitives::Receipt]) {
-        for (i, r) in receipts.iter().enumerate() {
-            self.tx_index.push((r.tx_id, height, i as u32));
-        }
     }
 
     /// Puts back a delta the checkpointer could not take yet.
@@ -564,12 +561,11 @@ impl Dirty {
         self.accounts.extend(delta.accounts.into_keys());
         self.assets.extend(delta.assets.into_keys());
         self.roles |= delta.roles.is_some();
-        let mut index = delta.tx_index;
-        index.append(&mut self.tx_index);
-        self.tx_index = index;
     }
 
-    fn delta(&mut self, state: &State) -> (CheckpointDelta, StateHeader) {
+    /// The checkpoint of these keys' current values, with the transaction index of
+    /// the blocks it covers (taken from the in-memory recent index).
+    fn delta(&mut self, state: &State, tx_index: Vec<(Hash, Height, u32)>) -> (CheckpointDelta, StateHeader) {
         let delta = CheckpointDelta {
             accounts: std::mem::take(&mut self.accounts)
                 .into_iter()
@@ -580,13 +576,19 @@ impl Dirty {
                 .filter_map(|id| state.assets.get(&id).map(|i| (id, i.clone())))
                 .collect(),
             roles: std::mem::take(&mut self.roles).then(|| state.roles.clone()),
-            tx_index: std::mem::take(&mut self.tx_index),
+            tx_index,
         };
         (delta, StateHeader::of(state))
     }
 }
 
 impl RecentIndex {
+    /// (id, height, index) of every transaction in blocks above `from`.
+    fn since(&self, from: Height) -> Vec<(Hash, Height, u32)> {
+        let blocks = self.by_height.iter().filter(|(h, _)| *h > from);
+        blocks.flat_map(|(h, ids)| ids.iter().enumerate().map(move |(i, id)| (*id, *h, i as u32))).collect()
+    }
+
     fn insert(&mut self, height: Height, receipts: &[primitives::Receipt]) {
         let mut ids = Vec::with_capacity(receipts.len());
         for (i, r) in receipts.iter().enumerate() {

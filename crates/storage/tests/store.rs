@@ -41,7 +41,7 @@ fn next_block(state: &mut State, k: &crypto::SigningKey, delta: &mut CheckpointD
     };
     let executed = propose(state, ctx, [(tx.id(), tx)], 10);
     state.commit(&executed);
-    delta.accounts.extend(executed.write_set.accounts.clone());
+    delta.accounts.extend(executed.write_set.accounts.iter().cloned());
     delta.tx_index.push((executed.receipts[0].tx_id, state.height, 0));
     StoredBlock { block: executed.block, receipts: executed.receipts }
 }
