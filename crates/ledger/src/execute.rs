@@ -429,9 +429,19 @@ impl<'a> Overlay<'a> {
     /// supply conservation per asset on the way.
     fn finish(self) -> (WriteSet, LtHash) {
         let base = self.base;
+        let mut lthash = base.lthash.clone();
+        let mut scratch = Vec::with_capacity(256);
+        // Adds (or, for an old value, subtracts) one entry's lanes via a reused buffer.
+        let mut apply = |lthash: &mut LtHash, entry: Entry<'_>, added: bool| {
+            scratch.clear();
+            entry.encode_into(&mut scratch);
+            if added {
+                lthash.add_entry(&scratch);
+            } else {
+                lthash.sub_entry(&scratch);
+            }
+        };
         let mut accounts = Vec::with_capacity(self.accounts.len());
-        let mut removed: Vec<Vec<u8>> = Vec::new();
-        let mut added: Vec<Vec<u8>> = Vec::new();
         let mut supply_check = SupplyCheck::default();
         for (addr, acct) in self.accounts {
             let old = base.accounts.get(&addr);
@@ -440,11 +450,11 @@ impl<'a> Overlay<'a> {
                 continue;
             }
             if let Some(o) = old {
-                removed.push(Entry::Account(&addr, o).encode());
+                apply(&mut lthash, Entry::Account(&addr, o), false);
                 supply_check.balances(o, false);
             }
             if let Some(n) = &new {
-                added.push(Entry::Account(&addr, n).encode());
+                apply(&mut lthash, Entry::Account(&addr, n), true);
                 supply_check.balances(n, true);
             }
             accounts.push((addr, new));
@@ -456,27 +466,19 @@ impl<'a> Overlay<'a> {
                 continue;
             }
             if let Some(o) = old {
-                removed.push(Entry::Asset(o).encode());
+                apply(&mut lthash, Entry::Asset(o), false);
                 supply_check.supply(id, o.supply, false);
             }
-            added.push(Entry::Asset(&info).encode());
+            apply(&mut lthash, Entry::Asset(&info), true);
             supply_check.supply(id, info.supply, true);
             assets.insert(id, info);
         }
         let roles = self.roles.filter(|r| *r != base.roles);
         if let Some(r) = &roles {
-            removed.push(Entry::Roles(&base.roles).encode());
-            added.push(Entry::Roles(r).encode());
+            apply(&mut lthash, Entry::Roles(&base.roles), false);
+            apply(&mut lthash, Entry::Roles(r), true);
         }
         supply_check.assert_conserved();
-
-        let mut lthash = base.lthash.clone();
-        for e in &added {
-            lthash.add_entry(e);
-        }
-        for e in &removed {
-            lthash.sub_entry(e);
-        }
         (WriteSet { accounts, assets, roles }, lthash)
     }
 }

@@ -45,8 +45,9 @@ impl LtHash {
     pub fn add_entry(&mut self, entry: &[u8]) {
         let mut bytes = [0u8; LTHASH_LANES * 2];
         Self::expand(entry, &mut bytes);
-        for (lane, chunk) in self.0.iter_mut().zip(bytes.chunks_exact(2)) {
-            *lane = lane.wrapping_add(u16::from_le_bytes([chunk[0], chunk[1]]));
+        let lanes: &mut [u16; LTHASH_LANES] = &mut self.0;
+        for i in 0..LTHASH_LANES {
+            lanes[i] = lanes[i].wrapping_add(u16::from_le_bytes([bytes[2 * i], bytes[2 * i + 1]]));
         }
     }
 
@@ -54,8 +55,9 @@ impl LtHash {
     pub fn sub_entry(&mut self, entry: &[u8]) {
         let mut bytes = [0u8; LTHASH_LANES * 2];
         Self::expand(entry, &mut bytes);
-        for (lane, chunk) in self.0.iter_mut().zip(bytes.chunks_exact(2)) {
-            *lane = lane.wrapping_sub(u16::from_le_bytes([chunk[0], chunk[1]]));
+        let lanes: &mut [u16; LTHASH_LANES] = &mut self.0;
+        for i in 0..LTHASH_LANES {
+            lanes[i] = lanes[i].wrapping_sub(u16::from_le_bytes([bytes[2 * i], bytes[2 * i + 1]]));
         }
     }
 

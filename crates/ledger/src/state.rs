@@ -3,7 +3,7 @@
 
 use crate::lthash::LtHash;
 use borsh::{BorshDeserialize, BorshSerialize};
-use primitives::{codec, Address, Amount, AssetId, Hash, Height, RejectCode, Role};
+use primitives::{Address, Amount, AssetId, Hash, Height, RejectCode, Role};
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, DefaultHasher};
 
@@ -209,26 +209,32 @@ impl Entry<'_> {
     /// Canonical bytes: a tag, the key, the value.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(128);
-        match self {
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// Appends the canonical bytes to `out` (lets a caller reuse one buffer).
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        let written = match self {
             Entry::Account(addr, acct) => {
                 out.push(0);
                 out.extend_from_slice(addr.as_bytes());
-                out.extend_from_slice(&codec::encode(*acct));
+                borsh::to_writer(&mut *out, *acct)
             }
             Entry::Asset(info) => {
                 out.push(1);
-                out.extend_from_slice(&codec::encode(*info));
+                borsh::to_writer(&mut *out, *info)
             }
             Entry::Roles(roles) => {
                 out.push(2);
-                out.extend_from_slice(&codec::encode(*roles));
+                borsh::to_writer(&mut *out, *roles)
             }
             Entry::Params(params) => {
                 out.push(3);
-                out.extend_from_slice(&codec::encode(*params));
+                borsh::to_writer(&mut *out, *params)
             }
-        }
-        out
+        };
+        written.expect("encoding into a Vec cannot fail");
     }
 
     pub fn lthash(&self) -> LtHash {

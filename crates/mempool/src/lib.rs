@@ -142,7 +142,14 @@ impl Mempool {
             return Err(MempoolError::NonceTooFarAhead { next: q.next_unready, got: nonce, ahead_max });
         }
         self.ids.insert(tx.id);
-        q.waiting.insert(nonce, tx);
+        if nonce != q.next_unready {
+            q.waiting.insert(nonce, tx);
+            return Ok(());
+        }
+        // The common case: the next nonce, ready at once (no trip through `waiting`).
+        q.next_unready += 1;
+        q.ready += 1;
+        self.ready.push_back(tx);
         while let Some(ready) = q.waiting.remove(&q.next_unready) {
             q.next_unready += 1;
             q.ready += 1;
