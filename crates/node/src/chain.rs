@@ -31,6 +31,9 @@ pub struct ChainConfig {
     pub block_txs_max: usize,
     /// Blocks between checkpoints of the state to `state.redb`.
     pub checkpoint_interval_blocks: u64,
+    /// Also checkpoint once this many transactions were committed since the last one:
+    /// bounds the in-memory transaction index and the replay after a crash.
+    pub checkpoint_txs_max: usize,
     pub mempool: MempoolConfig,
     /// Remembered dropped transactions (for status queries).
     pub dropped_remembered_max: usize,
@@ -44,6 +47,7 @@ impl ChainConfig {
             data_dir: data_dir.into(),
             block_txs_max: 10_000,
             checkpoint_interval_blocks: 600,
+            checkpoint_txs_max: 1_000_000,
             mempool: MempoolConfig::default(),
             dropped_remembered_max: 100_000,
             proposer: None,
@@ -254,13 +258,20 @@ impl Chain {
             .spawn(move || {
                 for (delta, header) in rx {
                     let height = header.height;
+                    let started = Instant::now();
                     if let Err(e) = store.write_checkpoint(&delta, &header) {
                         // A failed checkpoint loses nothing: the block log still has every block.
                         tracing::error!(error = %e, "checkpoint failed");
                         continue;
                     }
                     done.store(height.0, Ordering::SeqCst);
-                    tracing::debug!(height = height.0, accounts = delta.accounts.len(), "checkpoint written");
+                    tracing::debug!(
+                        height = height.0,
+                        accounts = delta.accounts.len(),
+                        txs = delta.tx_index.len(),
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "checkpoint written"
+                    );
                 }
             })
             .map_err(ChainError::Thread)?;
@@ -423,6 +434,7 @@ impl Chain {
         // Blocks above this height still need their transactions indexed in a checkpoint
         // (after a restart: the blocks replayed above the last checkpoint).
         let mut indexed_from = Height(self.checkpointed_height.load(Ordering::SeqCst));
+        let mut txs_since_checkpoint = 0usize;
         let mut next_block_at = Instant::now() + interval;
         loop {
             let taken = {
@@ -442,7 +454,10 @@ impl Chain {
             next_block_at = started + interval;
             let committed = self.produce(taken, txs_max, &mut dirty);
             let height = committed.block.header.height;
-            if height.0 - last_checkpoint.0 >= self.config.checkpoint_interval_blocks {
+            txs_since_checkpoint += committed.block.txs.len();
+            if height.0 - last_checkpoint.0 >= self.config.checkpoint_interval_blocks
+                || txs_since_checkpoint >= self.config.checkpoint_txs_max
+            {
                 // Only this thread writes the state, so reading it here is consistent.
                 let tx_index = self.recent.read().since(indexed_from);
                 let (delta, header) = dirty.delta(&self.state.read(), tx_index);
@@ -450,6 +465,7 @@ impl Chain {
                     Ok(()) => {
                         last_checkpoint = height;
                         indexed_from = height;
+                        txs_since_checkpoint = 0;
                         dirty = Dirty::default();
                     }
                     Err(TrySendError::Full((delta, _))) => dirty.restore(delta), // busy: keep accumulating
