@@ -747,6 +747,46 @@ fn describe_action(chain: Option<&ChainInfo>, action: &Action) -> String {
         }
         Action::Burn { asset, amount } => format!("burn {}", show_amount(chain, asset, *amount)),
         Action::SetRole { role, address } => format!("set role {} to {address}", role.name()),
+        Action::AttestEntity { entity, attestation: a } => format!(
+            "attest entity {entity}: {} {}{}, screening {:?}",
+            a.jurisdiction,
+            a.class.name(),
+            if a.us_person { ", U.S. person" } else { "" },
+            a.screening
+        ),
+        Action::BindWallet { entity, wallet } => format!("bind wallet {wallet} to entity {entity}"),
+        Action::UnbindWallet { wallet } => format!("unbind wallet {wallet}"),
+        Action::RevokeEntity { entity } => format!("revoke entity {entity}"),
+        Action::CreateOffering { config } => {
+            format!(
+                "create offering {:?} of {} for {} ({} tranches)",
+                config.name,
+                config.asset,
+                config.quote,
+                config.tranches.len()
+            )
+        }
+        Action::Commit { offering, tranche, amount } => {
+            format!("commit {} base units to offering {offering} tranche {tranche}", amount)
+        }
+        Action::Bid { offering, tranche, price, quantity } => {
+            format!("bid {quantity} base units at {price} in offering {offering} tranche {tranche}")
+        }
+        Action::CancelCommitment { offering, tranche } => {
+            format!("cancel commitment in offering {offering} tranche {tranche}")
+        }
+        Action::FinalizeOffering { offering } => format!("finalize offering {offering}"),
+        Action::Claim { offering, tranche, entity } => {
+            format!("claim offering {offering} tranche {tranche} for entity {entity}")
+        }
+        Action::WithdrawProceeds { offering } => format!("withdraw proceeds of offering {offering}"),
+        Action::CreateGrant { beneficiary, asset, amount, revocable, .. } => format!(
+            "grant {} to {beneficiary}{}",
+            show_amount(chain, asset, *amount),
+            if *revocable { " (revocable)" } else { "" }
+        ),
+        Action::RevokeGrant { grant } => format!("revoke grant {grant}"),
+        Action::ReleaseVested { grant } => format!("release vested tokens of grant {grant}"),
     }
 }
 

@@ -4,6 +4,7 @@
 //! root; `State::commit` applies the resulting write set. None of them mutate the parent.
 
 use crate::lthash::LtHash;
+use crate::objects::{ObjKey, Object};
 use crate::state::{Account, AssetInfo, Entry, Roles, State};
 use borsh::{BorshDeserialize, BorshSerialize};
 use primitives::block::{receipts_root, txs_root};
@@ -82,6 +83,8 @@ pub struct WriteSet {
     pub accounts: Vec<(Address, Option<Account>)>,
     pub assets: BTreeMap<AssetId, AssetInfo>,
     pub roles: Option<Roles>,
+    /// Module records written (`None` = deleted), in key order.
+    pub objects: Vec<(ObjKey, Option<Object>)>,
 }
 
 #[derive(Clone, Debug)]
@@ -107,7 +110,7 @@ pub fn propose(
     assert_eq!(ctx.height, parent.height.next(), "proposing on the wrong parent");
     assert!(ctx.timestamp_ms >= parent.last_timestamp_ms, "timestamp before parent");
     let txs_max = txs_max.min(BLOCK_TXS_MAX);
-    let mut overlay = Overlay::new(parent);
+    let mut overlay = Overlay::new(parent, ctx.timestamp_ms);
     let candidates = candidates.into_iter();
     let capacity = candidates.size_hint().0.min(txs_max);
     let mut included = Vec::with_capacity(capacity);
@@ -180,7 +183,7 @@ pub fn verify(parent: &State, block: &Block, signatures: Signatures) -> Result<E
         timestamp_ms: h.timestamp_ms,
         proposer: h.proposer,
     };
-    let mut overlay = Overlay::new(parent);
+    let mut overlay = Overlay::new(parent, ctx.timestamp_ms);
     let mut receipts = Vec::with_capacity(block.txs.len());
     for (index, (stx, id)) in block.txs.iter().zip(&ids).enumerate() {
         let receipt = overlay.apply_tx(&ctx, *id, stx).map_err(|reason| BlockError::Inadmissible { index, reason })?;
@@ -240,6 +243,16 @@ impl State {
         if let Some(roles) = ws.roles {
             self.roles = roles;
         }
+        for (key, object) in ws.objects {
+            match object {
+                Some(o) => {
+                    self.objects.insert(key, o);
+                }
+                None => {
+                    self.objects.remove(&key);
+                }
+            }
+        }
         self.lthash = lthash.clone();
         self.height = header.height;
         self.last_block_hash = block_hash;
@@ -251,41 +264,49 @@ enum Undo {
     Account(Address, Option<Account>),
     Asset(AssetId, Option<AssetInfo>),
     Roles(Option<Roles>),
+    /// The overlay's previous entry for the key (`None` = untouched in this block).
+    Object(ObjKey, Option<Option<Object>>),
 }
 
 /// Changes on top of a parent state, with an undo journal so a rejected action is
 /// rolled back to just after its fee and nonce.
-struct Overlay<'a> {
-    base: &'a State,
+pub(crate) struct Overlay<'a> {
+    pub(crate) base: &'a State,
     /// Hash map for speed; `finish` sorts what it emits, and the lattice-hash and
     /// supply sums it computes are order-independent.
     accounts: crate::state::AccountMap,
     assets: BTreeMap<AssetId, AssetInfo>,
     roles: Option<Roles>,
+    /// Module records touched in this block (`None` = deleted).
+    objects: BTreeMap<ObjKey, Option<Object>>,
     undo: Vec<Undo>,
     /// Whether changes are being journaled (during an action, not during fee charging).
     journaling: bool,
+    /// The block's timestamp: the only clock the modules see.
+    now_ms: u64,
 }
 
 impl<'a> Overlay<'a> {
-    fn new(base: &'a State) -> Self {
+    fn new(base: &'a State, now_ms: u64) -> Self {
         Overlay {
             base,
             accounts: Default::default(),
             assets: BTreeMap::new(),
             roles: None,
+            objects: BTreeMap::new(),
             undo: Vec::new(),
             journaling: false,
+            now_ms,
         }
     }
 
-    fn account(&self, a: &Address) -> Option<&Account> {
+    pub(crate) fn account(&self, a: &Address) -> Option<&Account> {
         self.accounts.get(a).or_else(|| self.base.accounts.get(a))
     }
 
     /// The account to change in place (copied from the base on first touch). While
     /// journaling, its value before the action is recorded once for rollback.
-    fn account_mut(&mut self, a: Address) -> &mut Account {
+    pub(crate) fn account_mut(&mut self, a: Address) -> &mut Account {
         if self.journaling && !self.undo.iter().any(|u| matches!(u, Undo::Account(x, _) if *x == a)) {
             let prev = self.accounts.get(&a).cloned();
             self.undo.push(Undo::Account(a, prev));
@@ -294,7 +315,7 @@ impl<'a> Overlay<'a> {
         self.accounts.entry(a).or_insert_with(|| base.accounts.get(&a).cloned().unwrap_or_default())
     }
 
-    fn asset(&self, id: &AssetId) -> Option<&AssetInfo> {
+    pub(crate) fn asset(&self, id: &AssetId) -> Option<&AssetInfo> {
         self.assets.get(id).or_else(|| self.base.assets.get(id))
     }
 
@@ -304,8 +325,54 @@ impl<'a> Overlay<'a> {
         self.undo.push(Undo::Asset(id, prev));
     }
 
-    fn roles(&self) -> &Roles {
+    pub(crate) fn roles(&self) -> &Roles {
         self.roles.as_ref().unwrap_or(&self.base.roles)
+    }
+
+    pub(crate) fn obj(&self, key: &ObjKey) -> Option<&Object> {
+        match self.objects.get(key) {
+            Some(o) => o.as_ref(),
+            None => self.base.objects.get(key),
+        }
+    }
+
+    /// Writes (or with `None` deletes) a module record, journaled for rollback.
+    pub(crate) fn put_obj(&mut self, key: ObjKey, object: Option<Object>) {
+        let prev = self.objects.insert(key, object);
+        self.undo.push(Undo::Object(key, prev));
+    }
+
+    /// Every live record with a key in `lo..=hi`, in key order (the block's writes
+    /// merged over the parent state).
+    pub(crate) fn objects_in(&self, lo: ObjKey, hi: ObjKey) -> Vec<(ObjKey, &Object)> {
+        let mut base = self.base.objects.range(lo..=hi).peekable();
+        let mut over = self.objects.range(lo..=hi).peekable();
+        let mut out = Vec::new();
+        loop {
+            let take_base = match (base.peek(), over.peek()) {
+                (None, None) => break,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (Some((bk, _)), Some((ok, _))) => bk < ok,
+            };
+            if take_base {
+                let (k, o) = base.next().expect("peeked");
+                out.push((*k, o));
+            } else {
+                let (k, o) = over.next().expect("peeked");
+                if base.peek().is_some_and(|(bk, _)| *bk == k) {
+                    base.next();
+                }
+                if let Some(o) = o {
+                    out.push((*k, o));
+                }
+            }
+        }
+        out
+    }
+
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.now_ms
     }
 
     fn put_roles(&mut self, roles: Roles) {
@@ -329,6 +396,12 @@ impl<'a> Overlay<'a> {
                     self.assets.remove(&id);
                 }
                 Undo::Roles(prev) => self.roles = prev,
+                Undo::Object(key, Some(prev)) => {
+                    self.objects.insert(key, prev);
+                }
+                Undo::Object(key, None) => {
+                    self.objects.remove(&key);
+                }
             }
         }
     }
@@ -383,7 +456,8 @@ impl<'a> Overlay<'a> {
         match *action {
             Action::Transfer { to, asset, amount } => {
                 self.asset(&asset).ok_or(RejectCode::UnknownAsset)?;
-                self.account_mut(signer).debit(asset, amount)?;
+                self.check_transfer_restrictions(signer, to, asset)?;
+                self.debit_releasing(signer, asset, amount)?;
                 self.account_mut(to).credit(asset, amount)?;
             }
             Action::CreateAsset { symbol, decimals, max_supply } => {
@@ -420,6 +494,26 @@ impl<'a> Overlay<'a> {
                 }
                 roles.set(role, address);
                 self.put_roles(roles);
+            }
+            Action::AttestEntity { entity, ref attestation } => self.attest_entity(signer, entity, attestation)?,
+            Action::BindWallet { entity, wallet } => self.bind_wallet(signer, entity, wallet)?,
+            Action::UnbindWallet { wallet } => self.unbind_wallet(signer, wallet)?,
+            Action::RevokeEntity { entity } => self.revoke_entity(signer, entity)?,
+            Action::CreateOffering { ref config } => self.create_offering(signer, config)?,
+            Action::Commit { offering, tranche, amount } => self.commit(signer, offering, tranche, amount)?,
+            Action::Bid { offering, tranche, price, quantity } => {
+                self.bid(signer, offering, tranche, price, quantity)?
+            }
+            Action::CancelCommitment { offering, tranche } => self.cancel_commitment(signer, offering, tranche)?,
+            Action::FinalizeOffering { offering } => self.finalize_offering(signer, offering)?,
+            Action::Claim { offering, tranche, entity } => self.claim(offering, tranche, entity)?,
+            Action::WithdrawProceeds { offering } => self.withdraw_proceeds(signer, offering)?,
+            Action::CreateGrant { beneficiary, asset, amount, ref schedule, revocable } => {
+                self.create_grant(signer, beneficiary, asset, amount, schedule, revocable)?
+            }
+            Action::RevokeGrant { grant } => self.revoke_grant(signer, grant)?,
+            Action::ReleaseVested { grant } => {
+                self.release_vested(grant)?;
             }
         }
         Ok(())
@@ -478,8 +572,22 @@ impl<'a> Overlay<'a> {
             apply(&mut lthash, Entry::Roles(&base.roles), false);
             apply(&mut lthash, Entry::Roles(r), true);
         }
+        let mut objects = Vec::with_capacity(self.objects.len());
+        for (key, new) in self.objects {
+            let old = base.objects.get(&key);
+            if old == new.as_ref() {
+                continue;
+            }
+            if let Some(o) = old {
+                apply(&mut lthash, Entry::Object(&key, o), false);
+            }
+            if let Some(n) = &new {
+                apply(&mut lthash, Entry::Object(&key, n), true);
+            }
+            objects.push((key, new));
+        }
         supply_check.assert_conserved();
-        (WriteSet { accounts, assets, roles }, lthash)
+        (WriteSet { accounts, assets, roles, objects }, lthash)
     }
 }
 

@@ -142,6 +142,7 @@ impl Genesis {
             roles,
             accounts,
             assets,
+            objects: Default::default(),
             height: Height(0),
             last_block_hash: genesis_hash,
             last_timestamp_ms: self.genesis_time_ms,

@@ -6,12 +6,19 @@
 //! parent state and block always give the same receipts, write set and state root.
 #![deny(clippy::float_arithmetic)]
 
+pub mod alloc;
 pub mod execute;
 pub mod genesis;
 pub mod lthash;
+pub mod objects;
+pub mod sale;
 pub mod state;
+pub mod vesting;
 
 pub use execute::{propose, verify, BlockContext, BlockError, Committed, Executed, Inadmissible, Signatures, WriteSet};
 pub use genesis::{Genesis, GenesisAsset, GenesisBalance, GenesisError, GenesisRoles, TSR_DECIMALS};
 pub use lthash::LtHash;
-pub use state::{Account, AccountMap, AssetInfo, Balance, ChainParams, Lock, LockKind, Roles, State};
+pub use objects::{ObjKey, Object};
+pub use state::{
+    Account, AccountMap, AssetInfo, Balance, ChainParams, Lock, LockKind, Restriction, RestrictionKind, Roles, State,
+};

@@ -2,8 +2,9 @@
 //! plus the running lattice hash that the state root is taken from.
 
 use crate::lthash::LtHash;
+use crate::objects::{ObjKey, Object};
 use borsh::{BorshDeserialize, BorshSerialize};
-use primitives::{Address, Amount, AssetId, Hash, Height, RejectCode, Role};
+use primitives::{Address, Amount, AssetId, EntityId, Hash, Height, RejectCode, Role};
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, DefaultHasher};
 
@@ -20,6 +21,27 @@ pub struct Account {
     pub balances: Vec<Balance>,
     /// Funds held for a purpose (sale lockup, vesting, stake, channel escrow). Sorted.
     pub locks: Vec<Lock>,
+    /// The verified entity this wallet is bound to (compliance registry).
+    pub entity: Option<EntityId>,
+    /// Resale restrictions on what this account holds (a Reg S lot's distribution-
+    /// compliance period). Sorted; expired ones are pruned when next checked.
+    pub restrictions: Vec<Restriction>,
+}
+
+/// A restriction on transfers of `asset` out of an account until `until_ms`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, BorshSerialize, BorshDeserialize)]
+pub struct Restriction {
+    pub asset: AssetId,
+    pub until_ms: u64,
+    pub kind: RestrictionKind,
+}
+
+/// Append-only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, BorshSerialize, BorshDeserialize)]
+#[borsh(use_discriminant = false)]
+pub enum RestrictionKind {
+    /// Only to wallets of verified, non-revoked, non-U.S. entities (Reg S DCP).
+    NonUsRecipientsOnly,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
@@ -36,6 +58,8 @@ pub enum LockKind {
     Vesting,
     Stake,
     ChannelEscrow,
+    /// Quote money committed to an offering tranche, until settlement or cancellation.
+    SaleEscrow,
 }
 
 impl LockKind {
@@ -45,6 +69,7 @@ impl LockKind {
             LockKind::Vesting => "vesting",
             LockKind::Stake => "stake",
             LockKind::ChannelEscrow => "channel_escrow",
+            LockKind::SaleEscrow => "sale_escrow",
         }
     }
 }
@@ -146,7 +171,11 @@ impl Account {
 
     /// An account with nothing in it is not stored (keeps the state canonical).
     pub fn is_empty(&self) -> bool {
-        self.nonce == 0 && self.balances.is_empty() && self.locks.is_empty()
+        self.nonce == 0
+            && self.balances.is_empty()
+            && self.locks.is_empty()
+            && self.entity.is_none()
+            && self.restrictions.is_empty()
     }
 }
 
@@ -203,6 +232,8 @@ pub enum Entry<'a> {
     Asset(&'a AssetInfo),
     Roles(&'a Roles),
     Params(&'a ChainParams),
+    /// A module record (compliance registry, offerings, commitments, grants).
+    Object(&'a ObjKey, &'a Object),
 }
 
 impl Entry<'_> {
@@ -233,6 +264,11 @@ impl Entry<'_> {
                 out.push(3);
                 borsh::to_writer(&mut *out, *params)
             }
+            Entry::Object(key, object) => {
+                out.push(4);
+                borsh::to_writer(&mut *out, *key).expect("encoding into a Vec cannot fail");
+                borsh::to_writer(&mut *out, *object)
+            }
         };
         written.expect("encoding into a Vec cannot fail");
     }
@@ -256,6 +292,8 @@ pub struct State {
     pub roles: Roles,
     pub accounts: AccountMap,
     pub assets: BTreeMap<AssetId, AssetInfo>,
+    /// Module records, ordered (offerings scan their commitments by key range).
+    pub objects: BTreeMap<ObjKey, Object>,
     pub height: Height,
     pub last_block_hash: Hash,
     pub last_timestamp_ms: u64,
@@ -275,6 +313,10 @@ impl State {
         self.assets.get(asset)
     }
 
+    pub fn object(&self, key: &ObjKey) -> Option<&Object> {
+        self.objects.get(key)
+    }
+
     pub fn nonce(&self, address: &Address) -> u64 {
         self.accounts.get(address).map_or(0, |a| a.nonce)
     }
@@ -288,6 +330,7 @@ impl State {
         std::iter::once(Entry::Params(&self.params))
             .chain(std::iter::once(Entry::Roles(&self.roles)))
             .chain(self.assets.values().map(Entry::Asset))
+            .chain(self.objects.iter().map(|(k, o)| Entry::Object(k, o)))
             .chain(self.accounts.iter().map(|(a, acct)| Entry::Account(a, acct)))
     }
 

@@ -198,6 +198,7 @@ impl Chain {
                     accounts: state.accounts.iter().map(|(a, acct)| (*a, Some(acct.clone()))).collect(),
                     assets: state.assets.clone(),
                     roles: Some(state.roles.clone()),
+                    objects: state.objects.iter().map(|(k, o)| (*k, Some(o.clone()))).collect(),
                     tx_index: Vec::new(),
                 };
                 checkpoints.write_checkpoint(&delta, &StateHeader::of(&state))?;
@@ -563,6 +564,7 @@ struct Dirty {
     accounts: HashSet<Address>,
     assets: BTreeSet<AssetId>,
     roles: bool,
+    objects: BTreeSet<ledger::ObjKey>,
 }
 
 impl Dirty {
@@ -570,6 +572,7 @@ impl Dirty {
         self.accounts.extend(ws.accounts.iter().map(|(a, _)| *a));
         self.assets.extend(ws.assets.keys().copied());
         self.roles |= ws.roles.is_some();
+        self.objects.extend(ws.objects.iter().map(|(k, _)| *k));
     }
 
     /// Puts back a delta the checkpointer could not take yet.
@@ -577,6 +580,7 @@ impl Dirty {
         self.accounts.extend(delta.accounts.into_keys());
         self.assets.extend(delta.assets.into_keys());
         self.roles |= delta.roles.is_some();
+        self.objects.extend(delta.objects.into_keys());
     }
 
     /// The checkpoint of these keys' current values, with the transaction index of
@@ -592,6 +596,10 @@ impl Dirty {
                 .filter_map(|id| state.assets.get(&id).map(|i| (id, i.clone())))
                 .collect(),
             roles: std::mem::take(&mut self.roles).then(|| state.roles.clone()),
+            objects: std::mem::take(&mut self.objects)
+                .into_iter()
+                .map(|k| (k, state.objects.get(&k).cloned()))
+                .collect(),
             tx_index,
         };
         (delta, StateHeader::of(state))

@@ -14,6 +14,7 @@ pub mod codec;
 pub mod hash;
 pub mod limits;
 pub mod receipt;
+pub mod sale;
 pub mod serde_u64;
 pub mod tx;
 
@@ -24,4 +25,5 @@ pub use block::{Block, BlockHeader, Height};
 pub use codec::{decode, encode, DecodeError};
 pub use hash::Hash;
 pub use receipt::{Outcome, Receipt, RejectCode};
+pub use sale::EntityId;
 pub use tx::{Action, Role, Signature, SignedTransaction, Transaction, TxError};

@@ -14,3 +14,17 @@ pub const BATCH_TXS_MAX: usize = 20_000;
 pub const BATCH_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// Most decimals an asset may have (10^36 still fits in a u128 with room).
 pub const ASSET_DECIMALS_MAX: u8 = 18;
+/// Longest offering or tranche name.
+pub const OFFERING_NAME_BYTES_MAX: usize = 64;
+/// Most tranches in one offering.
+pub const OFFERING_TRANCHES_MAX: usize = 8;
+/// Most price tiers in one tranche.
+pub const TIERS_MAX: usize = 16;
+/// Most codes in a tranche's allowed or blocked jurisdiction list.
+pub const TRANCHE_LIST_MAX: usize = 64;
+/// Most parts of a tranche-style vesting schedule.
+pub const SCHEDULE_PARTS_MAX: usize = 48;
+/// Longest sanctions-list version string.
+pub const SANCTIONS_LIST_BYTES_MAX: usize = 64;
+/// Most wallets bound to one entity.
+pub const ENTITY_WALLETS_MAX: usize = 16;

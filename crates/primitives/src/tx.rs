@@ -2,7 +2,8 @@
 //! signed with ed25519 over a domain-separated hash of the canonical encoding.
 
 use crate::limits::{ASSET_DECIMALS_MAX, CHAIN_ID_BYTES_MAX, TX_BYTES_MAX};
-use crate::{codec, Address, Amount, AssetId, DecodeError, Hash, Height};
+use crate::sale::{Attestation, OfferingConfig, Schedule};
+use crate::{codec, Address, Amount, AssetId, DecodeError, EntityId, Hash, Height};
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
@@ -29,11 +30,113 @@ pub struct Transaction {
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Action {
-    Transfer { to: Address, asset: AssetId, amount: Amount },
-    CreateAsset { symbol: AssetId, decimals: u8, max_supply: Option<Amount> },
-    Mint { asset: AssetId, to: Address, amount: Amount },
-    Burn { asset: AssetId, amount: Amount },
-    SetRole { role: Role, address: Address },
+    Transfer {
+        to: Address,
+        asset: AssetId,
+        amount: Amount,
+    },
+    CreateAsset {
+        symbol: AssetId,
+        decimals: u8,
+        max_supply: Option<Amount>,
+    },
+    Mint {
+        asset: AssetId,
+        to: Address,
+        amount: Amount,
+    },
+    Burn {
+        asset: AssetId,
+        amount: Amount,
+    },
+    SetRole {
+        role: Role,
+        address: Address,
+    },
+    /// Compliance role: records or replaces what is known about an entity.
+    AttestEntity {
+        entity: EntityId,
+        attestation: Attestation,
+    },
+    /// Compliance role: binds a wallet to an entity (one entity per wallet, a bounded
+    /// number of wallets per entity).
+    BindWallet {
+        entity: EntityId,
+        wallet: Address,
+    },
+    /// Compliance role: removes a wallet's binding.
+    UnbindWallet {
+        wallet: Address,
+    },
+    /// Compliance role: revokes an entity; every later purchase and transfer check fails.
+    RevokeEntity {
+        entity: EntityId,
+    },
+    /// An asset's issuer offers it for sale; the supply moves into the offering's escrow.
+    CreateOffering {
+        config: OfferingConfig,
+    },
+    /// A fully funded commitment of quote money (fixed price, tiered, Dutch tranches);
+    /// the money is locked until settlement. Adds to the entity's commitment.
+    Commit {
+        #[serde(with = "crate::serde_u64")]
+        offering: u64,
+        tranche: u16,
+        amount: Amount,
+    },
+    /// A limit bid in a batch auction: up to `quantity` token base units at up to
+    /// `price`; `price × quantity` is locked. Replaces the entity's bid, which may only
+    /// be raised (price and quantity both at least the old ones).
+    Bid {
+        #[serde(with = "crate::serde_u64")]
+        offering: u64,
+        tranche: u16,
+        price: Amount,
+        quantity: Amount,
+    },
+    /// Withdraws the signer's entity's commitment while the tranche allows it.
+    CancelCommitment {
+        #[serde(with = "crate::serde_u64")]
+        offering: u64,
+        tranche: u16,
+    },
+    /// After every tranche closed: fixes each tranche's allocation rule (clearing price,
+    /// pro-rata factor or fill level) and whether the soft cap was met. Offering creator.
+    FinalizeOffering {
+        #[serde(with = "crate::serde_u64")]
+        offering: u64,
+    },
+    /// Delivers an entity's tokens and refund after finalization, in O(1). Anyone may
+    /// send it; tokens and refund go to the wallet that committed.
+    Claim {
+        #[serde(with = "crate::serde_u64")]
+        offering: u64,
+        tranche: u16,
+        entity: EntityId,
+    },
+    /// Offering creator: takes the proceeds received so far and the unsold tokens.
+    WithdrawProceeds {
+        #[serde(with = "crate::serde_u64")]
+        offering: u64,
+    },
+    /// Moves `amount` of the signer's `asset` to `beneficiary`, locked under `schedule`.
+    CreateGrant {
+        beneficiary: Address,
+        asset: AssetId,
+        amount: Amount,
+        schedule: Schedule,
+        revocable: bool,
+    },
+    /// The grantor of a revocable grant freezes what has vested and takes the rest back.
+    RevokeGrant {
+        #[serde(with = "crate::serde_u64")]
+        grant: u64,
+    },
+    /// Unlocks what has vested of a grant or sale lot (transfers also do it on demand).
+    ReleaseVested {
+        #[serde(with = "crate::serde_u64")]
+        grant: u64,
+    },
 }
 
 impl Action {
@@ -45,6 +148,20 @@ impl Action {
             Action::Mint { .. } => "mint",
             Action::Burn { .. } => "burn",
             Action::SetRole { .. } => "set_role",
+            Action::AttestEntity { .. } => "attest_entity",
+            Action::BindWallet { .. } => "bind_wallet",
+            Action::UnbindWallet { .. } => "unbind_wallet",
+            Action::RevokeEntity { .. } => "revoke_entity",
+            Action::CreateOffering { .. } => "create_offering",
+            Action::Commit { .. } => "commit",
+            Action::Bid { .. } => "bid",
+            Action::CancelCommitment { .. } => "cancel_commitment",
+            Action::FinalizeOffering { .. } => "finalize_offering",
+            Action::Claim { .. } => "claim",
+            Action::WithdrawProceeds { .. } => "withdraw_proceeds",
+            Action::CreateGrant { .. } => "create_grant",
+            Action::RevokeGrant { .. } => "revoke_grant",
+            Action::ReleaseVested { .. } => "release_vested",
         }
     }
 }
@@ -126,6 +243,8 @@ pub enum TxError {
     ZeroAmount,
     #[error("an asset has at most {ASSET_DECIMALS_MAX} decimals, got {0}")]
     TooManyDecimals(u8),
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
 }
 
 impl TxError {
@@ -136,6 +255,7 @@ impl TxError {
             TxError::ChainIdFormat => "malformed_tx",
             TxError::ZeroAmount => "zero_amount",
             TxError::TooManyDecimals(_) => "invalid_decimals",
+            TxError::InvalidConfig(_) => "invalid_config",
         }
     }
 }
@@ -167,7 +287,34 @@ impl Transaction {
                     return Err(TxError::ZeroAmount);
                 }
             }
-            Action::SetRole { .. } => {}
+            Action::AttestEntity { attestation, .. } => attestation.check().map_err(TxError::InvalidConfig)?,
+            Action::CreateOffering { config } => config.check().map_err(TxError::InvalidConfig)?,
+            Action::Commit { amount, .. } => {
+                if amount.is_zero() {
+                    return Err(TxError::ZeroAmount);
+                }
+            }
+            Action::Bid { price, quantity, .. } => {
+                if price.is_zero() || quantity.is_zero() {
+                    return Err(TxError::ZeroAmount);
+                }
+            }
+            Action::CreateGrant { amount, schedule, .. } => {
+                if amount.is_zero() {
+                    return Err(TxError::ZeroAmount);
+                }
+                schedule.check().map_err(TxError::InvalidConfig)?;
+            }
+            Action::SetRole { .. }
+            | Action::BindWallet { .. }
+            | Action::UnbindWallet { .. }
+            | Action::RevokeEntity { .. }
+            | Action::CancelCommitment { .. }
+            | Action::FinalizeOffering { .. }
+            | Action::Claim { .. }
+            | Action::WithdrawProceeds { .. }
+            | Action::RevokeGrant { .. }
+            | Action::ReleaseVested { .. } => {}
         }
         Ok(())
     }

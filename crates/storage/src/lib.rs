@@ -14,7 +14,7 @@
 //! All tables are declared in `tables`.
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use ledger::{Account, AssetInfo, ChainParams, LtHash, Roles, State};
+use ledger::{Account, AssetInfo, ChainParams, LtHash, ObjKey, Object, Roles, State};
 use primitives::limits::BLOCK_BYTES_MAX;
 use primitives::{codec, Address, AssetId, Block, Hash, Height, Receipt};
 use redb::{Database, Durability, ReadableTable, ReadableTableMetadata};
@@ -31,6 +31,8 @@ pub mod tables {
     pub const ACCOUNTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("accounts");
     /// state.redb: symbol -> borsh(AssetInfo)
     pub const ASSETS: TableDefinition<&str, &[u8]> = TableDefinition::new("assets");
+    /// state.redb: borsh(ObjKey) -> borsh(Object): module records
+    pub const OBJECTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("objects");
     /// state.redb: transaction id -> (height, index in block)
     pub const TX_INDEX: TableDefinition<&[u8; 32], (u64, u32)> = TableDefinition::new("tx_index");
 }
@@ -201,6 +203,8 @@ pub struct CheckpointDelta {
     pub accounts: BTreeMap<Address, Option<Account>>,
     pub assets: BTreeMap<AssetId, AssetInfo>,
     pub roles: Option<Roles>,
+    /// Module records (`None` = deleted).
+    pub objects: BTreeMap<ObjKey, Option<Object>>,
     pub tx_index: Vec<(Hash, Height, u32)>,
 }
 
@@ -228,6 +232,7 @@ impl StateStore {
         txn.open_table(META).at(&path)?;
         txn.open_table(ACCOUNTS).at(&path)?;
         txn.open_table(ASSETS).at(&path)?;
+        txn.open_table(OBJECTS).at(&path)?;
         txn.open_table(TX_INDEX).at(&path)?;
         txn.commit().at(&path)?;
         Ok(StateStore { db, path })
@@ -257,6 +262,18 @@ impl StateStore {
             let mut assets = txn.open_table(ASSETS).at(&self.path)?;
             for (id, info) in &delta.assets {
                 assets.insert(id.as_str(), codec::encode(info).as_slice()).at(&self.path)?;
+            }
+            let mut objects = txn.open_table(OBJECTS).at(&self.path)?;
+            for (key, object) in &delta.objects {
+                let key = codec::encode(key);
+                match object {
+                    Some(o) => {
+                        objects.insert(key.as_slice(), codec::encode(o).as_slice()).at(&self.path)?;
+                    }
+                    None => {
+                        objects.remove(key.as_slice()).at(&self.path)?;
+                    }
+                }
             }
             let mut index = txn.open_table(TX_INDEX).at(&self.path)?;
             let mut sorted: Vec<&(Hash, Height, u32)> = delta.tx_index.iter().collect();
@@ -314,12 +331,22 @@ impl StateStore {
                 codec::decode(v.value(), 1 << 16).map_err(|err| self.corrupt(&format!("asset: {err}")))?;
             assets.insert(info.symbol, info);
         }
+        let mut objects = BTreeMap::new();
+        for item in txn.open_table(OBJECTS).at(&self.path)?.iter().at(&self.path)? {
+            let (k, v) = item.at(&self.path)?;
+            let key: ObjKey =
+                codec::decode(k.value(), 1 << 10).map_err(|err| self.corrupt(&format!("object key: {err}")))?;
+            let object: Object =
+                codec::decode(v.value(), 1 << 20).map_err(|err| self.corrupt(&format!("object: {err}")))?;
+            objects.insert(key, object);
+        }
         let lthash = LtHash::from_bytes(&meta.lthash).ok_or_else(|| self.corrupt("lattice hash length"))?;
         Ok(Some(State {
             params: meta.params,
             roles: meta.roles,
             accounts,
             assets,
+            objects,
             height: meta.height,
             last_block_hash: meta.last_block_hash,
             last_timestamp_ms: meta.last_timestamp_ms,

@@ -31,7 +31,18 @@ fn next_block(state: &mut State, k: &crypto::SigningKey, delta: &mut CheckpointD
         nonce: state.nonce(&k.address()),
         fee: Amount(1),
         expiry_height: None,
-        action: Action::Transfer { to: Address([state.height.0 as u8; 32]), asset: AssetId::TSR, amount: Amount(7) },
+        // Odd heights also write module records (a vesting grant: counters, grant object).
+        action: if state.height.0 % 2 == 0 {
+            Action::Transfer { to: Address([state.height.0 as u8; 32]), asset: AssetId::TSR, amount: Amount(7) }
+        } else {
+            Action::CreateGrant {
+                beneficiary: Address([state.height.0 as u8; 32]),
+                asset: AssetId::TSR,
+                amount: Amount(70),
+                schedule: primitives::sale::Schedule::lockup(1_000),
+                revocable: true,
+            }
+        },
     });
     let ctx = BlockContext {
         height: state.height.next(),
@@ -41,7 +52,9 @@ fn next_block(state: &mut State, k: &crypto::SigningKey, delta: &mut CheckpointD
     };
     let executed = propose(state, ctx, [(tx.id(), tx)], 10);
     state.commit(&executed);
+    assert_eq!(executed.receipts[0].outcome, primitives::Outcome::Success);
     delta.accounts.extend(executed.write_set.accounts.iter().cloned());
+    delta.objects.extend(executed.write_set.objects.iter().cloned());
     delta.tx_index.push((executed.receipts[0].tx_id, state.height, 0));
     StoredBlock { block: executed.block, receipts: executed.receipts }
 }
@@ -94,6 +107,7 @@ fn checkpoint_round_trips_the_state() {
         accounts: state.accounts.iter().map(|(a, acct)| (*a, Some(acct.clone()))).collect(),
         assets: state.assets.clone(),
         roles: Some(state.roles.clone()),
+        objects: Default::default(),
         tx_index: Vec::new(),
     };
     for _ in 0..3 {
@@ -105,6 +119,8 @@ fn checkpoint_round_trips_the_state() {
     let loaded = store.load().unwrap().unwrap();
     assert_eq!(loaded.accounts, state.accounts);
     assert_eq!(loaded.assets, state.assets);
+    assert!(!state.objects.is_empty());
+    assert_eq!(loaded.objects, state.objects);
     assert_eq!(loaded.state_root(), state.state_root());
     assert_eq!(loaded.height, Height(3));
     loaded.check_invariants().unwrap();

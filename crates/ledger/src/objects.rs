@@ -1,0 +1,216 @@
+//! Module records: one ordered key space for everything that is not an account or an
+//! asset (the compliance registry, offerings, commitments, vesting grants). Each record
+//! is one state entry in the lattice hash, one row in a checkpoint, and journaled like an
+//! account inside a block. Later modules (channels, providers, staking) add variants.
+//! Both enums are append-only: the borsh tag of a variant is its position.
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use primitives::sale::{Attestation, OfferingConfig, Schedule};
+use primitives::{Address, Amount, AssetId, EntityId, Hash};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, BorshSerialize, BorshDeserialize)]
+#[borsh(use_discriminant = false)]
+pub enum ObjKey {
+    /// Id counters.
+    Counters,
+    Entity(EntityId),
+    Offering(u64),
+    Tranche(u64, u16),
+    /// One commitment (or bid) per entity per tranche.
+    Commitment(u64, u16, EntityId),
+    Grant(u64),
+    /// An entity's Reg CF purchases over the last 12 months.
+    RegCf(EntityId),
+}
+
+impl ObjKey {
+    /// The first and last possible commitment keys of a tranche (for range scans).
+    pub fn commitments_of(offering: u64, tranche: u16) -> (ObjKey, ObjKey) {
+        (
+            ObjKey::Commitment(offering, tranche, EntityId([0; 32])),
+            ObjKey::Commitment(offering, tranche, EntityId([0xff; 32])),
+        )
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+#[borsh(use_discriminant = false)]
+pub enum Object {
+    Counters(Counters),
+    Entity(EntityRecord),
+    Offering(Offering),
+    Tranche(TrancheState),
+    Commitment(Commitment),
+    Grant(Grant),
+    RegCf(RegCfHistory),
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Counters {
+    pub next_offering: u64,
+    pub next_grant: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct EntityRecord {
+    pub attestation: Attestation,
+    /// Set by `RevokeEntity`, cleared by a new attestation.
+    pub revoked: bool,
+    /// Bound wallets, sorted.
+    pub wallets: Vec<Address>,
+    /// Block time of the last attestation or revocation (audit trail).
+    pub updated_ms: u64,
+}
+
+impl EntityRecord {
+    /// Sanctioned or revoked: may neither buy nor send nor receive restricted transfers.
+    pub fn blocked(&self) -> bool {
+        self.revoked || self.attestation.screening == primitives::sale::Screening::Hit
+    }
+}
+
+/// Lifecycle of an offering. Append-only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+#[borsh(use_discriminant = false)]
+pub enum OfferingStatus {
+    Open,
+    /// Settled: allocations are fixed; claims deliver tokens and refunds.
+    Settled,
+    /// The soft cap was missed: every commitment is refunded in full.
+    Failed,
+}
+
+impl OfferingStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            OfferingStatus::Open => "open",
+            OfferingStatus::Settled => "settled",
+            OfferingStatus::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Offering {
+    pub id: u64,
+    pub creator: Address,
+    pub config: OfferingConfig,
+    /// The module account holding the unsold tokens and the proceeds received.
+    pub escrow: Address,
+    pub status: OfferingStatus,
+    /// At settlement: quote the issuer receives once everyone has claimed.
+    pub proceeds: Amount,
+    /// At settlement: tokens allocated to investors.
+    pub tokens_sold: Amount,
+    /// Quote already taken by the creator.
+    pub proceeds_withdrawn: Amount,
+    /// Unsold tokens already returned to the creator.
+    pub tokens_returned: Amount,
+    pub created_ms: u64,
+    pub settled_ms: u64,
+}
+
+/// Running totals of a tranche, and after settlement the rule every claim applies.
+#[derive(Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct TrancheState {
+    /// Σ escrowed quote of live commitments.
+    pub escrowed: Amount,
+    /// Mechanism-specific demand: Σ commitments (fixed price, Dutch), Σ bid quantity
+    /// (auction), tokens sold so far (tiered).
+    pub demand: Amount,
+    pub commitments: u64,
+    /// Dutch: block time and clock price at which demand met supply.
+    pub dutch_end: Option<(u64, Amount)>,
+    pub settlement: Option<Settlement>,
+}
+
+/// The allocation rule fixed at settlement (see `alloc::allocate`). Append-only.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+#[borsh(use_discriminant = false)]
+pub enum Rule {
+    /// Nothing accepted: every commitment refunded (soft cap missed).
+    RefundAll,
+    /// accepted = c if demand ≤ capacity, else ⌊c · capacity / demand⌋.
+    ProRata { capacity: Amount, demand: Amount },
+    /// accepted = min(c, level).
+    WaterFill { level: Amount },
+    /// Filled at commit time (tiered).
+    AsCommitted,
+    /// Bids above `price` fill fully, at `price` fill ⌊q · rest / at_price⌋ (or fully
+    /// when `at_price ≤ rest`), below it not at all; everyone pays `price`.
+    Clearing { price: Amount, rest: Amount, at_price: Amount },
+    /// accepted = min(c, capacity − before) in arrival order, at `price`.
+    Dutch { price: Amount, capacity: Amount },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Settlement {
+    pub rule: Rule,
+    pub tokens_sold: Amount,
+    pub proceeds: Amount,
+    pub refunds: Amount,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Commitment {
+    /// The wallet whose money is escrowed; tokens and refunds go back to it.
+    pub wallet: Address,
+    /// Quote locked.
+    pub escrow: Amount,
+    /// Auction: limit price and quantity. Tiered: tokens filled and quote paid.
+    pub price: Amount,
+    pub quantity: Amount,
+    /// Dutch: Σ commitments before this one (arrival order).
+    pub before: Amount,
+    pub committed_ms: u64,
+    pub claimed: bool,
+}
+
+/// Where a grant came from. Append-only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+#[borsh(use_discriminant = false)]
+pub enum GrantSource {
+    /// Created by `CreateGrant` (team, advisors, foundation).
+    Grant,
+    /// A lot delivered by an offering's tranche.
+    Sale { offering: u64, tranche: u16 },
+}
+
+/// Tokens held by `beneficiary` and locked under a schedule: a vesting grant or a
+/// sale lot with a lockup.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Grant {
+    pub id: u64,
+    pub source: GrantSource,
+    pub grantor: Address,
+    pub beneficiary: Address,
+    pub asset: AssetId,
+    /// Total under the schedule (after a revocation: what had vested then).
+    pub total: Amount,
+    /// Unlocked so far.
+    pub released: Amount,
+    pub schedule: Schedule,
+    pub revocable: bool,
+    /// Block time of the revocation, if revoked (vesting stops there).
+    pub revoked_ms: Option<u64>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct RegCfHistory {
+    /// (time, offering, tranche, amount) of live Reg CF commitments, oldest first.
+    pub entries: Vec<RegCfEntry>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct RegCfEntry {
+    pub at_ms: u64,
+    pub offering: u64,
+    pub tranche: u16,
+    pub amount: Amount,
+}
+
+/// The address of a module account: derived, so nobody holds its key; only the ledger
+/// moves its funds.
+pub fn module_account(kind: &str, id: u64) -> Address {
+    Address(Hash::domain("tessera 2026-11 module account", &[kind.as_bytes(), &id.to_le_bytes()]).0)
+}
