@@ -4,6 +4,9 @@
 //! strings; addresses are bech32m `tsr1...`; hashes are lowercase hex. Every error body
 //! is `ErrorBody` with a stable `code`.
 
+pub mod sale;
+pub use sale::*;
+
 use primitives::{Address, Amount, AssetId, BlockHeader, Hash, Height, Outcome, Receipt, SignedTransaction};
 use serde::{Deserialize, Serialize};
 

@@ -221,6 +221,14 @@ async fn events_metrics_and_openapi_are_served() {
         "/v1/blocks/{height}",
         "/v1/events",
         "/metrics",
+        "/v1/offerings",
+        "/v1/offerings/{id}",
+        "/v1/offerings/{id}/report",
+        "/v1/offerings/{id}/tranches/{tranche}/commitments/{entity}",
+        "/v1/entities/{id}",
+        "/v1/grants/{id}",
+        "/v1/accounts/{address}/grants",
+        "/v1/reports/captable",
     ] {
         assert!(doc["paths"][path].is_object(), "openapi lacks {path}");
     }

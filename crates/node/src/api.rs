@@ -31,11 +31,11 @@ impl ApiError {
         ApiError { status, code, message: message.into() }
     }
 
-    fn not_found(code: &'static str, message: impl Into<String>) -> ApiError {
+    pub(crate) fn not_found(code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, code, message)
     }
 
-    fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
+    pub(crate) fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, code, message)
     }
 
@@ -82,7 +82,7 @@ impl From<storage::StoreError> for ApiError {
     }
 }
 
-type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
 pub fn router(chain: Arc<Chain>) -> Router {
     Router::new()
@@ -96,6 +96,7 @@ pub fn router(chain: Arc<Chain>) -> Router {
         .route("/v1/events", get(events))
         .route("/v1/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
+        .merge(crate::sale_api::routes())
         .fallback(|| async { ApiError::not_found("not_found", "no such route; see /v1/openapi.json") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route")

@@ -9,6 +9,7 @@ pub mod chain;
 pub mod genesis_file;
 pub mod metrics;
 pub mod openapi;
+pub mod sale_api;
 
 pub use chain::{replay, AdmitError, Chain, ChainConfig, ChainError, TxStatus};
 
