@@ -67,6 +67,20 @@ pub struct AccountView {
     pub next_nonce: u64,
     pub balances: Vec<BalanceView>,
     pub locks: Vec<LockView>,
+    /// The verified entity this wallet is bound to, if any.
+    #[serde(default)]
+    pub entity: Option<primitives::EntityId>,
+    /// Resale restrictions in force: (asset, until_ms) — Reg S distribution-compliance periods.
+    #[serde(default)]
+    pub restrictions: Vec<RestrictionView>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestrictionView {
+    pub asset: AssetId,
+    pub kind: String,
+    #[serde(with = "primitives::serde_u64")]
+    pub until_ms: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

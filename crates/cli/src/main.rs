@@ -1,6 +1,8 @@
 //! The `tessera` binary: devnet, node, wallet, transfers, assets and benchmarks.
 
 mod bench;
+mod offering_file;
+mod sale_cmds;
 mod wallet_cmds;
 
 use anyhow::{bail, Context, Result};
@@ -54,6 +56,21 @@ enum Command {
     Role {
         #[command(subcommand)]
         cmd: wallet_cmds::RoleCmd,
+    },
+    /// Token sales: offerings, commitments, bids, settlement, claims, reports.
+    Sale {
+        #[command(subcommand)]
+        cmd: sale_cmds::SaleCmd,
+    },
+    /// The compliance registry: attest entities, bind wallets, revoke (compliance role).
+    Compliance {
+        #[command(subcommand)]
+        cmd: sale_cmds::ComplianceCmd,
+    },
+    /// Vesting grants and sale lots: create, status, release, revoke.
+    Vesting {
+        #[command(subcommand)]
+        cmd: sale_cmds::VestingCmd,
     },
     /// Benchmarks: the ledger pipeline in-process, or load over HTTP.
     Bench {
@@ -156,6 +173,9 @@ async fn run(command: Command, out: Output) -> Result<()> {
         Command::Tx(args) => wallet_cmds::run_tx(args, &out).await,
         Command::Asset { cmd } => wallet_cmds::run_asset(cmd, &out).await,
         Command::Role { cmd } => wallet_cmds::run_role(cmd, &out).await,
+        Command::Sale { cmd } => sale_cmds::run_sale(cmd, &out).await,
+        Command::Compliance { cmd } => sale_cmds::run_compliance(cmd, &out).await,
+        Command::Vesting { cmd } => sale_cmds::run_vesting(cmd, &out).await,
         Command::Bench { cmd } => bench::run(cmd, &out).await,
     }
 }

@@ -386,7 +386,7 @@ fn key_file_address(file: &KeyFile) -> Result<Address> {
 }
 
 /// Loads the signing key named by `--key` (a key file path, or a wallet name).
-fn load_key(arg: &str) -> Result<SigningKey> {
+pub(crate) fn load_key(arg: &str) -> Result<SigningKey> {
     load_key_at(arg, &wallet::resolve_key_path(arg))
 }
 
@@ -402,7 +402,7 @@ fn load_key_at(arg: &str, path: &Path) -> Result<SigningKey> {
 }
 
 /// A `tsr1...` address, or the address of a wallet / key file.
-fn resolve_address(arg: &str) -> Result<Address> {
+pub(crate) fn resolve_address(arg: &str) -> Result<Address> {
     if arg.starts_with("tsr1") {
         return arg.parse().map_err(|e| anyhow!("invalid address {arg:?}: {e}"));
     }
@@ -414,15 +414,15 @@ fn resolve_address(arg: &str) -> Result<Address> {
 // ---------------------------------------------------------------------------------------
 // talking to the node
 
-fn connect(node: &NodeArg) -> Result<Client> {
+pub(crate) fn connect(node: &NodeArg) -> Result<Client> {
     Client::new(&node.node).map_err(|e| anyhow!("{e}"))
 }
 
-async fn chain_info(client: &Client) -> Result<ChainInfo> {
+pub(crate) async fn chain_info(client: &Client) -> Result<ChainInfo> {
     client.chain().await.map_err(|e| anyhow!("cannot fetch chain info: {e}"))
 }
 
-fn find_asset<'a>(chain: &'a ChainInfo, asset: &AssetId) -> Result<&'a AssetView> {
+pub(crate) fn find_asset<'a>(chain: &'a ChainInfo, asset: &AssetId) -> Result<&'a AssetView> {
     chain.assets.iter().find(|a| a.symbol == *asset).ok_or_else(|| {
         let known: Vec<String> = chain.assets.iter().map(|a| a.symbol.to_string()).collect();
         anyhow!("unknown asset {asset}; known: {}", known.join(", "))
@@ -430,20 +430,20 @@ fn find_asset<'a>(chain: &'a ChainInfo, asset: &AssetId) -> Result<&'a AssetView
 }
 
 /// Parses a decimal amount of `asset` exactly into base units.
-fn parse_amount(chain: &ChainInfo, asset: &AssetId, decimal: &str) -> Result<Amount> {
+pub(crate) fn parse_amount(chain: &ChainInfo, asset: &AssetId, decimal: &str) -> Result<Amount> {
     let decimals = find_asset(chain, asset)?.decimals;
     Amount::from_decimal_str(decimal, decimals).map_err(|e| anyhow!("invalid {asset} amount: {e}"))
 }
 
 /// "12.5 TSR"; base units when the asset is unknown.
-fn show_amount(chain: Option<&ChainInfo>, asset: &AssetId, amount: Amount) -> String {
+pub(crate) fn show_amount(chain: Option<&ChainInfo>, asset: &AssetId, amount: Amount) -> String {
     match chain.and_then(|c| c.assets.iter().find(|a| a.symbol == *asset)) {
         Some(a) => format!("{} {asset}", amount.to_decimal_string(a.decimals)),
         None => format!("{amount} base units of {asset}"),
     }
 }
 
-struct SendOpts {
+pub(crate) struct SendOpts {
     fee: Option<Amount>,
     expiry_height: Option<u64>,
     no_wait: bool,
@@ -451,14 +451,14 @@ struct SendOpts {
 }
 
 impl SendOpts {
-    fn simple(no_wait: bool) -> SendOpts {
+    pub(crate) fn simple(no_wait: bool) -> SendOpts {
         SendOpts { fee: None, expiry_height: None, no_wait, timeout: Duration::from_secs(DEFAULT_WAIT_SECS) }
     }
 }
 
 /// Builds, signs and submits a transaction carrying `action`, then (unless `no_wait`)
 /// waits for it and reports its receipt. A rejected receipt is an error.
-async fn send(
+pub(crate) async fn send(
     client: &Client,
     chain: &ChainInfo,
     key: &SigningKey,
@@ -509,7 +509,7 @@ async fn send(
     report_committed(&view, out)
 }
 
-fn report_committed(view: &TxView, out: &Output) -> Result<()> {
+pub(crate) fn report_committed(view: &TxView, out: &Output) -> Result<()> {
     let hash = view.tx_hash;
     let height = view.height.map_or_else(|| "?".to_string(), |h| h.to_string());
     let receipt = view
@@ -533,7 +533,7 @@ fn report_committed(view: &TxView, out: &Output) -> Result<()> {
     bail!("transaction {hash} was {} at height {height}: {code}: {message} (the fee was charged)", receipt.status)
 }
 
-fn print_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<()> {
+pub(crate) fn print_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<()> {
     let text = serde_json::to_string_pretty(value).map_err(|e| anyhow!("encoding JSON: {e}"))?;
     println!("{text}");
     Ok(())

@@ -126,7 +126,7 @@ pub fn tiered(tiers: &[primitives::sale::Tier], sold: Amount, money: Amount, per
 /// bids above `price` fill fully, bids at `price` share `rest`, whose demand is `at_price`.
 pub fn clearing(levels: &[(Amount, Amount)], supply: Amount, reserve: Amount) -> (Amount, Amount, Amount) {
     let mut sorted: Vec<(Amount, Amount)> = levels.to_vec();
-    sorted.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    sorted.sort_unstable_by_key(|l| std::cmp::Reverse(l.0));
     let mut above = 0u128;
     for (price, qty) in sorted {
         if above.saturating_add(qty.0) >= supply.0 {

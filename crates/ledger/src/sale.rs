@@ -419,7 +419,7 @@ impl Overlay<'_> {
         };
         self.check_window(&cfg)?;
         let (entity, rec) = self.check_eligible(signer, &cfg)?;
-        if price < reserve || price.0 % increment.0 != 0 || ceiling.is_some_and(|c| price > c) {
+        if price < reserve || !price.0.is_multiple_of(increment.0) || ceiling.is_some_and(|c| price > c) {
             return Err(RejectCode::PriceOffGrid);
         }
         let per = off.config.price_per;

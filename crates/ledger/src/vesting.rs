@@ -145,6 +145,53 @@ pub fn months_between(start_ms: u64, now_ms: u64) -> u32 {
     m
 }
 
+/// Parses a UTC time, `YYYY-MM-DD` (midnight) or `YYYY-MM-DDTHH:MM:SSZ`, into Unix
+/// milliseconds (for config files and the CLI; the ledger itself only sees numbers).
+pub fn parse_utc(s: &str) -> Result<u64, String> {
+    let bad = || format!("{s:?} is not a UTC date (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ)");
+    let (date, time) = match s.split_once('T') {
+        Some((d, t)) => (d, Some(t.strip_suffix('Z').ok_or_else(bad)?)),
+        None => (s, None),
+    };
+    let num = |x: &str, len: usize| -> Result<u32, String> {
+        if x.len() != len || !x.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        x.parse().map_err(|_| bad())
+    };
+    let mut d = date.split('-');
+    let (y, m, day) = match (d.next(), d.next(), d.next(), d.next()) {
+        (Some(y), Some(m), Some(day), None) => (num(y, 4)?, num(m, 2)?, num(day, 2)?),
+        _ => return Err(bad()),
+    };
+    if y < 1970 || !(1..=12).contains(&m) || day == 0 || day > days_in_month(i64::from(y), m) {
+        return Err(bad());
+    }
+    let secs = match time {
+        None => 0,
+        Some(t) => {
+            let mut p = t.split(':');
+            let (h, mi, sec) = match (p.next(), p.next(), p.next(), p.next()) {
+                (Some(h), Some(mi), Some(sec), None) => (num(h, 2)?, num(mi, 2)?, num(sec, 2)?),
+                _ => return Err(bad()),
+            };
+            if h > 23 || mi > 59 || sec > 59 {
+                return Err(bad());
+            }
+            u64::from(h * 3600 + mi * 60 + sec)
+        }
+    };
+    let days = days_from_civil(i64::from(y), m, day) as u64;
+    Ok(days * DAY_MS + secs * 1000)
+}
+
+/// Unix milliseconds as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn format_utc(ms: u64) -> String {
+    let (y, m, d) = civil_from_days((ms / DAY_MS) as i64);
+    let s = (ms % DAY_MS) / 1000;
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", s / 3600, s / 60 % 60, s % 60)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,6 +211,12 @@ mod tests {
         assert_eq!(months_between(JAN31, add_months(JAN31, 1)), 1);
         assert_eq!(months_between(JAN31, add_months(JAN31, 1) - 1), 0);
         assert_eq!(months_between(JAN31, JAN31 + 400 * DAY_MS), 13);
+        assert_eq!(parse_utc("2026-01-31"), Ok(JAN31));
+        assert_eq!(parse_utc("2026-01-31T01:02:03Z"), Ok(JAN31 + 3_723_000));
+        assert_eq!(format_utc(JAN31 + 3_723_000), "2026-01-31T01:02:03Z");
+        assert!(parse_utc("2026-02-30").is_err());
+        assert!(parse_utc("2026-1-31").is_err());
+        assert!(parse_utc("2026-01-31T01:02:03").is_err());
     }
 
     #[test]

@@ -259,6 +259,13 @@ async fn get_account(State(chain): State<Arc<Chain>>, Path(address): Path<String
             .iter()
             .map(|l| LockView { kind: l.kind.name().into(), reference: l.reference, asset: l.asset, amount: l.amount })
             .collect(),
+        entity: acct.entity,
+        restrictions: acct
+            .restrictions
+            .iter()
+            .filter(|r| r.until_ms > s.last_timestamp_ms)
+            .map(|r| RestrictionView { asset: r.asset, kind: "non_us_recipients_only".into(), until_ms: r.until_ms })
+            .collect(),
     }))
 }
 

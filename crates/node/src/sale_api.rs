@@ -149,7 +149,10 @@ async fn get_commitment(
     let s = chain.state();
     let o = load_offering(&s, id)?;
     let Some(Object::Commitment(c)) = s.object(&ObjKey::Commitment(id, tranche, entity)) else {
-        return Err(ApiError::not_found("no_commitment", format!("entity {entity} has no commitment in {id}/{tranche}")));
+        return Err(ApiError::not_found(
+            "no_commitment",
+            format!("entity {entity} has no commitment in {id}/{tranche}"),
+        ));
     };
     Ok(Json(CommitmentView {
         offering: id,
@@ -247,7 +250,10 @@ async fn get_grant(State(chain): State<Arc<Chain>>, Path(id): Path<String>) -> A
 }
 
 /// The grants and sale lots still locked on an account (from its locks).
-async fn account_grants(State(chain): State<Arc<Chain>>, Path(address): Path<String>) -> ApiResult<Json<Vec<GrantView>>> {
+async fn account_grants(
+    State(chain): State<Arc<Chain>>,
+    Path(address): Path<String>,
+) -> ApiResult<Json<Vec<GrantView>>> {
     let address: Address =
         address.parse().map_err(|e: primitives::AddressError| ApiError::bad_request("bad_address", e.to_string()))?;
     let s = chain.state();
@@ -275,7 +281,9 @@ struct CapTableQuery {
 async fn cap_table(State(chain): State<Arc<Chain>>, Query(q): Query<CapTableQuery>) -> ApiResult<Response> {
     let asset = match q.asset.as_deref() {
         None => AssetId::TSR,
-        Some(a) => a.parse().map_err(|e: primitives::AssetIdError| ApiError::bad_request("bad_asset", e.to_string()))?,
+        Some(a) => {
+            a.parse().map_err(|e: primitives::AssetIdError| ApiError::bad_request("bad_asset", e.to_string()))?
+        }
     };
     let s = chain.state();
     if s.asset(&asset).is_none() {
@@ -297,7 +305,9 @@ async fn cap_table(State(chain): State<Arc<Chain>>, Query(q): Query<CapTableQuer
                 }
             }
             let entity = a.entity.and_then(|e| match s.object(&ObjKey::Entity(e)) {
-                Some(Object::Entity(r)) => Some((e, r.attestation.class.name().to_string(), r.attestation.jurisdiction.to_string())),
+                Some(Object::Entity(r)) => {
+                    Some((e, r.attestation.class.name().to_string(), r.attestation.jurisdiction.to_string()))
+                }
                 _ => None,
             });
             CapTableRow {

@@ -653,7 +653,7 @@ impl TrancheConfig {
                 if e.us_persons == UsPersons::Excluded {
                     return Err("a Reg D tranche cannot exclude U.S. persons".into());
                 }
-                if e.classes.iter().any(|c| *c == InvestorClass::Retail) {
+                if e.classes.contains(&InvestorClass::Retail) {
                     return Err("Reg D 506(c) sells to accredited investors only; remove retail".into());
                 }
             }

@@ -32,7 +32,7 @@ fn next_block(state: &mut State, k: &crypto::SigningKey, delta: &mut CheckpointD
         fee: Amount(1),
         expiry_height: None,
         // Odd heights also write module records (a vesting grant: counters, grant object).
-        action: if state.height.0 % 2 == 0 {
+        action: if state.height.0.is_multiple_of(2) {
             Action::Transfer { to: Address([state.height.0 as u8; 32]), asset: AssetId::TSR, amount: Amount(7) }
         } else {
             Action::CreateGrant {

@@ -2,10 +2,11 @@
 //! non-2xx status).
 
 use api_types::{
-    AccountView, BatchSubmitResponse, BlockEvent, BlockView, ChainInfo, ErrorBody, Health, SubmitResponse, TxView,
+    AccountView, BatchSubmitResponse, BlockEvent, BlockView, CapTableRow, ChainInfo, CommitmentView, EntityView,
+    ErrorBody, GrantView, Health, OfferingReport, OfferingView, SubmitResponse, TxView,
 };
 use futures_util::{Stream, StreamExt};
-use primitives::{Address, Hash, Height, SignedTransaction};
+use primitives::{Address, AssetId, EntityId, Hash, Height, SignedTransaction};
 use serde::de::DeserializeOwned;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -184,6 +185,44 @@ impl Client {
             }
             tokio::time::sleep(POLL_INTERVAL.min(deadline - now)).await;
         }
+    }
+
+    pub async fn offerings(&self) -> Result<Vec<OfferingView>, ClientError> {
+        self.get("/v1/offerings").await
+    }
+
+    pub async fn offering(&self, id: u64) -> Result<Option<OfferingView>, ClientError> {
+        self.get_optional(&format!("/v1/offerings/{id}"), "unknown_offering").await
+    }
+
+    pub async fn offering_report(&self, id: u64) -> Result<OfferingReport, ClientError> {
+        self.get(&format!("/v1/offerings/{id}/report")).await
+    }
+
+    pub async fn commitment(
+        &self,
+        offering: u64,
+        tranche: u16,
+        entity: &EntityId,
+    ) -> Result<Option<CommitmentView>, ClientError> {
+        self.get_optional(&format!("/v1/offerings/{offering}/tranches/{tranche}/commitments/{entity}"), "no_commitment")
+            .await
+    }
+
+    pub async fn entity(&self, id: &EntityId) -> Result<Option<EntityView>, ClientError> {
+        self.get_optional(&format!("/v1/entities/{id}"), "unknown_entity").await
+    }
+
+    pub async fn grant(&self, id: u64) -> Result<Option<GrantView>, ClientError> {
+        self.get_optional(&format!("/v1/grants/{id}"), "unknown_grant").await
+    }
+
+    pub async fn account_grants(&self, address: &Address) -> Result<Vec<GrantView>, ClientError> {
+        self.get(&format!("/v1/accounts/{address}/grants")).await
+    }
+
+    pub async fn cap_table(&self, asset: &AssetId) -> Result<Vec<CapTableRow>, ClientError> {
+        self.get(&format!("/v1/reports/captable?asset={asset}")).await
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
