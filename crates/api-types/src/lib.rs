@@ -171,3 +171,10 @@ pub struct BlockEvent {
     pub state_root: Hash,
     pub receipts: Vec<ReceiptView>,
 }
+
+/// Answer of `POST /v1/dev/clock`: the time the next block will carry.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DevClock {
+    #[serde(with = "primitives::serde_u64")]
+    pub now_ms: u64,
+}

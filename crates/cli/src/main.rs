@@ -1,6 +1,7 @@
 //! The `tessera` binary: devnet, node, wallet, transfers, assets and benchmarks.
 
 mod bench;
+mod demo;
 mod offering_file;
 mod sale_cmds;
 mod wallet_cmds;
@@ -71,6 +72,13 @@ enum Command {
     Vesting {
         #[command(subcommand)]
         cmd: sale_cmds::VestingCmd,
+    },
+    /// Move a devnet's block time forward (sale windows, lockups and vesting without waiting).
+    AdvanceClock(sale_cmds::AdvanceClockArgs),
+    /// Demonstrations on a temporary devnet: `tessera demo ico`.
+    Demo {
+        #[command(subcommand)]
+        cmd: demo::DemoCmd,
     },
     /// Benchmarks: the ledger pipeline in-process, or load over HTTP.
     Bench {
@@ -176,6 +184,8 @@ async fn run(command: Command, out: Output) -> Result<()> {
         Command::Sale { cmd } => sale_cmds::run_sale(cmd, &out).await,
         Command::Compliance { cmd } => sale_cmds::run_compliance(cmd, &out).await,
         Command::Vesting { cmd } => sale_cmds::run_vesting(cmd, &out).await,
+        Command::AdvanceClock(args) => sale_cmds::run_advance_clock(args, &out).await,
+        Command::Demo { cmd } => demo::run(cmd, &out).await,
         Command::Bench { cmd } => bench::run(cmd, &out).await,
     }
 }
@@ -216,7 +226,9 @@ async fn devnet(args: DevnetArgs, out: &Output) -> Result<()> {
         write_file_synced(&genesis_path, node::genesis_file::to_toml(&genesis).as_bytes())?;
         (Some(genesis), address)
     };
-    let chain = open_chain(args.tuning.config(&data_dir), genesis.as_ref())?;
+    let mut config = args.tuning.config(&data_dir);
+    config.dev_clock = true;
+    let chain = open_chain(config, genesis.as_ref())?;
     let chain_id = chain.state().params.chain_id.clone();
     let listener =
         tokio::net::TcpListener::bind(args.http).await.with_context(|| format!("cannot listen on {}", args.http))?;
@@ -236,6 +248,7 @@ async fn devnet(args: DevnetArgs, out: &Output) -> Result<()> {
         println!("  dev key      {} (unencrypted, for development only)", key_path.display());
         println!("  data dir     {}", data_dir.display());
         println!("  try          tessera balance {dev} --node {api}");
+        println!("  dev clock    tessera advance-clock --days 30 --node {api} (moves block time forward)");
         println!("tessera devnet ready: api={api} address={dev} key={}", key_path.display());
     }
     serve(chain, listener).await

@@ -28,6 +28,32 @@ fn date_arg(s: &str) -> Result<u64, String> {
     parse_utc(s)
 }
 
+#[derive(clap::Args, Debug)]
+pub struct AdvanceClockArgs {
+    #[arg(long, default_value_t = 0)]
+    pub days: u64,
+    #[arg(long, default_value_t = 0)]
+    pub hours: u64,
+    #[arg(long, default_value_t = 0)]
+    pub minutes: u64,
+    #[command(flatten)]
+    pub node: NodeArg,
+}
+
+pub async fn run_advance_clock(args: AdvanceClockArgs, out: &Output) -> Result<()> {
+    let ms = args.days * 86_400_000 + args.hours * 3_600_000 + args.minutes * 60_000;
+    if ms == 0 {
+        bail!("give --days, --hours or --minutes");
+    }
+    let client = connect(&args.node)?;
+    let now = client.advance_clock(ms).await?;
+    if out.json {
+        return print_json(&serde_json::json!({ "now_ms": now.to_string(), "now": format_utc(now) }));
+    }
+    println!("block time is now {}", format_utc(now));
+    Ok(())
+}
+
 #[derive(Subcommand, Debug)]
 pub enum SaleCmd {
     /// Create an offering from a TOML config (asset issuer only); prints its id.

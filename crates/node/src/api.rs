@@ -96,6 +96,7 @@ pub fn router(chain: Arc<Chain>) -> Router {
         .route("/v1/events", get(events))
         .route("/v1/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
+        .route("/v1/dev/clock", post(advance_clock).layer(DefaultBodyLimit::max(JSON_BODY_BYTES_MAX)))
         .merge(crate::sale_api::routes())
         .fallback(|| async { ApiError::not_found("not_found", "no such route; see /v1/openapi.json") })
         .method_not_allowed_fallback(|| async {
@@ -314,6 +315,23 @@ async fn events(State(chain): State<Arc<Chain>>) -> Sse<impl Stream<Item = Resul
         })
     });
     Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdvanceClock {
+    #[serde(with = "primitives::serde_u64")]
+    advance_ms: u64,
+}
+
+/// Development chains: moves block time forward (for sale windows, lockups, vesting).
+async fn advance_clock(State(chain): State<Arc<Chain>>, body: Bytes) -> ApiResult<Json<DevClock>> {
+    let req: AdvanceClock = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request("bad_request", format!("expected {{\"advance_ms\": ...}}: {e}")))?;
+    match chain.advance_clock(req.advance_ms) {
+        Ok(now_ms) => Ok(Json(DevClock { now_ms })),
+        Err(e) => Err(ApiError::new(StatusCode::FORBIDDEN, "dev_clock_disabled", e.to_string())),
+    }
 }
 
 async fn metrics(State(chain): State<Arc<Chain>>) -> impl IntoResponse {

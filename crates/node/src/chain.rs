@@ -39,6 +39,9 @@ pub struct ChainConfig {
     pub dropped_remembered_max: usize,
     /// Recorded as the proposer of every block (solo mode); defaults to the issuer.
     pub proposer: Option<Address>,
+    /// Development chains only: block time may be moved forward (`Chain::advance_clock`,
+    /// `POST /v1/dev/clock`) to exercise windows, lockups and vesting without waiting.
+    pub dev_clock: bool,
 }
 
 impl ChainConfig {
@@ -51,6 +54,7 @@ impl ChainConfig {
             mempool: MempoolConfig::default(),
             dropped_remembered_max: 100_000,
             proposer: None,
+            dev_clock: false,
         }
     }
 }
@@ -98,6 +102,8 @@ pub enum ChainError {
     GenesisRequired,
     #[error("state.redb belongs to another chain")]
     WrongChain,
+    #[error("this node's clock cannot be moved (only `tessera devnet` enables the dev clock)")]
+    DevClockDisabled,
     #[error("cannot start a thread: {0}")]
     Thread(std::io::Error),
 }
@@ -157,6 +163,8 @@ pub struct Chain {
     /// Height of the last block whose transactions left the mempool (written under the
     /// mempool lock).
     finished_height: Mutex<Height>,
+    /// Milliseconds added to the wall clock for block times (dev clock only).
+    clock_offset_ms: AtomicU64,
 }
 
 const EVENTS_BUFFER_MAX: usize = 1024;
@@ -244,6 +252,7 @@ impl Chain {
             proposer,
             threads: Mutex::new(Vec::new()),
             pending_dirty: Mutex::new(Some(dirty)),
+            clock_offset_ms: AtomicU64::new(0),
             finished_height: Mutex::new(state_height),
         });
         Ok(chain)
@@ -298,6 +307,21 @@ impl Chain {
         for t in threads {
             let _ = t.join();
         }
+    }
+
+    /// The time the next block will carry (wall clock, plus the dev-clock offset).
+    pub fn now_ms(&self) -> u64 {
+        now_ms().saturating_add(self.clock_offset_ms.load(Ordering::Relaxed))
+    }
+
+    /// Moves block time forward by `ms` (dev chains only); returns the new time. Blocks
+    /// cut after this returns carry at least the new time.
+    pub fn advance_clock(&self, ms: u64) -> Result<u64, ChainError> {
+        if !self.config.dev_clock {
+            return Err(ChainError::DevClockDisabled);
+        }
+        self.clock_offset_ms.fetch_add(ms, Ordering::Relaxed);
+        Ok(self.now_ms())
     }
 
     pub fn state(&self) -> parking_lot::RwLockReadGuard<'_, State> {
@@ -491,7 +515,7 @@ impl Chain {
             let ctx = BlockContext {
                 height: state.height.next(),
                 parent_hash: state.last_block_hash,
-                timestamp_ms: now_ms().max(state.last_timestamp_ms),
+                timestamp_ms: self.now_ms().max(state.last_timestamp_ms),
                 proposer: self.proposer,
             };
             // The mempool handed these over; usually we hold the only reference.

@@ -187,6 +187,13 @@ impl Client {
         }
     }
 
+    /// Moves a dev chain's block time forward; returns the new time.
+    pub async fn advance_clock(&self, ms: u64) -> Result<u64, ClientError> {
+        let body = serde_json::json!({ "advance_ms": ms.to_string() });
+        let v: api_types::DevClock = self.send(self.http.post(self.url("/v1/dev/clock")).json(&body)).await?;
+        Ok(v.now_ms)
+    }
+
     pub async fn offerings(&self) -> Result<Vec<OfferingView>, ClientError> {
         self.get("/v1/offerings").await
     }
