@@ -339,3 +339,169 @@ fn wallet_transfer_balance_and_assets_end_to_end() {
     let run = net.fails(&[], &["balance", &alice_addr, "--node", "http://127.0.0.1:9"]);
     assert!(run.stderr.contains("could not reach the node at http://127.0.0.1:9"), "{run:?}");
 }
+
+/// The compliant sale through the binary: attest and bind, an offering from a TOML file,
+/// an eligible and an ineligible commitment (the rejection changes nothing but the fee),
+/// the dev clock, settlement, a claim with a vesting lot, restriction codes, reports.
+#[test]
+fn sale_compliance_and_vesting_end_to_end() {
+    let net = Devnet::start();
+    let wallets = net.dir.path().join("wallets");
+    let wdir = path_str(&wallets);
+    let dev = net.key().to_string();
+    let mut addr = Vec::new();
+    for name in ["ann", "ben"] {
+        let w = net.json(&[], &["wallet", "new", "--name", name, "--unencrypted", "--dir", wdir]);
+        let a = w["address"].as_str().unwrap().to_string();
+        net.ok(&[], &["transfer", "--key", &dev, "--to", &a, "--amount", "10"]);
+        net.ok(&[], &["asset", "mint", "--key", &dev, "--asset", "USD", "--to", &a, "--amount", "1000"]);
+        addr.push((a, w["path"].as_str().unwrap().to_string()));
+    }
+    let ((ann, ann_key), (ben, ben_key)) = (addr[0].clone(), addr[1].clone());
+
+    // Compliance (the devnet key holds every role).
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let day = 86_400_000u64;
+    let date = |ms: u64| ledger::vesting::format_utc(ms)[..10].to_string();
+    let kyc = date(now + 365 * day);
+    let run = net.ok(
+        &[],
+        &[
+            "compliance",
+            "attest",
+            "--key",
+            &dev,
+            "--entity",
+            "ann-kyc-1",
+            "--jurisdiction",
+            "DE",
+            "--kyc-expires",
+            &kyc,
+            "--list",
+            "ofac-test",
+        ],
+    );
+    assert!(run.stdout.contains("entity ") && run.stdout.contains("success"), "{run:?}");
+    net.ok(
+        &[],
+        &[
+            "compliance",
+            "attest",
+            "--key",
+            &dev,
+            "--entity",
+            "ben-kyc-1",
+            "--jurisdiction",
+            "US",
+            "--us-person",
+            "--kyc-expires",
+            &kyc,
+            "--list",
+            "ofac-test",
+        ],
+    );
+    net.ok(&[], &["compliance", "bind", "--key", &dev, "--entity", "ann-kyc-1", "--wallet", &ann]);
+    net.ok(&[], &["compliance", "bind", "--key", &dev, "--entity", "ben-kyc-1", "--wallet", &ben]);
+    let shown = net.json(&[], &["compliance", "show", "--entity", "ann-kyc-1"]);
+    assert_eq!(shown["wallets"][0], ann.as_str());
+    assert_eq!(shown["attestation"]["jurisdiction"], "DE");
+    // Only the compliance role attests.
+    let run = net.fails(&[], &["compliance", "revoke", "--key", &ann_key, "--entity", "ben-kyc-1"]);
+    assert!(run.stderr.contains("not_compliance_role"), "{run:?}");
+
+    // A Reg S offering: 1,000 TSR at $0.50, lots 50% at the close then monthly over 2 months.
+    let closes = date(now + 2 * day);
+    let config = net.dir.path().join("offering.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+name = "e2e sale"
+asset = "TSR"
+quote = "USD"
+[[tranche]]
+name = "Reg S"
+exemption = "reg_s"
+dcp_days = 40
+us_persons = "excluded"
+supply = "1000"
+opens = "2020-01-01"
+closes = "{closes}"
+max_per_entity = "500"
+mechanism = {{ kind = "fixed_price", price = "0.5" }}
+lot = {{ resale = "non_us_only_during_dcp", vesting = {{ kind = "monthly", start = "{closes}", months = 2, tge_percent = "50" }} }}
+"#
+        ),
+    )
+    .unwrap();
+    let cfg = path_str(&config);
+    net.ok(&[], &["sale", "check", "--config", cfg]);
+    let run = net.ok(&[], &["sale", "create", "--key", &dev, "--config", cfg]);
+    assert!(run.stdout.contains("offering 1 created"), "{run:?}");
+    net.ok(&[], &["sale", "commit", "--key", &ann_key, "--offering", "1", "--amount", "400"]);
+    let (ben_usd, ben_tsr) = (net.balance(&ben, "USD"), net.balance(&ben, "TSR"));
+    let run = net.fails(&[], &["sale", "commit", "--key", &ben_key, "--offering", "1", "--amount", "100"]);
+    assert!(run.stderr.contains("us_person_excluded"), "{run:?}");
+    assert_eq!(net.balance(&ben, "USD"), ben_usd, "a rejected commitment moves no money");
+    assert_eq!(net.balance(&ben, "TSR"), ben_tsr - 1_000, "only the fee is charged");
+    let run = net.fails(&[], &["sale", "finalize", "--key", &dev, "--offering", "1"]);
+    assert!(run.stderr.contains("offering_still_open"), "{run:?}");
+
+    // Past the close: settle, claim, vest.
+    let run = net.ok(&[], &["advance-clock", "--days", "3"]);
+    assert!(run.stdout.contains("block time is now"), "{run:?}");
+    net.ok(&[], &["sale", "finalize", "--key", &dev, "--offering", "1"]);
+    let status = net.json(&[], &["sale", "status", "1"]);
+    assert_eq!(status["status"], "settled");
+    assert_eq!(status["tranches"][0]["settlement"]["tokens_sold"], "800000000000");
+    assert_eq!(status["tranches"][0]["settlement"]["proceeds"], "400000000");
+    let tsr_before = net.balance(&ann, "TSR");
+    net.ok(&[], &["sale", "claim", "--key", &ann_key, "--offering", "1"]);
+    assert_eq!(net.balance(&ann, "TSR"), tsr_before + 800_000_000_000 - 1_000);
+    assert_eq!(net.balance(&ann, "USD"), 600_000_000);
+    let grants = net.json(&[], &["vesting", "status", "--address", &ann]);
+    assert_eq!(grants[0]["total"], "800000000000");
+    assert_eq!(grants[0]["source"], "sale:1:0");
+    // Half is locked: moving 600 of ~809 TSR (even to herself, an eligible recipient) is
+    // refused with the restriction code.
+    let run = net.fails(&[], &["transfer", "--key", &ann_key, "--to", &ann, "--amount", "600"]);
+    assert!(run.stderr.contains("locked"), "{run:?}");
+    // During the DCP, a U.S. person cannot receive.
+    let run = net.fails(&[], &["transfer", "--key", &ann_key, "--to", &ben, "--amount", "1"]);
+    assert!(run.stderr.contains("recipient_ineligible"), "{run:?}");
+
+    // Reports and the issuer's proceeds.
+    let report = net.ok(&[], &["sale", "report", "--offering", "1", "--csv"]);
+    assert!(report.stdout.contains("0,DE,1,400000000,800000000000,400000000,0"), "{report:?}");
+    let table = net.ok(&[], &["sale", "captable", "--csv"]);
+    assert!(table.stdout.lines().any(|l| l.starts_with(&ann) && l.ends_with(",retail,DE")), "{table:?}");
+    net.ok(&[], &["sale", "withdraw", "--key", &dev, "--offering", "1"]);
+    assert_eq!(net.balance(&dev, "USD"), 400_000_000);
+    let run = net.fails(&[], &["sale", "status", "99"]);
+    assert!(run.stderr.contains("no offering 99"), "{run:?}");
+}
+
+/// `tessera demo ico` runs a whole sale on its own temporary devnet and checks its report.
+#[test]
+fn demo_ico_runs_and_its_report_adds_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["--json", "demo", "ico", "--investors", "100"])
+        .env("TESSERA_HOME", dir.path())
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "demo failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["adds_up"], true, "{v}");
+    for code in
+        ["accepted", "jurisdiction_blocked", "investor_class_not_allowed", "accreditation_expired", "sanctioned"]
+    {
+        assert!(v["outcomes"][code].as_u64().unwrap_or(0) > 0, "no {code} outcome: {v}");
+    }
+    let n = |k: &str| v[k].as_str().unwrap().parse::<u128>().unwrap();
+    assert_eq!(n("accepted_usd") + n("refunded_usd"), n("committed_usd"));
+    assert_eq!(n("proceeds_withdrawn_usd"), n("accepted_usd"));
+}
