@@ -150,3 +150,22 @@ pub struct CapTableRow {
     #[serde(default)]
     pub jurisdiction: Option<String>,
 }
+
+/// One compliance-relevant decision, from the receipts: every registry action, every sale
+/// and vesting action, and every transfer refused by a restriction.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AuditRow {
+    pub height: primitives::Height,
+    #[serde(with = "primitives::serde_u64")]
+    pub timestamp_ms: u64,
+    pub tx_hash: primitives::Hash,
+    pub signer: Address,
+    /// The action's type, as in the transaction JSON.
+    pub action: String,
+    /// What it was about: an entity, a wallet, an offering/tranche, a grant, a recipient.
+    pub subject: String,
+    /// success or rejected
+    pub status: String,
+    #[serde(default)]
+    pub code: Option<String>,
+}

@@ -1,6 +1,7 @@
 //! The `tessera` binary: devnet, node, wallet, transfers, assets and benchmarks.
 
 mod bench;
+mod bench_sale;
 mod demo;
 mod offering_file;
 mod sale_cmds;

@@ -163,6 +163,18 @@ pub enum SaleCmd {
         #[command(flatten)]
         node: NodeArg,
     },
+    /// The audit trail: every compliance decision, sale and vesting action, and every
+    /// transfer refused by a restriction, from the receipts (default: the last 1,000 blocks).
+    Audit {
+        #[arg(long)]
+        from: Option<u64>,
+        #[arg(long)]
+        to: Option<u64>,
+        #[arg(long)]
+        csv: bool,
+        #[command(flatten)]
+        node: NodeArg,
+    },
     /// Cap table of an asset: holders, balances, locked and vested, class, jurisdiction.
     Captable {
         #[arg(long, default_value = "TSR")]
@@ -524,6 +536,42 @@ pub async fn run_sale(cmd: SaleCmd, out: &Output) -> Result<()> {
                     show_amount(Some(&chain), a, r.tokens),
                     show_amount(Some(&chain), q, r.refunded)
                 );
+            }
+            Ok(())
+        }
+        SaleCmd::Audit { from, to, csv, node } => {
+            let client = connect(&node)?;
+            let rows = client.audit(from, to).await?;
+            if out.json {
+                return print_json(&rows);
+            }
+            if csv {
+                println!("height,timestamp,tx_hash,signer,action,subject,status,code");
+            }
+            for r in &rows {
+                let code = r.code.clone().unwrap_or_default();
+                if csv {
+                    let subject = r.subject.replace('"', "\"\"");
+                    println!(
+                        "{},{},{},{},{},\"{subject}\",{},{code}",
+                        r.height.0,
+                        format_utc(r.timestamp_ms),
+                        r.tx_hash,
+                        r.signer,
+                        r.action,
+                        r.status
+                    );
+                } else {
+                    println!(
+                        "{:>8}  {}  {:<18} {:<9} {:<28} {}",
+                        r.height.0,
+                        format_utc(r.timestamp_ms),
+                        r.action,
+                        r.status,
+                        code,
+                        r.subject
+                    );
+                }
             }
             Ok(())
         }

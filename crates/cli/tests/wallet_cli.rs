@@ -477,8 +477,22 @@ lot = {{ resale = "non_us_only_during_dcp", vesting = {{ kind = "monthly", start
     assert!(table.stdout.lines().any(|l| l.starts_with(&ann) && l.ends_with(",retail,DE")), "{table:?}");
     net.ok(&[], &["sale", "withdraw", "--key", &dev, "--offering", "1"]);
     assert_eq!(net.balance(&dev, "USD"), 400_000_000);
+    // The audit trail holds the attestations, the refused commitment and the restriction refusals.
+    let audit = net.ok(&[], &["sale", "audit", "--csv"]);
+    for needle in [",attest_entity,", ",commit,", "us_person_excluded", "recipient_ineligible", ",locked"] {
+        assert!(audit.stdout.contains(needle), "audit lacks {needle}: {audit:?}");
+    }
     let run = net.fails(&[], &["sale", "status", "99"]);
     assert!(run.stderr.contains("no offering 99"), "{run:?}");
+
+    // kill -9, then re-execute every block from genesis (sale records and dev-clock block
+    // times included), checking every state root and the invariants.
+    let mut net = net;
+    net.child.kill().unwrap();
+    net.child.wait().unwrap();
+    let data = net.dir.path().join("data");
+    let run = net.ok(&[], &["node", "replay", "--data-dir", path_str(&data)]);
+    assert!(run.stdout.contains("state root"), "{run:?}");
 }
 
 /// `tessera demo ico` runs a whole sale on its own temporary devnet and checks its report.

@@ -620,3 +620,80 @@ proptest! {
         prop_assert_eq!(paid, s.proceeds.0);
     }
 }
+
+#[derive(Clone, Copy, Debug)]
+enum Recipient {
+    NonUs,
+    Us,
+    Unverified,
+    Sanctioned,
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// No transfer a restriction forbids ever succeeds, and a lot's released amount never
+    /// passes what has vested: a Reg S buyer with a vesting lot tries random transfers to
+    /// random kinds of recipient at random times.
+    #[test]
+    fn restrictions_hold_and_releases_never_pass_vesting(
+        steps in prop::collection::vec((0u64..20 * DAY, 0usize..4, 1u128..700), 1..25),
+    ) {
+        let mut c = Chain::new();
+        let mut t = tranche("Reg S", 1_000, fixed(1, Fill::ProRata));
+        t.exemption = Exemption::RegS { dcp_ms: 40 * DAY };
+        t.eligibility.us_persons = UsPersons::Excluded;
+        let schedule = Schedule::Continuous {
+            start_ms: T0 + 10 * DAY,
+            tge_bps: 0,
+            cliff_ms: 30 * DAY,
+            duration_ms: 90 * DAY,
+            cliff: CliffKind::CatchUp,
+        };
+        t.lot = LotRule { schedule: Some(schedule.clone()), resale: Resale::NonUsOnlyDuringDcp };
+        c.ok(T0, ISSUER, Action::CreateOffering { config: offering(vec![t]) });
+        c.verify_investor(10, |_| {});
+        c.verify_investor(11, |_| {});
+        c.verify_investor(12, |a| { a.jurisdiction = Region::new("US").unwrap(); a.us_person = true; });
+        c.verify_investor(13, |a| a.screening = Screening::Hit);
+        c.ok(OPEN, 10, commit(1, 0, 1_000));
+        c.ok(AFTER, ISSUER, Action::FinalizeOffering { offering: 1 });
+        c.ok(AFTER, 10, claim(1, 0, 10));
+        let mut now = AFTER;
+        for (dt, kind, amount) in steps {
+            now += dt;
+            let kind = [Recipient::NonUs, Recipient::Us, Recipient::Unverified, Recipient::Sanctioned][kind];
+            let to = match kind { Recipient::NonUs => 11, Recipient::Us => 12, Recipient::Unverified => 30, Recipient::Sanctioned => 13 };
+            let before = c.balance(addr(10), AssetId::TSR);
+            let out = c.one(now, 10, Action::Transfer { to: addr(to), asset: AssetId::TSR, amount: Amount(amount) });
+            let in_dcp = now < T0 + 10 * DAY + 40 * DAY;
+            let vested = ledger::vesting::vested(&schedule, Amount(1_000), now).0;
+            match out {
+                Outcome::Success => {
+                    prop_assert!(!matches!(kind, Recipient::Sanctioned), "sent to a sanctioned party");
+                    prop_assert!(!in_dcp || matches!(kind, Recipient::NonUs), "DCP breached: {kind:?}");
+                    // Whatever left, the unvested part of the lot is still locked.
+                    prop_assert!(c.state.account(&addr(10)).unwrap().locked(AssetId::TSR).0 >= 1_000 - vested);
+                    prop_assert_eq!(c.balance(addr(10), AssetId::TSR), before - FEE - amount);
+                }
+                Outcome::Rejected(code) => {
+                    prop_assert!(matches!(code, RejectCode::SanctionedParty | RejectCode::RecipientIneligible | RejectCode::Locked | RejectCode::InsufficientFunds), "{code:?}");
+                    prop_assert_eq!(c.balance(addr(10), AssetId::TSR), before - FEE);
+                    // `locked` only when the balance would have covered it; otherwise it is a lack of funds.
+                    if code == RejectCode::Locked {
+                        prop_assert!(before - FEE >= amount);
+                    }
+                    if code == RejectCode::InsufficientFunds {
+                        prop_assert!(before - FEE < amount);
+                    }
+                }
+            }
+            // The lock always covers exactly what has not been released, and released ≤ vested.
+            if let Some(Object::Grant(g)) = c.state.object(&ObjKey::Grant(1)) {
+                prop_assert!(g.released.0 <= vested, "released {} > vested {vested}", g.released.0);
+                let lock = c.state.account(&addr(10)).unwrap().locks.iter().find(|l| l.reference == 1).map_or(0, |l| l.amount.0);
+                prop_assert_eq!(lock, g.total.0 - g.released.0);
+            }
+        }
+    }
+}

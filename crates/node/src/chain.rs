@@ -525,7 +525,9 @@ impl Chain {
             });
             ledger::propose(&state, ctx, candidates, txs_max)
         };
-        self.metrics.block_execute_seconds.observe(exec_started.elapsed().as_secs_f64());
+        let exec = exec_started.elapsed();
+        self.metrics.block_execute_seconds.observe(exec.as_secs_f64());
+        self.metrics.block_execute_micros.inc_by(exec.as_micros() as u64);
         let write_started = Instant::now();
         if let Err(e) = self.blocks.append(&executed.block, &executed.receipts) {
             // Nothing was acknowledged for this block; continuing could fork our own log.

@@ -28,6 +28,7 @@ pub fn routes() -> Router<Arc<Chain>> {
         .route("/v1/grants/{id}", get(get_grant))
         .route("/v1/accounts/{address}/grants", get(account_grants))
         .route("/v1/reports/captable", get(cap_table))
+        .route("/v1/reports/audit", get(audit))
 }
 
 fn parse_u64(s: &str, what: &'static str) -> ApiResult<u64> {
@@ -335,6 +336,116 @@ async fn cap_table(State(chain): State<Arc<Chain>>, Query(q): Query<CapTableQuer
                 r.entity.map(|e| e.to_string()).unwrap_or_default(),
                 r.class.clone().unwrap_or_default(),
                 r.jurisdiction.clone().unwrap_or_default()
+            ));
+        }
+        return Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], csv).into_response());
+    }
+    Ok(Json(rows).into_response())
+}
+
+/// Most blocks one audit query may scan.
+pub const AUDIT_BLOCKS_MAX: u64 = 10_000;
+
+#[derive(serde::Deserialize)]
+struct AuditQuery {
+    from: Option<u64>,
+    to: Option<u64>,
+    format: Option<String>,
+}
+
+/// The subject of an audited action, or `None` if the action is not audited.
+fn audit_subject(action: &primitives::Action, rejected_code: Option<&str>) -> Option<String> {
+    use primitives::Action as A;
+    Some(match action {
+        A::AttestEntity { entity, attestation } => format!(
+            "entity {entity} {} {}{} screening {:?} ({})",
+            attestation.jurisdiction,
+            attestation.class.name(),
+            if attestation.us_person { " us_person" } else { "" },
+            attestation.screening,
+            attestation.screening_list
+        ),
+        A::BindWallet { entity, wallet } => format!("entity {entity} wallet {wallet}"),
+        A::UnbindWallet { wallet } => format!("wallet {wallet}"),
+        A::RevokeEntity { entity } => format!("entity {entity}"),
+        A::CreateOffering { config } => format!("offering {:?}", config.name),
+        A::Commit { offering, tranche, amount } => format!("offering {offering}/{tranche} amount {amount}"),
+        A::Bid { offering, tranche, price, quantity } => {
+            format!("offering {offering}/{tranche} bid {quantity} at {price}")
+        }
+        A::CancelCommitment { offering, tranche } => format!("offering {offering}/{tranche}"),
+        A::FinalizeOffering { offering } | A::WithdrawProceeds { offering } => format!("offering {offering}"),
+        A::Claim { offering, tranche, entity } => format!("offering {offering}/{tranche} entity {entity}"),
+        A::CreateGrant { beneficiary, asset, amount, revocable, .. } => {
+            format!("to {beneficiary} {amount} {asset}{}", if *revocable { " revocable" } else { "" })
+        }
+        A::RevokeGrant { grant } | A::ReleaseVested { grant } => format!("grant {grant}"),
+        A::Transfer { to, asset, amount }
+            if matches!(rejected_code, Some("locked" | "recipient_ineligible" | "sanctioned_party")) =>
+        {
+            format!("to {to} {amount} {asset}")
+        }
+        _ => return None,
+    })
+}
+
+/// The audit trail of compliance decisions in blocks `from..=to` (default: the last
+/// 1,000 blocks), from the stored receipts. `format=csv` for a spreadsheet.
+async fn audit(State(chain): State<Arc<Chain>>, Query(q): Query<AuditQuery>) -> ApiResult<Response> {
+    let tip = chain.state().height.0;
+    let to = q.to.unwrap_or(tip).min(tip);
+    let from = q.from.unwrap_or(to.saturating_sub(999)).max(1);
+    if from > to + 1 {
+        return Err(ApiError::bad_request("bad_range", format!("from {from} is after to {to}")));
+    }
+    if to.saturating_sub(from) >= AUDIT_BLOCKS_MAX {
+        return Err(ApiError::bad_request(
+            "range_too_large",
+            format!("at most {AUDIT_BLOCKS_MAX} blocks per query; page with from/to"),
+        ));
+    }
+    let c = chain.clone();
+    let rows = tokio::task::spawn_blocking(move || -> Result<Vec<AuditRow>, storage::StoreError> {
+        let mut rows = Vec::new();
+        c.blocks().for_each_in(primitives::Height(from), primitives::Height(to), |stored| {
+            let h = &stored.block.header;
+            for (stx, r) in stored.block.txs.iter().zip(&stored.receipts) {
+                let (status, code) = match r.outcome {
+                    primitives::Outcome::Success => ("success", None),
+                    primitives::Outcome::Rejected(code) => ("rejected", Some(code.code())),
+                };
+                if let Some(subject) = audit_subject(&stx.tx.action, code) {
+                    rows.push(AuditRow {
+                        height: h.height,
+                        timestamp_ms: h.timestamp_ms,
+                        tx_hash: r.tx_id,
+                        signer: stx.tx.signer,
+                        action: stx.tx.action.kind().into(),
+                        subject,
+                        status: status.into(),
+                        code: code.map(str::to_string),
+                    });
+                }
+            }
+            Ok::<_, storage::StoreError>(())
+        })?;
+        Ok(rows)
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))??;
+    if q.format.as_deref() == Some("csv") {
+        let mut csv = String::from("height,timestamp_ms,tx_hash,signer,action,subject,status,code\n");
+        for r in &rows {
+            csv.push_str(&format!(
+                "{},{},{},{},{},\"{}\",{},{}\n",
+                r.height.0,
+                r.timestamp_ms,
+                r.tx_hash,
+                r.signer,
+                r.action,
+                r.subject.replace('"', "\"\""),
+                r.status,
+                r.code.clone().unwrap_or_default()
             ));
         }
         return Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], csv).into_response());

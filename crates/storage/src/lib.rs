@@ -186,6 +186,22 @@ impl BlockStore {
         Ok(())
     }
 
+    /// Calls `f` on every stored block with a height in `from..=to`, in order.
+    pub fn for_each_in<E: From<StoreError>>(
+        &self,
+        from: Height,
+        to: Height,
+        mut f: impl FnMut(StoredBlock) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let txn = self.db.begin_read().at(&self.path)?;
+        let blocks = txn.open_table(BLOCKS).at(&self.path)?;
+        for item in blocks.range(from.0..=to.0).at(&self.path)? {
+            let (_, v) = item.at(&self.path)?;
+            f(self.decode(v.value())?)?;
+        }
+        Ok(())
+    }
+
     pub fn len(&self) -> Result<u64, StoreError> {
         let txn = self.db.begin_read().at(&self.path)?;
         txn.open_table(BLOCKS).at(&self.path)?.len().at(&self.path)

@@ -228,6 +228,18 @@ impl Client {
         self.get(&format!("/v1/accounts/{address}/grants")).await
     }
 
+    /// The audit trail of blocks `from..=to` (either bound optional).
+    pub async fn audit(&self, from: Option<u64>, to: Option<u64>) -> Result<Vec<api_types::AuditRow>, ClientError> {
+        let mut q = Vec::new();
+        if let Some(f) = from {
+            q.push(format!("from={f}"));
+        }
+        if let Some(t) = to {
+            q.push(format!("to={t}"));
+        }
+        self.get(&format!("/v1/reports/audit?{}", q.join("&"))).await
+    }
+
     pub async fn cap_table(&self, asset: &AssetId) -> Result<Vec<CapTableRow>, ClientError> {
         self.get(&format!("/v1/reports/captable?asset={asset}")).await
     }
