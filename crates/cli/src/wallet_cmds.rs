@@ -787,6 +787,36 @@ fn describe_action(chain: Option<&ChainInfo>, action: &Action) -> String {
         ),
         Action::RevokeGrant { grant } => format!("revoke grant {grant}"),
         Action::ReleaseVested { grant } => format!("release vested tokens of grant {grant}"),
+        Action::RegisterProvider { info, stake } => format!(
+            "register provider at {} ({} models), stake {}",
+            info.endpoint,
+            info.models.len(),
+            show_amount(chain, &AssetId::TSR, *stake)
+        ),
+        Action::UpdateProvider { info, add_stake } => format!(
+            "update provider: {} ({} models), add stake {}",
+            info.endpoint,
+            info.models.len(),
+            show_amount(chain, &AssetId::TSR, *add_stake)
+        ),
+        Action::DeregisterProvider => "deregister provider (starts unbonding)".into(),
+        Action::WithdrawProviderStake => "withdraw provider stake".into(),
+        Action::OpenChannel { recipient, amount, expiry_height, .. } => format!(
+            "open channel to {recipient} with {} until height {expiry_height}",
+            show_amount(chain, &AssetId::TSR, *amount)
+        ),
+        Action::FundChannel { channel, amount } => {
+            format!("add {} to channel {channel}", show_amount(chain, &AssetId::TSR, *amount))
+        }
+        Action::ExtendChannel { channel, expiry_height } => {
+            format!("extend channel {channel} to height {expiry_height}")
+        }
+        Action::ClaimChannels { claims } => format!(
+            "claim {} from {} channel(s)",
+            show_amount(chain, &AssetId::TSR, Amount(claims.iter().map(|c| c.amount.0).sum())),
+            claims.len()
+        ),
+        Action::ReclaimChannel { channel } => format!("reclaim channel {channel}"),
     }
 }
 

@@ -110,7 +110,7 @@ pub fn propose(
     assert_eq!(ctx.height, parent.height.next(), "proposing on the wrong parent");
     assert!(ctx.timestamp_ms >= parent.last_timestamp_ms, "timestamp before parent");
     let txs_max = txs_max.min(BLOCK_TXS_MAX);
-    let mut overlay = Overlay::new(parent, ctx.timestamp_ms);
+    let mut overlay = Overlay::new(parent, ctx.timestamp_ms, ctx.height);
     let candidates = candidates.into_iter();
     let capacity = candidates.size_hint().0.min(txs_max);
     let mut included = Vec::with_capacity(capacity);
@@ -183,7 +183,7 @@ pub fn verify(parent: &State, block: &Block, signatures: Signatures) -> Result<E
         timestamp_ms: h.timestamp_ms,
         proposer: h.proposer,
     };
-    let mut overlay = Overlay::new(parent, ctx.timestamp_ms);
+    let mut overlay = Overlay::new(parent, ctx.timestamp_ms, ctx.height);
     let mut receipts = Vec::with_capacity(block.txs.len());
     for (index, (stx, id)) in block.txs.iter().zip(&ids).enumerate() {
         let receipt = overlay.apply_tx(&ctx, *id, stx).map_err(|reason| BlockError::Inadmissible { index, reason })?;
@@ -284,10 +284,12 @@ pub(crate) struct Overlay<'a> {
     journaling: bool,
     /// The block's timestamp: the only clock the modules see.
     now_ms: u64,
+    /// The block's height.
+    height: u64,
 }
 
 impl<'a> Overlay<'a> {
-    fn new(base: &'a State, now_ms: u64) -> Self {
+    fn new(base: &'a State, now_ms: u64, height: Height) -> Self {
         Overlay {
             base,
             accounts: Default::default(),
@@ -297,6 +299,7 @@ impl<'a> Overlay<'a> {
             undo: Vec::new(),
             journaling: false,
             now_ms,
+            height: height.0,
         }
     }
 
@@ -373,6 +376,10 @@ impl<'a> Overlay<'a> {
 
     pub(crate) fn now_ms(&self) -> u64 {
         self.now_ms
+    }
+
+    pub(crate) fn height(&self) -> u64 {
+        self.height
     }
 
     fn put_roles(&mut self, roles: Roles) {
@@ -515,6 +522,17 @@ impl<'a> Overlay<'a> {
             Action::ReleaseVested { grant } => {
                 self.release_vested(grant)?;
             }
+            Action::RegisterProvider { ref info, stake } => self.register_provider(signer, info, stake)?,
+            Action::UpdateProvider { ref info, add_stake } => self.update_provider(signer, info, add_stake)?,
+            Action::DeregisterProvider => self.deregister_provider(signer)?,
+            Action::WithdrawProviderStake => self.withdraw_provider_stake(signer)?,
+            Action::OpenChannel { recipient, voucher_signer, amount, expiry_height } => {
+                self.open_channel(signer, recipient, voucher_signer, amount, expiry_height)?
+            }
+            Action::FundChannel { channel, amount } => self.fund_channel(signer, channel, amount)?,
+            Action::ExtendChannel { channel, expiry_height } => self.extend_channel(signer, channel, expiry_height)?,
+            Action::ClaimChannels { ref claims } => self.claim_channels(signer, claims)?,
+            Action::ReclaimChannel { channel } => self.reclaim_channel(signer, channel)?,
         }
         Ok(())
     }

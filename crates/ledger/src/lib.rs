@@ -7,6 +7,7 @@
 #![deny(clippy::float_arithmetic)]
 
 pub mod alloc;
+pub mod channels;
 pub mod execute;
 pub mod genesis;
 pub mod lthash;

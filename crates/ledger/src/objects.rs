@@ -5,6 +5,7 @@
 //! Both enums are append-only: the borsh tag of a variant is its position.
 
 use borsh::{BorshDeserialize, BorshSerialize};
+use primitives::channel::ProviderInfo;
 use primitives::sale::{Attestation, OfferingConfig, Schedule};
 use primitives::{Address, Amount, AssetId, EntityId, Hash};
 
@@ -21,6 +22,8 @@ pub enum ObjKey {
     Grant(u64),
     /// An entity's Reg CF purchases over the last 12 months.
     RegCf(EntityId),
+    Provider(Address),
+    Channel(u64),
 }
 
 impl ObjKey {
@@ -43,12 +46,15 @@ pub enum Object {
     Commitment(Commitment),
     Grant(Grant),
     RegCf(RegCfHistory),
+    Provider(ProviderRecord),
+    Channel(ChannelRecord),
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct Counters {
     pub next_offering: u64,
     pub next_grant: u64,
+    pub next_channel: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
@@ -207,6 +213,38 @@ pub struct RegCfEntry {
     pub offering: u64,
     pub tranche: u16,
     pub amount: Amount,
+}
+
+/// A registered AI provider.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct ProviderRecord {
+    pub address: Address,
+    pub info: ProviderInfo,
+    /// TSR locked on the provider's account (`LockKind::Stake`, reference 0).
+    pub stake: Amount,
+    pub registered_ms: u64,
+    /// Set by `DeregisterProvider`: the stake unlocks at this block time.
+    pub unbonding_until_ms: Option<u64>,
+}
+
+/// A unidirectional payment channel. Its escrow is a lock on the sender's account
+/// (`LockKind::ChannelEscrow`, reference = id). Invariant: deposited = claimed +
+/// reclaimed + escrowed.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct ChannelRecord {
+    pub id: u64,
+    pub sender: Address,
+    pub recipient: Address,
+    /// Signs vouchers (the sender unless it named another key).
+    pub signer: Address,
+    /// Bumped by every claim and reclaim: vouchers of older nonces are void.
+    pub nonce: u64,
+    pub escrowed: Amount,
+    pub deposited: Amount,
+    pub claimed: Amount,
+    pub reclaimed: Amount,
+    pub expiry_height: u64,
+    pub opened_height: u64,
 }
 
 /// The address of a module account: derived, so nobody holds its key; only the ledger

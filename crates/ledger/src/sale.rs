@@ -130,7 +130,7 @@ impl Overlay<'_> {
         Ok(())
     }
 
-    fn counters(&self) -> Counters {
+    pub(crate) fn counters(&self) -> Counters {
         match self.obj(&ObjKey::Counters) {
             Some(Object::Counters(c)) => c.clone(),
             _ => Counters::default(),

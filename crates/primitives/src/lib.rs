@@ -10,6 +10,7 @@ pub mod address;
 pub mod amount;
 pub mod asset;
 pub mod block;
+pub mod channel;
 pub mod codec;
 pub mod hash;
 pub mod limits;

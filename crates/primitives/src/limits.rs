@@ -28,3 +28,11 @@ pub const SCHEDULE_PARTS_MAX: usize = 48;
 pub const SANCTIONS_LIST_BYTES_MAX: usize = 64;
 /// Most wallets bound to one entity.
 pub const ENTITY_WALLETS_MAX: usize = 16;
+/// Longest provider endpoint URL.
+pub const ENDPOINT_BYTES_MAX: usize = 256;
+/// Longest model id.
+pub const MODEL_ID_BYTES_MAX: usize = 64;
+/// Most models one provider registers.
+pub const PROVIDER_MODELS_MAX: usize = 32;
+/// Most channels claimed in one transaction.
+pub const CLAIMS_PER_TX_MAX: usize = 16;

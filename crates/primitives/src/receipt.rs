@@ -73,10 +73,23 @@ pub enum RejectCode {
     InvalidOffering,
     AuctionEnded,
     AlreadyCommitted,
+    NotProvider,
+    ProviderExists,
+    ProviderUnbonding,
+    ProviderActive,
+    UnbondingNotOver,
+    UnknownChannel,
+    NotChannelSender,
+    NotChannelRecipient,
+    ExpiryNotLater,
+    BadVoucherSignature,
+    VoucherExceedsEscrow,
+    ChannelNotExpired,
+    ChannelEmpty,
 }
 
 impl RejectCode {
-    pub const ALL: [RejectCode; 51] = [
+    pub const ALL: [RejectCode; 64] = [
         RejectCode::InsufficientFunds,
         RejectCode::UnknownAsset,
         RejectCode::NotAssetIssuer,
@@ -128,6 +141,19 @@ impl RejectCode {
         RejectCode::InvalidOffering,
         RejectCode::AuctionEnded,
         RejectCode::AlreadyCommitted,
+        RejectCode::NotProvider,
+        RejectCode::ProviderExists,
+        RejectCode::ProviderUnbonding,
+        RejectCode::ProviderActive,
+        RejectCode::UnbondingNotOver,
+        RejectCode::UnknownChannel,
+        RejectCode::NotChannelSender,
+        RejectCode::NotChannelRecipient,
+        RejectCode::ExpiryNotLater,
+        RejectCode::BadVoucherSignature,
+        RejectCode::VoucherExceedsEscrow,
+        RejectCode::ChannelNotExpired,
+        RejectCode::ChannelEmpty,
     ];
 
     pub fn code(self) -> &'static str {
@@ -183,6 +209,19 @@ impl RejectCode {
             RejectCode::InvalidOffering => "invalid_offering",
             RejectCode::AuctionEnded => "auction_ended",
             RejectCode::AlreadyCommitted => "already_committed",
+            RejectCode::NotProvider => "not_provider",
+            RejectCode::ProviderExists => "provider_exists",
+            RejectCode::ProviderUnbonding => "provider_unbonding",
+            RejectCode::ProviderActive => "provider_active",
+            RejectCode::UnbondingNotOver => "unbonding_not_over",
+            RejectCode::UnknownChannel => "unknown_channel",
+            RejectCode::NotChannelSender => "not_channel_sender",
+            RejectCode::NotChannelRecipient => "not_channel_recipient",
+            RejectCode::ExpiryNotLater => "expiry_not_later",
+            RejectCode::BadVoucherSignature => "bad_voucher_signature",
+            RejectCode::VoucherExceedsEscrow => "voucher_exceeds_escrow",
+            RejectCode::ChannelNotExpired => "channel_not_expired",
+            RejectCode::ChannelEmpty => "channel_empty",
         }
     }
 
@@ -239,6 +278,19 @@ impl RejectCode {
             RejectCode::InvalidOffering => "the offering refers to an unknown asset or its creator is not the asset's issuer",
             RejectCode::AuctionEnded => "the Dutch auction has already ended: demand met supply",
             RejectCode::AlreadyCommitted => "a Dutch auction takes one commitment per entity, filled in arrival order",
+            RejectCode::NotProvider => "the signer is not a registered provider",
+            RejectCode::ProviderExists => "the signer is already registered as a provider",
+            RejectCode::ProviderUnbonding => "the provider has deregistered and is unbonding",
+            RejectCode::ProviderActive => "deregister first; the stake unlocks after the unbonding period",
+            RejectCode::UnbondingNotOver => "the unbonding period has not ended yet",
+            RejectCode::UnknownChannel => "no channel with this id",
+            RejectCode::NotChannelSender => "only the channel's sender may do this",
+            RejectCode::NotChannelRecipient => "only the channel's recipient may claim it",
+            RejectCode::ExpiryNotLater => "a channel's expiry only moves later, and must be after the current height",
+            RejectCode::BadVoucherSignature => "the voucher is not signed by the channel's signer for this chain, channel and nonce",
+            RejectCode::VoucherExceedsEscrow => "the claim is larger than what the channel holds",
+            RejectCode::ChannelNotExpired => "the sender may reclaim only at or after the channel's expiry height",
+            RejectCode::ChannelEmpty => "the channel holds nothing",
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Transactions: chain id, signer, nonce, fee, optional expiry height and one action,
 //! signed with ed25519 over a domain-separated hash of the canonical encoding.
 
+use crate::channel::{ChannelClaim, ProviderInfo};
+use crate::limits::CLAIMS_PER_TX_MAX;
 use crate::limits::{ASSET_DECIMALS_MAX, CHAIN_ID_BYTES_MAX, TX_BYTES_MAX};
 use crate::sale::{Attestation, OfferingConfig, Schedule};
 use crate::{codec, Address, Amount, AssetId, DecodeError, EntityId, Hash, Height};
@@ -137,6 +139,53 @@ pub enum Action {
         #[serde(with = "crate::serde_u64")]
         grant: u64,
     },
+    /// Registers the signer as an AI provider, locking `stake` TSR.
+    RegisterProvider {
+        info: ProviderInfo,
+        stake: Amount,
+    },
+    /// Replaces the endpoint and models; adds `add_stake` to the locked stake.
+    UpdateProvider {
+        info: ProviderInfo,
+        add_stake: Amount,
+    },
+    /// Stops serving: the record stays, marked unbonding, until the stake is withdrawn.
+    DeregisterProvider,
+    /// After the unbonding period: unlocks the stake and removes the registration.
+    WithdrawProviderStake,
+    /// Locks `amount` TSR of the signer in a channel to `recipient`, until `expiry_height`.
+    /// Vouchers are signed by `voucher_signer` (default: the sender).
+    OpenChannel {
+        recipient: Address,
+        #[serde(default)]
+        voucher_signer: Option<Address>,
+        amount: Amount,
+        #[serde(with = "crate::serde_u64")]
+        expiry_height: u64,
+    },
+    /// Sender: adds funds to the channel's escrow.
+    FundChannel {
+        #[serde(with = "crate::serde_u64")]
+        channel: u64,
+        amount: Amount,
+    },
+    /// Sender: moves the expiry later (never earlier).
+    ExtendChannel {
+        #[serde(with = "crate::serde_u64")]
+        channel: u64,
+        #[serde(with = "crate::serde_u64")]
+        expiry_height: u64,
+    },
+    /// Recipient: claims one or more channels with the sender's vouchers; each claim
+    /// bumps its channel's nonce.
+    ClaimChannels {
+        claims: Vec<ChannelClaim>,
+    },
+    /// Sender, at or after the expiry height: takes back everything still escrowed.
+    ReclaimChannel {
+        #[serde(with = "crate::serde_u64")]
+        channel: u64,
+    },
 }
 
 impl Action {
@@ -162,6 +211,15 @@ impl Action {
             Action::CreateGrant { .. } => "create_grant",
             Action::RevokeGrant { .. } => "revoke_grant",
             Action::ReleaseVested { .. } => "release_vested",
+            Action::RegisterProvider { .. } => "register_provider",
+            Action::UpdateProvider { .. } => "update_provider",
+            Action::DeregisterProvider => "deregister_provider",
+            Action::WithdrawProviderStake => "withdraw_provider_stake",
+            Action::OpenChannel { .. } => "open_channel",
+            Action::FundChannel { .. } => "fund_channel",
+            Action::ExtendChannel { .. } => "extend_channel",
+            Action::ClaimChannels { .. } => "claim_channels",
+            Action::ReclaimChannel { .. } => "reclaim_channel",
         }
     }
 }
@@ -305,6 +363,33 @@ impl Transaction {
                 }
                 schedule.check().map_err(TxError::InvalidConfig)?;
             }
+            Action::UpdateProvider { info, .. } => info.check().map_err(TxError::InvalidConfig)?,
+            Action::RegisterProvider { info, stake: amount } => {
+                info.check().map_err(TxError::InvalidConfig)?;
+                if amount.is_zero() {
+                    return Err(TxError::ZeroAmount);
+                }
+            }
+            Action::OpenChannel { amount, .. } | Action::FundChannel { amount, .. } => {
+                if amount.is_zero() {
+                    return Err(TxError::ZeroAmount);
+                }
+            }
+            Action::ClaimChannels { claims } => {
+                if claims.is_empty() || claims.len() > CLAIMS_PER_TX_MAX {
+                    return Err(TxError::InvalidConfig(format!("1 to {CLAIMS_PER_TX_MAX} claims per transaction")));
+                }
+                if claims.iter().any(|c| c.amount > c.voucher_amount) {
+                    return Err(TxError::InvalidConfig("a claim cannot take more than its voucher".into()));
+                }
+                if claims.iter().enumerate().any(|(i, c)| claims[..i].iter().any(|d| d.channel == c.channel)) {
+                    return Err(TxError::InvalidConfig("a channel is claimed twice".into()));
+                }
+            }
+            Action::DeregisterProvider
+            | Action::WithdrawProviderStake
+            | Action::ExtendChannel { .. }
+            | Action::ReclaimChannel { .. } => {}
             Action::SetRole { .. }
             | Action::BindWallet { .. }
             | Action::UnbindWallet { .. }
