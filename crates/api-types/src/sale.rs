@@ -169,3 +169,42 @@ pub struct AuditRow {
     #[serde(default)]
     pub code: Option<String>,
 }
+
+/// A registered AI provider.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ProviderView {
+    pub address: Address,
+    pub endpoint: String,
+    pub models: Vec<primitives::channel::ModelOffer>,
+    pub stake: Amount,
+    /// active or unbonding
+    pub status: String,
+    #[serde(with = "primitives::serde_u64")]
+    pub registered_ms: u64,
+    #[serde(default, with = "primitives::serde_u64::option")]
+    pub unbonding_until_ms: Option<u64>,
+}
+
+/// A payment channel. deposited = claimed + reclaimed + escrowed.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ChannelView {
+    #[serde(with = "primitives::serde_u64")]
+    pub id: u64,
+    pub sender: Address,
+    pub recipient: Address,
+    /// The key that signs vouchers.
+    pub signer: Address,
+    /// Vouchers must carry this nonce.
+    #[serde(with = "primitives::serde_u64")]
+    pub nonce: u64,
+    pub escrowed: Amount,
+    pub deposited: Amount,
+    pub claimed: Amount,
+    pub reclaimed: Amount,
+    #[serde(with = "primitives::serde_u64")]
+    pub expiry_height: u64,
+    #[serde(with = "primitives::serde_u64")]
+    pub opened_height: u64,
+    /// The chain's height has reached the expiry: the sender may reclaim.
+    pub expired: bool,
+}

@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_sale;
+mod channel_cmds;
 mod demo;
 mod offering_file;
 mod sale_cmds;
@@ -73,6 +74,16 @@ enum Command {
     Vesting {
         #[command(subcommand)]
         cmd: sale_cmds::VestingCmd,
+    },
+    /// AI providers: register, update, deregister, list.
+    Provider {
+        #[command(subcommand)]
+        cmd: channel_cmds::ProviderCmd,
+    },
+    /// Payment channels to providers: open, fund, extend, status, vouchers, claims, reclaim.
+    Channel {
+        #[command(subcommand)]
+        cmd: channel_cmds::ChannelCmd,
     },
     /// Move a devnet's block time forward (sale windows, lockups and vesting without waiting).
     AdvanceClock(sale_cmds::AdvanceClockArgs),
@@ -185,6 +196,8 @@ async fn run(command: Command, out: Output) -> Result<()> {
         Command::Sale { cmd } => sale_cmds::run_sale(cmd, &out).await,
         Command::Compliance { cmd } => sale_cmds::run_compliance(cmd, &out).await,
         Command::Vesting { cmd } => sale_cmds::run_vesting(cmd, &out).await,
+        Command::Provider { cmd } => channel_cmds::run_provider(cmd, &out).await,
+        Command::Channel { cmd } => channel_cmds::run_channel(cmd, &out).await,
         Command::AdvanceClock(args) => sale_cmds::run_advance_clock(args, &out).await,
         Command::Demo { cmd } => demo::run(cmd, &out).await,
         Command::Bench { cmd } => bench::run(cmd, &out).await,

@@ -231,6 +231,10 @@ async fn events_metrics_and_openapi_are_served() {
         "/v1/reports/captable",
         "/v1/reports/audit",
         "/v1/dev/clock",
+        "/v1/providers",
+        "/v1/providers/{address}",
+        "/v1/channels/{id}",
+        "/v1/accounts/{address}/channels",
     ] {
         assert!(doc["paths"][path].is_object(), "openapi lacks {path}");
     }

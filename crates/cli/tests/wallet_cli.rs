@@ -519,3 +519,89 @@ fn demo_ico_runs_and_its_report_adds_up() {
     assert_eq!(n("accepted_usd") + n("refunded_usd"), n("committed_usd"));
     assert_eq!(n("proceeds_withdrawn_usd"), n("accepted_usd"));
 }
+
+/// Provider registration and a payment channel through the binary: open, a signed
+/// voucher, a bad voucher refused, a partial claim, the replay refused, reclaim after
+/// expiry.
+#[test]
+fn provider_and_channel_end_to_end() {
+    let net = Devnet::start();
+    let wallets = net.dir.path().join("wallets");
+    let wdir = path_str(&wallets);
+    let dev = net.key().to_string();
+    let p = net.json(&[], &["wallet", "new", "--name", "prov", "--unencrypted", "--dir", wdir]);
+    let (prov, prov_key) = (p["address"].as_str().unwrap().to_string(), p["path"].as_str().unwrap().to_string());
+    net.ok(&[], &["transfer", "--key", &dev, "--to", &prov, "--amount", "100"]);
+    net.ok(
+        &[],
+        &[
+            "provider",
+            "register",
+            "--key",
+            &prov_key,
+            "--endpoint",
+            "http://127.0.0.1:8700",
+            "--model",
+            "SmolLM2-135M-Instruct:0.1:0.4",
+            "--stake",
+            "50",
+        ],
+    );
+    let listed = net.json(&[], &["provider", "list"]);
+    assert_eq!(listed[0]["address"], prov.as_str());
+    assert_eq!(listed[0]["models"][0]["output_price_per_mtok"], "400000000");
+    let run = net.fails(
+        &[],
+        &["provider", "register", "--key", &prov_key, "--endpoint", "ftp://x", "--model", "m:1:1", "--stake", "1"],
+    );
+    assert!(run.stderr.contains("http(s) URL"), "{run:?}");
+
+    let run = net.ok(&[], &["channel", "open", "--key", &dev, "--to", &prov, "--amount", "10", "--expiry-blocks", "30"]);
+    assert!(run.stdout.contains("channel 1 open"), "{run:?}");
+    let v = net.json(&[], &["channel", "voucher", "--key", &dev, "--channel", "1", "--amount", "3"]);
+    let sig = v["signature"].as_str().unwrap().to_string();
+    // A voucher for 3 TSR cannot be claimed as 4.
+    let run = net.fails(
+        &[],
+        &["channel", "claim", "--key", &prov_key, "--channel", "1", "--voucher-amount", "4", "--signature", &sig],
+    );
+    assert!(run.stderr.contains("bad_voucher_signature"), "{run:?}");
+    let before = net.balance(&prov, "TSR");
+    net.ok(
+        &[],
+        &[
+            "channel",
+            "claim",
+            "--key",
+            &prov_key,
+            "--channel",
+            "1",
+            "--voucher-amount",
+            "3",
+            "--signature",
+            &sig,
+            "--amount",
+            "2",
+        ],
+    );
+    assert_eq!(net.balance(&prov, "TSR"), before + 2_000_000_000 - 1_000);
+    // The nonce moved: the same voucher is dead.
+    let run = net.fails(
+        &[],
+        &["channel", "claim", "--key", &prov_key, "--channel", "1", "--voucher-amount", "3", "--signature", &sig],
+    );
+    assert!(run.stderr.contains("bad_voucher_signature"), "{run:?}");
+    let status = net.json(&[], &["channel", "status", "--channel", "1"]);
+    assert_eq!(status[0]["claimed"], "2000000000");
+    assert_eq!(status[0]["nonce"], "1");
+    // Not yet expired; push a few blocks, then reclaim the rest.
+    let run = net.fails(&[], &["channel", "reclaim", "--key", &dev, "--channel", "1"]);
+    assert!(run.stderr.contains("channel_not_expired"), "{run:?}");
+    while net.json(&[], &["channel", "status", "--channel", "1"])[0]["expired"] == false {
+        net.ok(&[], &["transfer", "--key", &dev, "--to", &prov, "--amount", "0.001"]);
+    }
+    net.ok(&[], &["channel", "reclaim", "--key", &dev, "--channel", "1"]);
+    let status = net.json(&[], &["channel", "status", "--address", &prov]);
+    assert_eq!(status[0]["escrowed"], "0");
+    assert_eq!(status[0]["reclaimed"], "8000000000");
+}

@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod chain;
+pub mod channel_api;
 pub mod genesis_file;
 pub mod metrics;
 pub mod openapi;

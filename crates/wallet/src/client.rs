@@ -194,6 +194,22 @@ impl Client {
         Ok(v.now_ms)
     }
 
+    pub async fn providers(&self) -> Result<Vec<api_types::ProviderView>, ClientError> {
+        self.get("/v1/providers").await
+    }
+
+    pub async fn provider(&self, address: &Address) -> Result<Option<api_types::ProviderView>, ClientError> {
+        self.get_optional(&format!("/v1/providers/{address}"), "unknown_provider").await
+    }
+
+    pub async fn channel(&self, id: u64) -> Result<Option<api_types::ChannelView>, ClientError> {
+        self.get_optional(&format!("/v1/channels/{id}"), "unknown_channel").await
+    }
+
+    pub async fn account_channels(&self, address: &Address) -> Result<Vec<api_types::ChannelView>, ClientError> {
+        self.get(&format!("/v1/accounts/{address}/channels")).await
+    }
+
     pub async fn offerings(&self) -> Result<Vec<OfferingView>, ClientError> {
         self.get("/v1/offerings").await
     }
