@@ -556,7 +556,8 @@ fn provider_and_channel_end_to_end() {
     );
     assert!(run.stderr.contains("http(s) URL"), "{run:?}");
 
-    let run = net.ok(&[], &["channel", "open", "--key", &dev, "--to", &prov, "--amount", "10", "--expiry-blocks", "30"]);
+    let run =
+        net.ok(&[], &["channel", "open", "--key", &dev, "--to", &prov, "--amount", "10", "--expiry-blocks", "30"]);
     assert!(run.stdout.contains("channel 1 open"), "{run:?}");
     let v = net.json(&[], &["channel", "voucher", "--key", &dev, "--channel", "1", "--amount", "3"]);
     let sig = v["signature"].as_str().unwrap().to_string();

@@ -1,0 +1,369 @@
+//! The in-memory payment book: per channel, what the chain says (escrow, nonce, signer,
+//! expiry), the best voucher at the current nonce, what is billed and what is in flight.
+
+use crate::store::{ChannelRecord, StoreError, VoucherStore};
+use parking_lot::Mutex;
+use primitives::channel::{ChannelClaim, Voucher};
+use primitives::{Address, Amount, Signature};
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// What the chain says about a channel (from `GET /v1/channels/{id}` or events).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChannelInfo {
+    pub id: u64,
+    pub recipient: Address,
+    pub signer: Address,
+    pub nonce: u64,
+    pub escrowed: Amount,
+    pub claimed: Amount,
+    pub expiry_height: u64,
+}
+
+/// The voucher a caller sends with a call, as the `x-tessera-voucher` header:
+/// `CHANNEL:NONCE:AMOUNT:SIGNATURE_HEX` (amount in TSR base units).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VoucherHeader {
+    pub channel: u64,
+    pub nonce: u64,
+    pub amount: Amount,
+    pub signature: Signature,
+}
+
+impl fmt::Display for VoucherHeader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}:{}", self.channel, self.nonce, self.amount.0, hex::encode(self.signature.0))
+    }
+}
+
+impl FromStr for VoucherHeader {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || "the voucher header is CHANNEL:NONCE:AMOUNT:SIGNATURE_HEX".to_string();
+        let mut it = s.trim().split(':');
+        let (c, n, a, sig) = match (it.next(), it.next(), it.next(), it.next(), it.next()) {
+            (Some(c), Some(n), Some(a), Some(sig), None) => (c, n, a, sig),
+            _ => return Err(bad()),
+        };
+        let mut signature = [0u8; 64];
+        hex::decode_to_slice(sig, &mut signature).map_err(|_| bad())?;
+        Ok(VoucherHeader {
+            channel: c.parse().map_err(|_| bad())?,
+            nonce: n.parse().map_err(|_| bad())?,
+            amount: Amount(a.parse().map_err(|_| bad())?),
+            signature: Signature(signature),
+        })
+    }
+}
+
+impl VoucherHeader {
+    /// Signs a voucher (the caller's side).
+    pub fn sign(key: &crypto::SigningKey, chain_id: &str, channel: u64, nonce: u64, amount: Amount) -> VoucherHeader {
+        let v = Voucher { chain_id: chain_id.into(), channel, nonce, amount };
+        VoucherHeader { channel, nonce, amount, signature: key.sign_digest(&v.signing_hash()) }
+    }
+}
+
+/// Why a call's payment is refused. `status()` is the HTTP status, `code()` the stable code.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PayError {
+    #[error("the voucher's signature does not verify for channel {channel}'s signer on this chain")]
+    BadSignature { channel: u64 },
+    #[error("channel {0} is not known to this provider (open one to it, or wait for it to be confirmed)")]
+    UnknownChannel(u64),
+    #[error("channel {0} pays another provider")]
+    WrongRecipient(u64),
+    #[error("the voucher is for nonce {got}; the channel is at nonce {expected}")]
+    StaleNonce { expected: u64, got: u64 },
+    #[error("the voucher ({offered}) is below one already accepted ({best}); vouchers are cumulative")]
+    Decreasing { best: Amount, offered: Amount },
+    #[error("the voucher ({offered}) does not cover what is owed ({required}: billed calls plus calls in flight)")]
+    Insufficient { required: Amount, offered: Amount },
+    #[error(
+        "the channel's escrow ({escrowed}) cannot cover this call's worst case on top of what is owed ({required})"
+    )]
+    ExceedsEscrow { escrowed: Amount, required: Amount },
+    #[error("channel {channel} expires at height {expiry}; this provider needs {margin} blocks to claim")]
+    Expiring { channel: u64, expiry: u64, margin: u64 },
+    #[error("voucher store: {0}")]
+    Store(String),
+}
+
+impl PayError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            PayError::BadSignature { .. } => "bad_voucher_signature",
+            PayError::UnknownChannel(_) => "unknown_channel",
+            PayError::WrongRecipient(_) => "wrong_recipient",
+            PayError::StaleNonce { .. } => "stale_nonce",
+            PayError::Decreasing { .. } => "voucher_decreased",
+            PayError::Insufficient { .. } => "insufficient_voucher",
+            PayError::ExceedsEscrow { .. } => "insufficient_escrow",
+            PayError::Expiring { .. } => "channel_expiring",
+            PayError::Store(_) => "store_error",
+        }
+    }
+
+    /// 401 for a voucher that is not the sender's, 402 for one that does not pay, 500 for
+    /// our own failure.
+    pub fn status(&self) -> u16 {
+        match self {
+            PayError::BadSignature { .. } | PayError::WrongRecipient(_) | PayError::StaleNonce { .. } => 401,
+            PayError::Store(_) => 500,
+            _ => 402,
+        }
+    }
+}
+
+impl From<StoreError> for PayError {
+    fn from(e: StoreError) -> Self {
+        PayError::Store(e.to_string())
+    }
+}
+
+struct Slot {
+    info: ChannelInfo,
+    rec: ChannelRecord,
+    /// Σ worst case of calls admitted and not yet settled.
+    reserved: u128,
+}
+
+impl Slot {
+    /// Billed on the current nonce: everything billed minus what claims already took.
+    fn owed(&self) -> u128 {
+        self.rec.billed.0 - self.rec.paid.0
+    }
+}
+
+/// A call admitted against a channel; settle it with what it actually cost.
+#[derive(Debug)]
+#[must_use = "an admitted call must be settled"]
+pub struct Ticket {
+    pub channel: u64,
+    pub worst: Amount,
+}
+
+/// The state of a channel after a call was billed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settled {
+    /// What this call cost.
+    pub cost: Amount,
+    /// Owed on the current nonce (the next voucher must cover this plus calls in flight).
+    pub owed: Amount,
+    /// Escrow not yet billed.
+    pub remaining: Amount,
+}
+
+/// One channel's claim: the best voucher, taking exactly what is owed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claimable {
+    pub claim: ChannelClaim,
+    pub nonce: u64,
+}
+
+/// The provider's payment book.
+pub struct Book {
+    chain_id: String,
+    me: Address,
+    /// Refuse calls on channels this close to expiry (blocks).
+    margin: u64,
+    height: AtomicU64,
+    slots: Mutex<HashMap<u64, Slot>>,
+    store: VoucherStore,
+}
+
+impl Book {
+    pub fn new(chain_id: &str, me: Address, margin_blocks: u64, store: VoucherStore) -> Book {
+        Book {
+            chain_id: chain_id.into(),
+            me,
+            margin: margin_blocks,
+            height: AtomicU64::new(0),
+            slots: Mutex::new(HashMap::new()),
+            store,
+        }
+    }
+
+    pub fn set_height(&self, height: u64) {
+        self.height.fetch_max(height, Ordering::Relaxed);
+    }
+
+    /// Records what the chain says about a channel. When its nonce moved past ours, a
+    /// claim landed (ours, or a crash interrupted our bookkeeping): what the chain shows
+    /// as claimed becomes paid, and vouchers start again at the new nonce.
+    pub fn update_channel(&self, info: ChannelInfo) -> Result<(), PayError> {
+        let mut slots = self.slots.lock();
+        let loaded = self.store.loaded().get(&info.id).cloned();
+        let slot = slots.entry(info.id).or_insert_with(|| Slot {
+            info: info.clone(),
+            rec: loaded.unwrap_or(ChannelRecord { nonce: info.nonce, ..ChannelRecord::default() }),
+            reserved: 0,
+        });
+        let mut changed = false;
+        if info.nonce > slot.rec.nonce {
+            // Every claim of ours landed: the chain's total claimed is what we were paid.
+            slot.rec.paid = slot.rec.paid.max(info.claimed);
+            slot.rec.nonce = info.nonce;
+            slot.rec.best = None;
+            slot.rec.claim_in_flight = None;
+            changed = true;
+        }
+        slot.info = info;
+        let record = changed.then(|| (slot.info.id, slot.rec.clone()));
+        drop(slots);
+        if let Some(r) = record {
+            self.store.put(vec![r])?;
+        }
+        Ok(())
+    }
+
+    /// Admits a call whose worst-case cost is `worst`, paid by `voucher`. Durable: the
+    /// voucher is stored before this returns.
+    pub fn admit(&self, voucher: &VoucherHeader, worst: Amount) -> Result<Ticket, PayError> {
+        let id = voucher.channel;
+        let (signer, recipient) = {
+            let slots = self.slots.lock();
+            let slot = slots.get(&id).ok_or(PayError::UnknownChannel(id))?;
+            (slot.info.signer, slot.info.recipient)
+        };
+        if recipient != self.me {
+            return Err(PayError::WrongRecipient(id));
+        }
+        // The signature check (the expensive part) runs outside the lock.
+        let v = Voucher { chain_id: self.chain_id.clone(), channel: id, nonce: voucher.nonce, amount: voucher.amount };
+        if crypto::verify_digest(&signer, &v.signing_hash(), &voucher.signature).is_err() {
+            return Err(PayError::BadSignature { channel: id });
+        }
+        let record = {
+            let mut slots = self.slots.lock();
+            let slot = slots.get_mut(&id).ok_or(PayError::UnknownChannel(id))?;
+            if voucher.nonce != slot.info.nonce || voucher.nonce != slot.rec.nonce {
+                return Err(PayError::StaleNonce { expected: slot.info.nonce, got: voucher.nonce });
+            }
+            let height = self.height.load(Ordering::Relaxed);
+            if height.saturating_add(self.margin) >= slot.info.expiry_height {
+                return Err(PayError::Expiring { channel: id, expiry: slot.info.expiry_height, margin: self.margin });
+            }
+            if let Some((best, _)) = slot.rec.best {
+                if voucher.amount < best {
+                    return Err(PayError::Decreasing { best, offered: voucher.amount });
+                }
+            }
+            let required = slot.owed().saturating_add(slot.reserved);
+            if voucher.amount.0 < required {
+                return Err(PayError::Insufficient { required: Amount(required), offered: voucher.amount });
+            }
+            if required.saturating_add(worst.0) > slot.info.escrowed.0 {
+                return Err(PayError::ExceedsEscrow { escrowed: slot.info.escrowed, required: Amount(required) });
+            }
+            slot.reserved += worst.0;
+            let improved = slot.rec.best.is_none_or(|(b, _)| voucher.amount > b);
+            if improved {
+                slot.rec.best = Some((voucher.amount, voucher.signature));
+            }
+            improved.then(|| (id, slot.rec.clone()))
+        };
+        if let Some(r) = record {
+            if let Err(e) = self.store.put(vec![r]) {
+                self.release(id, worst);
+                return Err(e.into());
+            }
+        }
+        Ok(Ticket { channel: id, worst })
+    }
+
+    fn release(&self, id: u64, worst: Amount) {
+        if let Some(slot) = self.slots.lock().get_mut(&id) {
+            slot.reserved -= worst.0;
+        }
+    }
+
+    /// Bills a finished (or interrupted) call for what it actually cost (at most its worst
+    /// case; more is a metering bug and is capped).
+    pub fn settle(&self, ticket: Ticket, cost: Amount) -> Result<Settled, PayError> {
+        let cost = cost.min(ticket.worst);
+        let (settled, record) = {
+            let mut slots = self.slots.lock();
+            let slot = slots.get_mut(&ticket.channel).expect("an admitted channel stays in the book");
+            slot.reserved -= ticket.worst.0;
+            slot.rec.billed.0 += cost.0;
+            let owed = slot.owed();
+            let settled = Settled {
+                cost,
+                owed: Amount(owed),
+                remaining: Amount(slot.info.escrowed.0.saturating_sub(owed + slot.reserved)),
+            };
+            (settled, (ticket.channel, slot.rec.clone()))
+        };
+        self.store.put(vec![record])?;
+        Ok(settled)
+    }
+
+    /// What can be claimed now: per channel with something owed, the best voucher taking
+    /// exactly what is owed (never more than the voucher, never calls still in flight).
+    pub fn claimable(&self) -> Vec<Claimable> {
+        let slots = self.slots.lock();
+        let mut out: Vec<Claimable> = slots
+            .values()
+            .filter(|s| s.rec.claim_in_flight.is_none())
+            .filter_map(|s| {
+                let (best, signature) = s.rec.best?;
+                let take = Amount(s.owed().min(best.0));
+                (!take.is_zero()).then(|| Claimable {
+                    nonce: s.rec.nonce,
+                    claim: ChannelClaim {
+                        channel: s.info.id,
+                        voucher_amount: best,
+                        signature,
+                        amount: take,
+                        send_back: false,
+                    },
+                })
+            })
+            .collect();
+        out.sort_by_key(|c| c.claim.channel);
+        out
+    }
+
+    /// Records that claims were submitted (so they are not submitted twice).
+    pub fn claims_submitted(&self, claims: &[Claimable]) -> Result<(), PayError> {
+        let records: Vec<(u64, ChannelRecord)> = {
+            let mut slots = self.slots.lock();
+            claims
+                .iter()
+                .filter_map(|c| {
+                    let slot = slots.get_mut(&c.claim.channel)?;
+                    slot.rec.claim_in_flight = Some(c.claim.amount);
+                    Some((c.claim.channel, slot.rec.clone()))
+                })
+                .collect()
+        };
+        self.store.put(records)?;
+        Ok(())
+    }
+
+    /// A submitted claim failed on chain: allow it to be retried.
+    pub fn claim_failed(&self, channel: u64) -> Result<(), PayError> {
+        let record = {
+            let mut slots = self.slots.lock();
+            let Some(slot) = slots.get_mut(&channel) else { return Ok(()) };
+            slot.rec.claim_in_flight = None;
+            (channel, slot.rec.clone())
+        };
+        self.store.put(vec![record])?;
+        Ok(())
+    }
+
+    /// Per channel: (billed ever, paid by claims, owed now, in flight).
+    pub fn summary(&self) -> Vec<(u64, Amount, Amount, Amount, Amount)> {
+        let slots = self.slots.lock();
+        let mut v: Vec<_> = slots
+            .values()
+            .map(|s| (s.info.id, s.rec.billed, s.rec.paid, Amount(s.owed()), Amount(s.reserved)))
+            .collect();
+        v.sort_by_key(|r| r.0);
+        v
+    }
+}
