@@ -311,7 +311,7 @@ impl Book {
             .filter_map(|s| {
                 let (best, signature) = s.rec.best?;
                 let take = Amount(s.owed().min(best.0));
-                (!take.is_zero()).then(|| Claimable {
+                (!take.is_zero()).then_some(Claimable {
                     nonce: s.rec.nonce,
                     claim: ChannelClaim {
                         channel: s.info.id,
