@@ -3,7 +3,7 @@
 //! ```sh
 //! scripts/fetch-models.sh
 //! cargo run --release -p models --example bench            # both models
-//! cargo run --release -p models --example bench -- embed   # or: generate, generate-f32
+//! cargo run --release -p models --example bench -- embed   # or: generate (Q8_0), generate-q4, generate-f32
 //! ```
 //!
 //! Embeddings: batches of 32 short sentences (5–12 words), embeddings per second.
@@ -67,7 +67,10 @@ fn main() -> Result<(), models::Error> {
         bench_embed(&dir)?;
     }
     if what == "all" || what == "generate" {
-        bench_generate(&dir, Precision::Quantized)?;
+        bench_generate(&dir, Precision::Q8_0)?;
+    }
+    if what == "generate-q4" {
+        bench_generate(&dir, Precision::Q4_1)?;
     }
     if what == "generate-f32" {
         bench_generate(&dir, Precision::F32)?;

@@ -34,14 +34,24 @@ const TOKEN_TYPE_CONTROL: i32 = 3;
 const STOP_SEQUENCES_MAX: usize = 4;
 
 /// Which weights the generator computes with.
+///
+/// The GGUF holds Q4_1 matrices (and a Q8_0 token embedding, tied to the output layer).
+/// candle 0.11.1 has no SIMD kernel for Q4_1: its dot product is scalar code, fast only
+/// when the whole build targets AVX2 (`-C target-cpu=…`). Its Q8_0 kernel picks AVX2 at
+/// run time. Hence the default requantises the Q4_1 matrices to Q8_0 at load: 2.5× the
+/// tokens/s of [`Precision::Q4_1`] with default compiler flags (BENCHMARKS.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Precision {
-    /// The GGUF's Q4_1/Q8_0 weights as they are (about 230 MB of memory, fastest). What a
-    /// server should use. Like llama.cpp, it quantises activations to 8 bits, so greedy
-    /// output can differ from an f32 reference where two logits are nearly tied.
+    /// The Q4_1 matrices requantised to Q8_0 at load (Q8_0's 8-bit grid holds each
+    /// 4-bit Q4_1 block almost exactly; about 0.5 s more at load, about 150 MB of
+    /// weights). The fastest; what a server should use.
     #[default]
-    Quantized,
-    /// Every weight dequantised to f32 at load (about 700 MB, slower). Greedy output
+    Q8_0,
+    /// The GGUF's weights as they are (about 100 MB): the same arithmetic as llama.cpp
+    /// on this file. Like llama.cpp, the quantised paths quantise activations to 8 bits,
+    /// so their greedy output can differ from an f32 reference where two logits nearly tie.
+    Q4_1,
+    /// Every weight dequantised to f32 at load (about 600 MB, slower). Greedy output
     /// matches Python transformers on the same GGUF token for token: for golden tests.
     F32,
 }
@@ -242,9 +252,14 @@ impl Generator {
 
         let device = Device::Cpu;
         let model = match precision {
-            Precision::Quantized => ModelWeights::from_gguf(content, &mut reader, &device)?,
+            Precision::Q4_1 => ModelWeights::from_gguf(content, &mut reader, &device)?,
             Precision::F32 => {
-                let (content, mut cursor) = dequantized_gguf(content, &mut reader, &device)?;
+                let (content, mut cursor) = converted_gguf(content, &mut reader, &device, None, GgmlDType::F32)?;
+                ModelWeights::from_gguf(content, &mut cursor, &device)?
+            }
+            Precision::Q8_0 => {
+                let (content, mut cursor) =
+                    converted_gguf(content, &mut reader, &device, Some(GgmlDType::Q4_1), GgmlDType::Q8_0)?;
                 ModelWeights::from_gguf(content, &mut cursor, &device)?
             }
         };
@@ -498,20 +513,27 @@ fn tokenizer_from_gguf(content: &gguf_file::Content) -> std::result::Result<Toke
     Ok(tokenizer)
 }
 
-/// An in-memory copy of the GGUF with every tensor dequantised to f32, so that
-/// `ModelWeights::from_gguf` computes in f32 throughout (the `Precision::F32` path).
-fn dequantized_gguf(
+/// An in-memory copy of the GGUF with every tensor of type `from` (every tensor not
+/// already f32 when `from` is `None`) converted to `to`, for `ModelWeights::from_gguf` to
+/// load: the `Precision::F32` and `Precision::Q8_0` paths.
+fn converted_gguf(
     content: gguf_file::Content,
     reader: &mut BufReader<File>,
     device: &Device,
+    from: Option<GgmlDType>,
+    to: GgmlDType,
 ) -> Result<(gguf_file::Content, Cursor<Vec<u8>>)> {
     let mut names: Vec<&String> = content.tensor_infos.keys().collect();
     names.sort();
     let mut tensors = Vec::with_capacity(names.len());
     for name in names {
         let q = content.tensor(reader, name, device)?;
-        let f = q.dequantize(device)?;
-        tensors.push((name.as_str(), QTensor::quantize(&f, GgmlDType::F32)?));
+        let convert = match from {
+            Some(from) => q.dtype() == from,
+            None => q.dtype() != to,
+        };
+        let q = if convert { QTensor::quantize(&q.dequantize(device)?, to)? } else { q };
+        tensors.push((name.as_str(), q));
     }
     let mut metadata: Vec<(&str, &gguf_file::Value)> = content.metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
     metadata.sort_by_key(|(k, _)| *k);

@@ -15,7 +15,7 @@
 //! let vectors = embedder.embed(&["A man is eating food."])?;
 //! assert_eq!(vectors[0].len(), Embedder::DIMENSION);
 //!
-//! let generator = Generator::load(&dir, Precision::Quantized)?;
+//! let generator = Generator::load(&dir, Precision::default())?;
 //! let messages = [ChatMessage::new("user", "What is the capital of France?")];
 //! let done = generator.chat(&messages, &GenerateParams::greedy(32), |text| {
 //!     print!("{text}");

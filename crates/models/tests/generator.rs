@@ -13,9 +13,15 @@ use std::sync::OnceLock;
 
 use models::{ChatMessage, FinishReason, GenerateParams, Generator, ModelDir, Precision};
 
+/// The default precision (Q8_0), what a server uses.
 fn quantized() -> &'static Generator {
     static GENERATOR: OnceLock<Generator> = OnceLock::new();
-    GENERATOR.get_or_init(|| load(Precision::Quantized))
+    GENERATOR.get_or_init(|| load(Precision::default()))
+}
+
+fn q4_1() -> &'static Generator {
+    static GENERATOR: OnceLock<Generator> = OnceLock::new();
+    GENERATOR.get_or_init(|| load(Precision::Q4_1))
 }
 
 fn f32() -> &'static Generator {
@@ -148,6 +154,20 @@ fn quantized_chat_is_coherent_and_deterministic() {
 }
 
 #[test]
+fn q4_1_path_is_coherent_and_deterministic() {
+    let g = q4_1();
+    let msgs = [ChatMessage::new("user", "Write one short sentence about the sea.")];
+    let prompt = g.chat_prompt_ids(&msgs).unwrap();
+    let (first, _) = run(g, &prompt, &GenerateParams::greedy(24));
+    let (second, _) = run(g, &prompt, &GenerateParams::greedy(24));
+    assert_eq!(first, second);
+    assert!(first.text.split_whitespace().count() >= 4, "{:?}", first.text);
+    let done = g.complete("List: 1, 2, 3, 4,", &GenerateParams::greedy(6), |_| ControlFlow::Continue(())).unwrap();
+    assert_eq!(done.text, " 5, 6,");
+    assert_eq!((done.completion_tokens, done.finish_reason), (6, FinishReason::Length));
+}
+
+#[test]
 fn quantized_respects_max_tokens_exactly() {
     let g = quantized();
     for max_tokens in [1, 5, 17] {
@@ -258,7 +278,7 @@ fn invalid_requests_are_errors() {
 
 #[test]
 fn missing_weights_say_how_to_fetch_them() {
-    let err = Generator::load(&ModelDir::new("/nonexistent/tessera-models"), Precision::Quantized).unwrap_err();
+    let err = Generator::load(&ModelDir::new("/nonexistent/tessera-models"), Precision::default()).unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("run scripts/fetch-models.sh"), "{msg}");
     assert!(msg.contains("SmolLM2-135M-Instruct.Q4_1.gguf"), "{msg}");
