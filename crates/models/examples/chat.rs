@@ -12,6 +12,11 @@ use std::ops::ControlFlow;
 use models::{ChatMessage, GenerateParams, Generator, ModelDir, Precision};
 
 fn main() -> Result<(), models::Error> {
+    // Before any thread starts; see the crate docs.
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        std::env::set_var("RAYON_NUM_THREADS", cores.to_string());
+    }
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let precision = match args.first().map(String::as_str) {
         Some("--f32") => Precision::F32,
