@@ -1,0 +1,588 @@
+//! SmolLM2-135M-Instruct text generation from its GGUF file, with candle's quantised llama.
+
+use std::fs::File;
+use std::io::{BufReader, Cursor};
+use std::ops::ControlFlow;
+use std::path::Path;
+use std::sync::{Mutex, PoisonError};
+
+use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
+use candle_core::{Device, Tensor};
+use candle_transformers::generation::{LogitsProcessor, Sampling};
+use candle_transformers::models::quantized_llama::{ModelWeights, MAX_SEQ_LEN};
+use tokenizers::models::bpe::BPE;
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::pre_tokenizers::digits::Digits;
+use tokenizers::pre_tokenizers::sequence::Sequence;
+use tokenizers::{AddedToken, Tokenizer};
+
+use crate::stop::StopScanner;
+use crate::{Error, ModelDir, Result};
+
+/// The chat template stored in the GGUF (`tokenizer.chat_template`, Jinja). It is ChatML
+/// with a default system message; [`Generator::chat_prompt`] renders it in Rust, and
+/// loading checks that the file carries exactly this template.
+const CHAT_TEMPLATE: &str = "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
+/// The system message the template inserts when the conversation does not start with one.
+const DEFAULT_SYSTEM: &str = "You are a helpful AI assistant named SmolLM, trained by Hugging Face";
+const IM_START: &str = "<|im_start|>";
+const IM_END: &str = "<|im_end|>";
+const END_OF_TEXT: &str = "<|endoftext|>";
+/// Control tokens have this `tokenizer.ggml.token_type` (llama.cpp's LLAMA_TOKEN_TYPE_CONTROL).
+const TOKEN_TYPE_CONTROL: i32 = 3;
+/// OpenAI accepts at most 4 stop sequences.
+const STOP_SEQUENCES_MAX: usize = 4;
+
+/// Which weights the generator computes with.
+///
+/// The GGUF holds Q4_1 matrices (and a Q8_0 token embedding, tied to the output layer).
+/// candle 0.11.1 has no SIMD kernel for Q4_1: its dot product is scalar code, fast only
+/// when the whole build targets AVX2 (`-C target-cpu=…`). Its Q8_0 kernel picks AVX2 at
+/// run time. Hence the default requantises the Q4_1 matrices to Q8_0 at load: 2.5× the
+/// tokens/s of [`Precision::Q4_1`] with default compiler flags (BENCHMARKS.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// The Q4_1 matrices requantised to Q8_0 at load (Q8_0's 8-bit grid holds each
+    /// 4-bit Q4_1 block almost exactly; about 0.5 s more at load, about 150 MB of
+    /// weights). The fastest; what a server should use.
+    #[default]
+    Q8_0,
+    /// The GGUF's weights as they are (about 100 MB): the same arithmetic as llama.cpp
+    /// on this file. Like llama.cpp, the quantised paths quantise activations to 8 bits,
+    /// so their greedy output can differ from an f32 reference where two logits nearly tie.
+    Q4_1,
+    /// Every weight dequantised to f32 at load (about 600 MB, slower). Greedy output
+    /// matches Python transformers on the same GGUF token for token: for golden tests.
+    F32,
+}
+
+/// One message of a chat, as in OpenAI's `messages` (`role`: `system`, `user`,
+/// `assistant`, …; the role is written into the prompt as given).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatMessage {
+    /// Who speaks.
+    pub role: String,
+    /// What they say.
+    pub content: String,
+}
+
+impl ChatMessage {
+    /// A message.
+    pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
+        ChatMessage { role: role.into(), content: content.into() }
+    }
+}
+
+/// Sampling and stopping parameters, with OpenAI's names and ranges.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenerateParams {
+    /// Most tokens to generate (≥ 1). Generation also ends at the context window.
+    pub max_tokens: usize,
+    /// 0 (greedy: always the most likely token) to 2. Higher is more random.
+    pub temperature: f64,
+    /// Nucleus sampling: sample among the most likely tokens whose probabilities sum to
+    /// `top_p`, in (0, 1]. Ignored when greedy.
+    pub top_p: f64,
+    /// Seed of the sampler: the same seed, parameters and prompt give the same output.
+    pub seed: u64,
+    /// Up to 4 non-empty strings; generation stops before the first occurrence of any,
+    /// which is not part of the returned text.
+    pub stop: Vec<String>,
+}
+
+impl Default for GenerateParams {
+    /// OpenAI's defaults (temperature 1, top_p 1), 256 tokens, seed 0, no stop sequence.
+    fn default() -> Self {
+        GenerateParams { max_tokens: 256, temperature: 1.0, top_p: 1.0, seed: 0, stop: Vec::new() }
+    }
+}
+
+impl GenerateParams {
+    /// Greedy decoding of at most `max_tokens` tokens.
+    pub fn greedy(max_tokens: usize) -> Self {
+        GenerateParams { max_tokens, temperature: 0.0, ..Self::default() }
+    }
+
+    fn validate(&self) -> Result<()> {
+        let bad = |name, message: String| Err(Error::InvalidParameter { name, message });
+        if self.max_tokens == 0 {
+            return bad("max_tokens", "must be at least 1".into());
+        }
+        if !(0.0..=2.0).contains(&self.temperature) {
+            return bad("temperature", format!("{} is not in [0, 2]", self.temperature));
+        }
+        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+            return bad("top_p", format!("{} is not in (0, 1]", self.top_p));
+        }
+        if self.stop.len() > STOP_SEQUENCES_MAX {
+            return bad("stop", format!("{} sequences; at most {STOP_SEQUENCES_MAX}", self.stop.len()));
+        }
+        if self.stop.iter().any(String::is_empty) {
+            return bad("stop", "empty stop sequence".into());
+        }
+        Ok(())
+    }
+
+    fn sampling(&self) -> Sampling {
+        if self.temperature == 0.0 {
+            Sampling::ArgMax
+        } else if self.top_p < 1.0 {
+            Sampling::TopP { p: self.top_p, temperature: self.temperature }
+        } else {
+            Sampling::All { temperature: self.temperature }
+        }
+    }
+}
+
+/// Why generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    /// The model ended its turn (an end-of-sequence token) or a stop sequence was met.
+    Stop,
+    /// `max_tokens` tokens were generated, or the context window is full.
+    Length,
+    /// The caller's callback asked to stop (e.g. the client went away). Not an OpenAI
+    /// value: a server never has anyone to send it to, but it still bills the tokens.
+    Cancelled,
+}
+
+impl FinishReason {
+    /// The OpenAI `finish_reason` string: `"stop"`, `"length"` (or `"cancelled"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FinishReason::Stop => "stop",
+            FinishReason::Length => "length",
+            FinishReason::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// The outcome of one generation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completion {
+    /// The generated text: everything passed to the callback, in order. Without the stop
+    /// sequence that ended it and without end-of-sequence tokens.
+    pub text: String,
+    /// Why it ended.
+    pub finish_reason: FinishReason,
+    /// Tokens in the prompt (for a chat: the whole templated conversation).
+    pub prompt_tokens: usize,
+    /// Tokens generated, = `completion_ids.len()`: every sampled token, including the
+    /// end-of-sequence token or the tokens that completed a stop sequence (they were
+    /// computed, and OpenAI-compatible servers such as vLLM count them too).
+    pub completion_tokens: usize,
+    /// The generated token ids.
+    pub completion_ids: Vec<u32>,
+}
+
+/// SmolLM2-135M-Instruct: chat and plain-text completion.
+///
+/// The tokenizer (byte-level BPE) and the ChatML chat template come from the GGUF's own
+/// metadata. Control tokens (`<|im_start|>`, …) are produced only by the template: a
+/// message or prompt that contains their text is tokenised as plain text, so user input
+/// cannot forge turns.
+///
+/// `Send + Sync`. Generations on one `Generator` are **serialised**: the model and its
+/// KV cache sit behind a mutex held for the whole call, callbacks included, so a callback
+/// must not block for long (hand the text to a channel). Load several instances to serve
+/// requests in parallel; tokenising and counting ([`Generator::count_tokens`],
+/// [`Generator::chat_prompt_ids`]) do not take the lock.
+pub struct Generator {
+    model: Mutex<ModelWeights>,
+    tokenizer: Tokenizer,
+    /// `<|im_start|>`, `<|im_end|>`.
+    im_start: u32,
+    im_end: u32,
+    /// Tokens that end generation: `<|im_end|>` (the GGUF's eos) and `<|endoftext|>`.
+    eos: Vec<u32>,
+    context_tokens_max: usize,
+    precision: Precision,
+    device: Device,
+}
+
+impl std::fmt::Debug for Generator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Generator")
+            .field("model", &Self::MODEL_ID)
+            .field("precision", &self.precision)
+            .field("context_tokens_max", &self.context_tokens_max)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Generator {
+    /// The model's id, as the OpenAI-compatible API names it.
+    pub const MODEL_ID: &'static str = "SmolLM2-135M-Instruct";
+
+    /// Loads the GGUF from `dir` at the given precision.
+    pub fn load(dir: &ModelDir, precision: Precision) -> Result<Self> {
+        let path = dir.require(dir.smollm2_gguf())?;
+        Self::load_gguf(&path, precision)
+    }
+
+    /// Loads a SmolLM2-135M-Instruct GGUF file.
+    pub fn load_gguf(path: &Path, precision: Precision) -> Result<Self> {
+        let io = |source| Error::Io { path: path.to_owned(), source };
+        let invalid = |message: String| Error::InvalidModel { path: path.to_owned(), message };
+        let mut reader = BufReader::new(File::open(path).map_err(io)?);
+        let content = gguf_file::Content::read(&mut reader).map_err(|e| invalid(e.to_string()))?;
+
+        match content.metadata.get("tokenizer.chat_template") {
+            Some(v) if v.to_string().is_ok_and(|t| t == CHAT_TEMPLATE) => {}
+            _ => return Err(invalid("not SmolLM2's ChatML chat template".into())),
+        }
+        let tokenizer = tokenizer_from_gguf(&content).map_err(|e| invalid(e.to_string()))?;
+        let id = |token: &str| tokenizer.token_to_id(token).ok_or_else(|| invalid(format!("no {token} token")));
+        let (im_start, im_end, end_of_text) = (id(IM_START)?, id(IM_END)?, id(END_OF_TEXT)?);
+        let eos_id = content
+            .metadata
+            .get("tokenizer.ggml.eos_token_id")
+            .and_then(|v| v.to_u32().ok())
+            .ok_or_else(|| invalid("no tokenizer.ggml.eos_token_id".into()))?;
+        let mut eos = vec![eos_id, im_end, end_of_text];
+        eos.sort_unstable();
+        eos.dedup();
+        let context_length = content
+            .metadata
+            .get("llama.context_length")
+            .and_then(|v| v.to_u32().ok())
+            .ok_or_else(|| invalid("no llama.context_length".into()))?;
+        // candle precomputes rotary tables for MAX_SEQ_LEN positions.
+        let context_tokens_max = (context_length as usize).min(MAX_SEQ_LEN);
+
+        let device = Device::Cpu;
+        let model = match precision {
+            Precision::Q4_1 => ModelWeights::from_gguf(content, &mut reader, &device)?,
+            Precision::F32 => {
+                let (content, mut cursor) = converted_gguf(content, &mut reader, &device, None, GgmlDType::F32)?;
+                ModelWeights::from_gguf(content, &mut cursor, &device)?
+            }
+            Precision::Q8_0 => {
+                let (content, mut cursor) =
+                    converted_gguf(content, &mut reader, &device, Some(GgmlDType::Q4_1), GgmlDType::Q8_0)?;
+                ModelWeights::from_gguf(content, &mut cursor, &device)?
+            }
+        };
+        Ok(Generator {
+            model: Mutex::new(model),
+            tokenizer,
+            im_start,
+            im_end,
+            eos,
+            context_tokens_max,
+            precision,
+            device,
+        })
+    }
+
+    /// The precision it computes with.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// Context window in tokens: the prompt plus the completion fit in it (4096: candle's
+    /// limit; the model itself was trained to 8192).
+    pub fn context_tokens_max(&self) -> usize {
+        self.context_tokens_max
+    }
+
+    /// Tokens of `text` tokenised as plain text (no template, no special tokens): what a
+    /// plain completion prompt costs. For a chat, count [`Generator::chat_prompt_ids`].
+    pub fn count_tokens(&self, text: &str) -> Result<usize> {
+        Ok(self.encode(text)?.len())
+    }
+
+    /// Token ids of `text` as plain text (no template, no special tokens).
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        let encoding = self.tokenizer.encode(text, false).map_err(Error::tokenizer)?;
+        Ok(encoding.get_ids().to_vec())
+    }
+
+    /// Text of token ids (special tokens left out).
+    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        self.tokenizer.decode(ids, true).map_err(Error::tokenizer)
+    }
+
+    /// The chat template applied to `messages`, with the assistant's turn opened (as
+    /// `apply_chat_template(messages, add_generation_prompt=True)` renders it). A
+    /// conversation that does not start with a `system` message gets the model's default
+    /// one. For display and tests; generation uses [`Generator::chat_prompt_ids`].
+    pub fn chat_prompt(&self, messages: &[ChatMessage]) -> String {
+        let mut out = String::new();
+        if messages.first().is_some_and(|m| m.role != "system") {
+            out.push_str(&format!("{IM_START}system\n{DEFAULT_SYSTEM}{IM_END}\n"));
+        }
+        for m in messages {
+            out.push_str(&format!("{IM_START}{}\n{}{IM_END}\n", m.role, m.content));
+        }
+        out.push_str(&format!("{IM_START}assistant\n"));
+        out
+    }
+
+    /// Token ids of [`Generator::chat_prompt`]: its control tokens as their ids, the text
+    /// between them tokenised as plain text. Its length is the chat's `prompt_tokens`.
+    pub fn chat_prompt_ids(&self, messages: &[ChatMessage]) -> Result<Vec<u32>> {
+        if messages.is_empty() {
+            return Err(Error::InvalidParameter { name: "messages", message: "no messages".into() });
+        }
+        let mut ids = Vec::new();
+        let turn = |ids: &mut Vec<u32>, role: &str, content: &str| -> Result<()> {
+            ids.push(self.im_start);
+            ids.extend(self.encode(&format!("{role}\n{content}"))?);
+            ids.push(self.im_end);
+            ids.extend(self.encode("\n")?);
+            Ok(())
+        };
+        if messages[0].role != "system" {
+            turn(&mut ids, "system", DEFAULT_SYSTEM)?;
+        }
+        for m in messages {
+            turn(&mut ids, &m.role, &m.content)?;
+        }
+        ids.push(self.im_start);
+        ids.extend(self.encode("assistant\n")?);
+        Ok(ids)
+    }
+
+    /// Answers a chat: the assistant's next message. See [`Generator::generate`] for
+    /// `on_text`.
+    pub fn chat(
+        &self,
+        messages: &[ChatMessage],
+        params: &GenerateParams,
+        on_text: impl FnMut(&str) -> ControlFlow<()>,
+    ) -> Result<Completion> {
+        let prompt = self.chat_prompt_ids(messages)?;
+        self.generate(&prompt, params, on_text)
+    }
+
+    /// Continues `prompt` as plain text, without the chat template (`/v1/completions`).
+    pub fn complete(
+        &self,
+        prompt: &str,
+        params: &GenerateParams,
+        on_text: impl FnMut(&str) -> ControlFlow<()>,
+    ) -> Result<Completion> {
+        let prompt = self.encode(prompt)?;
+        if prompt.is_empty() {
+            return Err(Error::InvalidParameter { name: "prompt", message: "empty prompt".into() });
+        }
+        self.generate(&prompt, params, on_text)
+    }
+
+    /// Generates after `prompt` (token ids), streaming the text as it is produced.
+    ///
+    /// `on_text` receives each new piece of text as soon as it is final: not before its
+    /// UTF-8 characters are complete, and not while it could still be the start of a stop
+    /// sequence. It is never called with an empty string; the pieces concatenated equal
+    /// [`Completion::text`]. Returning `ControlFlow::Break` ends generation with
+    /// [`FinishReason::Cancelled`].
+    ///
+    /// Generation ends at an end-of-sequence token or a stop sequence
+    /// ([`FinishReason::Stop`]), or after `max_tokens` tokens or at the context window
+    /// ([`FinishReason::Length`]): exactly `max_tokens` tokens are sampled in that case.
+    pub fn generate(
+        &self,
+        prompt: &[u32],
+        params: &GenerateParams,
+        mut on_text: impl FnMut(&str) -> ControlFlow<()>,
+    ) -> Result<Completion> {
+        params.validate()?;
+        if prompt.is_empty() {
+            return Err(Error::InvalidParameter { name: "prompt", message: "empty prompt".into() });
+        }
+        let vocab = self.tokenizer.get_vocab_size(true) as u32;
+        if let Some(&bad) = prompt.iter().find(|&&id| id >= vocab) {
+            return Err(Error::InvalidParameter {
+                name: "prompt",
+                message: format!("token id {bad} is outside the vocabulary of {vocab}"),
+            });
+        }
+        if prompt.len() >= self.context_tokens_max {
+            return Err(Error::PromptTooLong {
+                prompt_tokens: prompt.len(),
+                context_tokens_max: self.context_tokens_max,
+            });
+        }
+        let budget = params.max_tokens.min(self.context_tokens_max - prompt.len());
+
+        // A poisoned lock only means an earlier call panicked mid-generation; every call
+        // starts at position 0, which discards the KV cache it left.
+        let mut model = self.model.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut sampler = LogitsProcessor::from_sampling(params.seed, params.sampling());
+        let mut decoder = self.tokenizer.decode_stream(true);
+        let mut stops = StopScanner::new(&params.stop);
+        let mut text = String::new();
+        let mut ids = Vec::with_capacity(budget);
+        let mut emit = |piece: &str, text: &mut String| -> ControlFlow<()> {
+            if piece.is_empty() {
+                return ControlFlow::Continue(());
+            }
+            text.push_str(piece);
+            on_text(piece)
+        };
+
+        let input = Tensor::new(prompt, &self.device)?.unsqueeze(0)?;
+        let mut logits = model.forward(&input, 0)?.squeeze(0)?;
+        let finish_reason = loop {
+            let next = sampler.sample(&logits)?;
+            ids.push(next);
+            if self.eos.contains(&next) {
+                break FinishReason::Stop;
+            }
+            if let Some(piece) = decoder.step(next).map_err(Error::tokenizer)? {
+                let scan = stops.push(&piece);
+                if emit(&scan.release, &mut text).is_break() {
+                    break FinishReason::Cancelled;
+                }
+                if scan.stopped {
+                    break FinishReason::Stop;
+                }
+            }
+            if ids.len() == budget {
+                break FinishReason::Length;
+            }
+            let input = Tensor::new(&[next], &self.device)?.unsqueeze(0)?;
+            logits = model.forward(&input, prompt.len() + ids.len() - 1)?.squeeze(0)?;
+        };
+        if finish_reason != FinishReason::Cancelled {
+            // Text held back as a possible stop-sequence prefix that never completed.
+            let rest = stops.finish();
+            let _ = emit(&rest, &mut text);
+        }
+        Ok(Completion {
+            text,
+            finish_reason,
+            prompt_tokens: prompt.len(),
+            completion_tokens: ids.len(),
+            completion_ids: ids,
+        })
+    }
+}
+
+/// Rebuilds SmolLM2's tokenizer from the GGUF metadata: byte-level BPE over
+/// `tokenizer.ggml.tokens`/`merges`, digits split one per token (`pre=smollm`), control
+/// tokens as special tokens. The same ids as the model's tokenizer.json in transformers.
+fn tokenizer_from_gguf(content: &gguf_file::Content) -> std::result::Result<Tokenizer, String> {
+    let md = |key: &str| content.metadata.get(key).ok_or_else(|| format!("no {key} in the GGUF metadata"));
+    let strings = |key: &str| -> std::result::Result<Vec<String>, String> {
+        md(key)?
+            .to_vec()
+            .map_err(|e| e.to_string())?
+            .iter()
+            .map(|v| v.to_string().cloned().map_err(|e| e.to_string()))
+            .collect()
+    };
+    match md("tokenizer.ggml.model")?.to_string() {
+        Ok(m) if m == "gpt2" => {}
+        _ => return Err("tokenizer.ggml.model is not gpt2 (byte-level BPE)".into()),
+    }
+    let tokens = strings("tokenizer.ggml.tokens")?;
+    let types: Vec<i32> = md("tokenizer.ggml.token_type")?
+        .to_vec()
+        .map_err(|e| e.to_string())?
+        .iter()
+        .map(|v| v.to_i32().map_err(|e| e.to_string()))
+        .collect::<std::result::Result<_, _>>()?;
+    if types.len() != tokens.len() {
+        return Err("token_type and tokens differ in length".into());
+    }
+    let merges = strings("tokenizer.ggml.merges")?
+        .into_iter()
+        .map(|m| {
+            m.split_once(' ').map(|(a, b)| (a.to_owned(), b.to_owned())).ok_or_else(|| format!("malformed merge {m:?}"))
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let vocab: ahash::AHashMap<String, u32> = tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
+    let bpe = BPE::builder().vocab_and_merges(vocab, merges).build().map_err(|e| e.to_string())?;
+    let mut tokenizer = Tokenizer::new(bpe);
+    tokenizer.with_pre_tokenizer(Some(Sequence::new(vec![
+        Digits::new(true).into(),
+        ByteLevel::new(false, true, true).into(),
+    ])));
+    tokenizer.with_decoder(Some(ByteLevel::default()));
+    let control: Vec<AddedToken> = tokens
+        .iter()
+        .zip(&types)
+        .filter(|(_, &ty)| ty == TOKEN_TYPE_CONTROL)
+        .map(|(t, _)| AddedToken::from(t.clone(), true))
+        .collect();
+    tokenizer.add_special_tokens(control).map_err(|e| e.to_string())?;
+    // User text is never turned into control tokens; only the template emits them.
+    tokenizer.set_encode_special_tokens(true);
+    Ok(tokenizer)
+}
+
+/// An in-memory copy of the GGUF with every tensor of type `from` (every tensor not
+/// already f32 when `from` is `None`) converted to `to`, for `ModelWeights::from_gguf` to
+/// load: the `Precision::F32` and `Precision::Q8_0` paths.
+fn converted_gguf(
+    content: gguf_file::Content,
+    reader: &mut BufReader<File>,
+    device: &Device,
+    from: Option<GgmlDType>,
+    to: GgmlDType,
+) -> Result<(gguf_file::Content, Cursor<Vec<u8>>)> {
+    let mut names: Vec<&String> = content.tensor_infos.keys().collect();
+    names.sort();
+    let mut tensors = Vec::with_capacity(names.len());
+    for name in names {
+        let q = content.tensor(reader, name, device)?;
+        let convert = match from {
+            Some(from) => q.dtype() == from,
+            None => q.dtype() != to,
+        };
+        let q = if convert { QTensor::quantize(&q.dequantize(device)?, to)? } else { q };
+        tensors.push((name.as_str(), q));
+    }
+    let mut metadata: Vec<(&str, &gguf_file::Value)> = content.metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    metadata.sort_by_key(|(k, _)| *k);
+    let tensor_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, t)| (*n, t)).collect();
+    let mut cursor = Cursor::new(Vec::new());
+    gguf_file::write(&mut cursor, &metadata, &tensor_refs)?;
+    cursor.set_position(0);
+    let content = gguf_file::Content::read(&mut cursor)?;
+    Ok((content, cursor))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generator_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Generator>();
+        check::<crate::Embedder>();
+    }
+
+    #[test]
+    fn params_validation() {
+        let ok = GenerateParams::greedy(4);
+        assert!(ok.validate().is_ok());
+        let cases = [
+            ("max_tokens", GenerateParams { max_tokens: 0, ..ok.clone() }),
+            ("temperature", GenerateParams { temperature: 2.5, ..ok.clone() }),
+            ("temperature", GenerateParams { temperature: f64::NAN, ..ok.clone() }),
+            ("top_p", GenerateParams { top_p: 0.0, ..ok.clone() }),
+            ("top_p", GenerateParams { top_p: 1.5, ..ok.clone() }),
+            ("stop", GenerateParams { stop: vec!["".into()], ..ok.clone() }),
+            ("stop", GenerateParams { stop: vec!["a".into(); 5], ..ok.clone() }),
+        ];
+        for (name, params) in cases {
+            match params.validate() {
+                Err(Error::InvalidParameter { name: got, .. }) => assert_eq!(got, name),
+                other => panic!("{params:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn sampling_choice() {
+        assert!(matches!(GenerateParams::greedy(1).sampling(), Sampling::ArgMax));
+        let p = GenerateParams { temperature: 0.7, top_p: 0.9, ..GenerateParams::default() };
+        assert!(matches!(p.sampling(), Sampling::TopP { .. }));
+        let p = GenerateParams { temperature: 0.7, ..GenerateParams::default() };
+        assert!(matches!(p.sampling(), Sampling::All { .. }));
+    }
+}
