@@ -55,6 +55,24 @@ pub enum ProviderCmd {
         #[command(flatten)]
         node: NodeArg,
     },
+    /// Serve the built-in models over an OpenAI-compatible API, paid through channels.
+    Run {
+        #[arg(long)]
+        config: std::path::PathBuf,
+        /// Register (or update) this provider on the chain with this stake (TSR) if its
+        /// registration does not list these models at this endpoint.
+        #[arg(long)]
+        register_stake: Option<String>,
+        /// The endpoint to register [default: http://LISTEN]
+        #[arg(long)]
+        endpoint: Option<String>,
+    },
+    /// What a running provider has billed, been paid and is owed, per channel.
+    Claims {
+        /// The provider's API
+        #[arg(long, default_value = "http://127.0.0.1:8700")]
+        provider: String,
+    },
     /// List registered providers, or show one.
     List {
         address: Option<String>,
@@ -205,6 +223,63 @@ fn print_channel(chain: &ChainInfo, c: &ChannelView) {
 
 pub async fn run_provider(cmd: ProviderCmd, out: &Output) -> Result<()> {
     match cmd {
+        ProviderCmd::Run { config, register_stake, endpoint } => {
+            let cfg = provider::server::ProviderConfig::load(&config).map_err(|e| anyhow!(e))?;
+            let key = load_key(cfg.key.to_str().unwrap_or_default())?;
+            let p = provider::server::start(&cfg).await.map_err(|e| anyhow!(e))?;
+            let endpoint = endpoint.unwrap_or_else(|| format!("http://{}", cfg.listen));
+            if let Some(stake) = register_stake {
+                if !provider::server::registration_matches(&p).await {
+                    let node = NodeArg { node: cfg.node.clone() };
+                    let client = connect(&node)?;
+                    let chain = chain_info(&client).await?;
+                    let info = p.info(&endpoint);
+                    let registered = client.provider(&p.address).await?.is_some();
+                    let action = if registered {
+                        Action::UpdateProvider { info, add_stake: primitives::Amount::ZERO }
+                    } else {
+                        Action::RegisterProvider { info, stake: parse_amount(&chain, &AssetId::TSR, &stake)? }
+                    };
+                    send(&client, &chain, &key, action, &SendOpts::simple(false), &Output { json: false }).await?;
+                }
+            }
+            let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
+            let api = format!("http://{}", listener.local_addr()?);
+            provider::server::spawn_background(p.clone(), key, &cfg);
+            println!(
+                "tessera provider ready: api={api}/v1 address={} models={}",
+                p.address,
+                p.info(&endpoint).models.len()
+            );
+            let app = provider::server::router(p);
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = tokio::signal::ctrl_c().await;
+                })
+                .await?;
+            Ok(())
+        }
+        ProviderCmd::Claims { provider } => {
+            let v: serde_json::Value =
+                reqwest::get(format!("{}/v1/tessera/claims", provider.trim_end_matches('/'))).await?.json().await?;
+            if out.json {
+                return print_json(&v);
+            }
+            println!("provider {}", v["provider"].as_str().unwrap_or("?"));
+            println!("{:>8}  {:>20}  {:>20}  {:>20}  {:>12}", "CHANNEL", "BILLED", "PAID", "OWED", "IN FLIGHT");
+            for c in v["channels"].as_array().into_iter().flatten() {
+                let f = |k: &str| c[k].as_str().unwrap_or("0").to_string();
+                println!(
+                    "{:>8}  {:>20}  {:>20}  {:>20}  {:>12}",
+                    f("channel"),
+                    f("billed"),
+                    f("paid"),
+                    f("owed"),
+                    f("in_flight")
+                );
+            }
+            Ok(())
+        }
         ProviderCmd::Register { key, endpoint, models, stake, node } => {
             let client = connect(&node)?;
             let chain = chain_info(&client).await?;

@@ -356,6 +356,12 @@ impl Book {
         Ok(())
     }
 
+    /// Whether a channel with something owed expires within `blocks`.
+    pub fn near_expiry(&self, blocks: u64) -> bool {
+        let height = self.height.load(Ordering::Relaxed);
+        self.slots.lock().values().any(|s| s.owed() > 0 && height.saturating_add(blocks) >= s.info.expiry_height)
+    }
+
     /// Per channel: (billed ever, paid by claims, owed now, in flight).
     pub fn summary(&self) -> Vec<(u64, Amount, Amount, Amount, Amount)> {
         let slots = self.slots.lock();

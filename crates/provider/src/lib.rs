@@ -15,6 +15,7 @@
 //! output_price) / 1,000,000⌉ TSR base units (`cost`), never less than the exact price.
 
 pub mod book;
+pub mod server;
 pub mod store;
 
 pub use book::{Book, ChannelInfo, Claimable, PayError, Settled, Ticket, VoucherHeader};

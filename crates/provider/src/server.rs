@@ -1,0 +1,644 @@
+//! `tessera provider run`: an OpenAI-compatible server for the built-in models, paid per
+//! call through payment channels.
+//!
+//! Each call carries a voucher (`x-tessera-voucher: CHANNEL:NONCE:AMOUNT:SIGNATURE`, or
+//! the same string as the bearer token). The server counts the prompt's tokens with the
+//! model's own tokenizer, reserves the worst case (`max_tokens` at the output price),
+//! admits the call against the voucher (the voucher is stored durably first), runs the
+//! model, counts what it generated and bills exactly that. Responses carry `usage.cost`
+//! and `x-tessera-*` headers (cost, what is owed on the channel, what remains of its
+//! escrow, its nonce). Background tasks follow the chain (channel states, height) and
+//! claim what is owed in batches: on a period, above a threshold, and before expiry.
+
+use crate::{cost, Book, ChannelInfo, PayError, Settled, Ticket, VoucherHeader, VoucherStore};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use models::{ChatMessage, Embedder, FinishReason, GenerateParams, Generator, ModelDir};
+use openai::ApiError;
+use primitives::channel::{ModelOffer, ProviderInfo};
+use primitives::{Action, Address, Amount, Transaction};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use wallet::client::Client;
+
+/// `provider.toml`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// The node's API.
+    #[serde(default = "default_node")]
+    pub node: String,
+    /// The provider's key file (its address receives the payments).
+    pub key: PathBuf,
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Where the voucher store lives.
+    pub data_dir: PathBuf,
+    /// Where the model weights are [default: $TESSERA_MODELS_DIR, $TESSERA_HOME/models, ~/.tessera/models].
+    #[serde(default)]
+    pub models_dir: Option<PathBuf>,
+    /// Refuse calls on channels this close to expiry (blocks).
+    #[serde(default = "default_margin")]
+    pub expiry_margin_blocks: u64,
+    /// Claim at least this often (seconds) when anything is owed.
+    #[serde(default = "default_claim_interval")]
+    pub claim_interval_secs: u64,
+    /// Claim as soon as this much (TSR base units) is owed in total.
+    #[serde(default = "default_claim_threshold")]
+    pub claim_threshold: String,
+    #[serde(rename = "model")]
+    pub models: Vec<ModelConfig>,
+}
+
+fn default_node() -> String {
+    "http://127.0.0.1:8645".into()
+}
+fn default_listen() -> SocketAddr {
+    "127.0.0.1:8700".parse().expect("valid")
+}
+fn default_margin() -> u64 {
+    100
+}
+fn default_claim_interval() -> u64 {
+    30
+}
+fn default_claim_threshold() -> String {
+    "1000000000".into()
+}
+
+/// One served model: a built-in backend and its prices (TSR base units per million tokens).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    pub id: String,
+    /// `embedder` (all-MiniLM-L6-v2) or `generator` (SmolLM2-135M-Instruct).
+    pub backend: String,
+    pub input_price_per_mtok: String,
+    #[serde(default)]
+    pub output_price_per_mtok: Option<String>,
+}
+
+impl ProviderConfig {
+    pub fn load(path: &std::path::Path) -> Result<ProviderConfig, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// The registration these models make (endpoint = the listen address).
+    pub fn offers(&self) -> Result<Vec<ModelOffer>, String> {
+        let price =
+            |s: &str| s.parse::<u128>().map(Amount).map_err(|_| format!("price {s:?} is not an integer of base units"));
+        self.models
+            .iter()
+            .map(|m| {
+                Ok(ModelOffer {
+                    model: m.id.clone(),
+                    input_price_per_mtok: price(&m.input_price_per_mtok)?,
+                    output_price_per_mtok: price(m.output_price_per_mtok.as_deref().unwrap_or("0"))?,
+                })
+            })
+            .collect()
+    }
+}
+
+enum Backend {
+    Embedder(Arc<Embedder>),
+    Generator(Arc<Generator>),
+}
+
+struct Served {
+    offer: ModelOffer,
+    backend: Backend,
+}
+
+/// The running provider.
+pub struct Provider {
+    pub address: Address,
+    pub chain_id: String,
+    book: Book,
+    models: BTreeMap<String, Served>,
+    client: Client,
+    created: u64,
+}
+
+/// Opens the store, loads the models, connects to the node.
+pub async fn start(config: &ProviderConfig) -> Result<Arc<Provider>, String> {
+    let key = wallet::load_signing_key(&config.key, || Err(std::io::Error::other("set TESSERA_PASSPHRASE")))
+        .map_err(|e| format!("provider key {}: {e}", config.key.display()))?;
+    let client = Client::new(&config.node).map_err(|e| e.to_string())?;
+    let chain = client.chain().await.map_err(|e| format!("node {}: {e}", config.node))?;
+    let store = VoucherStore::open(&config.data_dir).map_err(|e| e.to_string())?;
+    let book = Book::new(&chain.chain_id, key.address(), config.expiry_margin_blocks, store);
+    let dir = match &config.models_dir {
+        Some(d) => ModelDir::new(d),
+        None => ModelDir::from_env_or_default().map_err(|e| e.to_string())?,
+    };
+    let offers = config.offers()?;
+    let mut models = BTreeMap::new();
+    let (mut embedder, mut generator) = (None, None);
+    for (m, offer) in config.models.iter().zip(offers) {
+        let backend = match m.backend.as_str() {
+            "embedder" => {
+                if embedder.is_none() {
+                    let e = tokio::task::spawn_blocking({
+                        let dir = dir.clone();
+                        move || Embedder::load(&dir)
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| format!("loading the embedder: {e}"))?;
+                    embedder = Some(Arc::new(e));
+                }
+                Backend::Embedder(embedder.clone().expect("loaded"))
+            }
+            "generator" => {
+                if generator.is_none() {
+                    let g = tokio::task::spawn_blocking({
+                        let dir = dir.clone();
+                        move || Generator::load(&dir, Default::default())
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| format!("loading the generator: {e}"))?;
+                    generator = Some(Arc::new(g));
+                }
+                Backend::Generator(generator.clone().expect("loaded"))
+            }
+            other => return Err(format!("model {:?}: unknown backend {other:?} (embedder or generator)", m.id)),
+        };
+        models.insert(m.id.clone(), Served { offer, backend });
+    }
+    let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let provider =
+        Arc::new(Provider { address: key.address(), chain_id: chain.chain_id, book, models, client, created });
+    provider.sync().await.map_err(|e| format!("following the chain: {e}"))?;
+    Ok(provider)
+}
+
+impl Provider {
+    /// The registration for these models at `endpoint`.
+    pub fn info(&self, endpoint: &str) -> ProviderInfo {
+        ProviderInfo { endpoint: endpoint.into(), models: self.models.values().map(|s| s.offer.clone()).collect() }
+    }
+
+    /// Refreshes the height and every channel paying this provider.
+    pub async fn sync(&self) -> Result<(), String> {
+        let chain = self.client.chain().await.map_err(|e| e.to_string())?;
+        self.book.set_height(chain.height.0);
+        for c in self.client.account_channels(&self.address).await.map_err(|e| e.to_string())? {
+            if c.recipient == self.address {
+                self.book.update_channel(info_of(&c)).map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn admit(&self, voucher: &VoucherHeader, worst: Amount) -> Result<Ticket, PayError> {
+        match self.book.admit(voucher, worst) {
+            // A channel opened a moment ago: look it up once.
+            Err(PayError::UnknownChannel(id)) => {
+                if let Ok(Some(c)) = self.client.channel(id).await {
+                    self.book.update_channel(info_of(&c))?;
+                }
+                self.book.admit(voucher, worst)
+            }
+            other => other,
+        }
+    }
+
+    /// Submits claims for everything owed (up to 16 channels per transaction) and waits
+    /// for them; returns the total claimed.
+    pub async fn claim(&self, key: &crypto::SigningKey) -> Result<Amount, String> {
+        let claimable = self.book.claimable();
+        let mut total = 0u128;
+        for batch in claimable.chunks(primitives::limits::CLAIMS_PER_TX_MAX) {
+            self.book.claims_submitted(batch).map_err(|e| e.to_string())?;
+            let account = self.client.account(&self.address).await.map_err(|e| e.to_string())?;
+            let chain = self.client.chain().await.map_err(|e| e.to_string())?;
+            let tx = key.sign_tx(Transaction {
+                chain_id: self.chain_id.clone(),
+                signer: self.address,
+                nonce: account.next_nonce,
+                fee: chain.fee,
+                expiry_height: None,
+                action: Action::ClaimChannels { claims: batch.iter().map(|c| c.claim.clone()).collect() },
+            });
+            let hash = tx.id();
+            let outcome = match self.client.submit(&tx).await {
+                Ok(_) => self.client.wait_committed(&hash, Duration::from_secs(60)).await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            let ok = matches!(&outcome, Ok(v) if v.receipt.as_ref().is_some_and(|r| r.status == "success"));
+            if ok {
+                total += batch.iter().map(|c| c.claim.amount.0).sum::<u128>();
+            } else {
+                tracing::warn!(?outcome, "claim failed; will retry");
+                for c in batch {
+                    self.book.claim_failed(c.claim.channel).map_err(|e| e.to_string())?;
+                }
+            }
+        }
+        self.sync().await?;
+        Ok(Amount(total))
+    }
+
+    /// Per channel: billed, paid by claims, owed now, in flight.
+    pub fn claims_summary(&self) -> serde_json::Value {
+        let rows: Vec<serde_json::Value> = self
+            .book
+            .summary()
+            .into_iter()
+            .map(|(id, billed, paid, owed, in_flight)| {
+                serde_json::json!({ "channel": id.to_string(), "billed": billed, "paid": paid, "owed": owed, "in_flight": in_flight })
+            })
+            .collect();
+        serde_json::json!({ "provider": self.address, "channels": rows })
+    }
+}
+
+fn info_of(c: &api_types::ChannelView) -> ChannelInfo {
+    ChannelInfo {
+        id: c.id,
+        recipient: c.recipient,
+        signer: c.signer,
+        nonce: c.nonce,
+        escrowed: c.escrowed,
+        claimed: c.claimed,
+        expiry_height: c.expiry_height,
+    }
+}
+
+/// Follows the chain and claims in the background until the process ends.
+pub fn spawn_background(provider: Arc<Provider>, key: crypto::SigningKey, config: &ProviderConfig) {
+    let p = provider.clone();
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = p.sync().await {
+                tracing::warn!(error = %e, "channel sync failed");
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    });
+    let threshold: u128 = config.claim_threshold.parse().unwrap_or(u128::MAX);
+    let interval = Duration::from_secs(config.claim_interval_secs.max(1));
+    let margin = config.expiry_margin_blocks;
+    tokio::spawn(async move {
+        let mut last = tokio::time::Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let owed: u128 = provider.book.summary().iter().map(|r| r.3 .0).sum();
+            let near_expiry = provider.book.near_expiry(2 * margin);
+            if owed > 0 && (owed >= threshold || last.elapsed() >= interval || near_expiry) {
+                match provider.claim(&key).await {
+                    Ok(a) => tracing::info!(claimed = %a, "claimed"),
+                    Err(e) => tracing::warn!(error = %e, "claiming failed"),
+                }
+                last = tokio::time::Instant::now();
+            }
+        }
+    });
+}
+
+/// The HTTP routes.
+pub fn router(provider: Arc<Provider>) -> Router {
+    Router::new()
+        .route("/v1/models", get(list_models))
+        .route("/v1/models/{id}", get(get_model))
+        .route("/v1/chat/completions", post(chat))
+        .route("/v1/completions", post(completions))
+        .route("/v1/embeddings", post(embeddings))
+        .route("/v1/tessera/claims", get(claims))
+        .fallback(|| async { err(ApiError::new(404, "invalid_request_error", "not_found", "no such route")) })
+        .with_state(provider)
+}
+
+fn err(e: ApiError) -> Response {
+    let mut r =
+        (StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), Json(e.body)).into_response();
+    if let Some(retry) = e.should_retry {
+        r.headers_mut().insert("x-should-retry", HeaderValue::from_static(if retry { "true" } else { "false" }));
+    }
+    r
+}
+
+fn pay_err(e: PayError) -> ApiError {
+    match e.status() {
+        401 => ApiError::unauthorized(e.code(), e.to_string()),
+        402 => ApiError::payment_required(e.code(), e.to_string()),
+        _ => ApiError::server(e.to_string()),
+    }
+}
+
+fn voucher(headers: &HeaderMap) -> Result<VoucherHeader, ApiError> {
+    let raw = headers
+        .get("x-tessera-voucher")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| {
+            headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .map(str::to_string)
+        })
+        .ok_or_else(|| {
+            ApiError::unauthorized(
+                "missing_voucher",
+                "send a payment voucher in x-tessera-voucher (CHANNEL:NONCE:AMOUNT:SIGNATURE) or as the bearer token",
+            )
+        })?;
+    raw.parse().map_err(|e: String| ApiError::unauthorized("malformed_voucher", e))
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::invalid("body", format!("invalid request body: {e}")))
+}
+
+fn payment_headers(r: &mut Response, s: &Settled, nonce: u64) {
+    let h = r.headers_mut();
+    for (name, v) in [
+        ("x-tessera-cost", s.cost.0.to_string()),
+        ("x-tessera-channel-owed", s.owed.0.to_string()),
+        ("x-tessera-channel-remaining", s.remaining.0.to_string()),
+        ("x-tessera-channel-nonce", nonce.to_string()),
+    ] {
+        h.insert(name, HeaderValue::from_str(&v).expect("digits"));
+    }
+}
+
+fn request_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    format!("{:x}{:06x}", now, N.fetch_add(1, Ordering::Relaxed) & 0xff_ffff)
+}
+
+async fn list_models(State(p): State<Arc<Provider>>) -> Response {
+    let owner = p.address.to_string();
+    Json(openai::model_list(p.models.keys().map(|id| openai::Model::new(id, p.created, &owner)).collect()))
+        .into_response()
+}
+
+async fn get_model(State(p): State<Arc<Provider>>, Path(id): Path<String>) -> Response {
+    match p.models.get(&id) {
+        Some(_) => Json(openai::Model::new(&id, p.created, &p.address.to_string())).into_response(),
+        None => err(ApiError::unknown_model(&id)),
+    }
+}
+
+async fn claims(State(p): State<Arc<Provider>>) -> Response {
+    Json(p.claims_summary()).into_response()
+}
+
+async fn embeddings(State(p): State<Arc<Provider>>, headers: HeaderMap, body: Bytes) -> Response {
+    match embed(p, headers, body).await {
+        Ok(r) => r,
+        Err(e) => err(e),
+    }
+}
+
+async fn embed(p: Arc<Provider>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    let req: openai::EmbeddingRequest = parse(&body)?;
+    let served = p.models.get(&req.model).ok_or_else(|| ApiError::unknown_model(&req.model))?;
+    let Backend::Embedder(model) = &served.backend else {
+        return Err(ApiError::invalid("model", format!("{} is not an embedding model", req.model)));
+    };
+    if req.dimensions.is_some_and(|d| d != 384) {
+        return Err(ApiError::invalid("dimensions", "this model has 384 dimensions"));
+    }
+    let texts = req.texts()?;
+    let base64 = req.base64()?;
+    let voucher = voucher(&headers)?;
+    let mut tokens = 0u64;
+    for t in &texts {
+        tokens += model.count_tokens(t).map_err(|e| ApiError::invalid("input", e.to_string()))? as u64;
+    }
+    let price = cost(&served.offer, tokens, 0);
+    let ticket = p.admit(&voucher, price).await.map_err(pay_err)?;
+    let m = model.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        m.embed_counted(&refs)
+    })
+    .await;
+    let (vectors, counted) = match result {
+        Ok(Ok(v)) => v,
+        other => {
+            let _ = p.book.settle(ticket, Amount::ZERO);
+            return Err(ApiError::server(format!("embedding failed: {other:?}")));
+        }
+    };
+    let counted = counted as u64;
+    let settled = p.book.settle(ticket, cost(&served.offer, counted, 0)).map_err(pay_err)?;
+    let usage = openai::Usage::new(counted, 0, settled.cost.0);
+    let mut r = Json(openai::embeddings(&req.model, &vectors, base64, &usage)).into_response();
+    payment_headers(&mut r, &settled, voucher.nonce);
+    Ok(r)
+}
+
+async fn chat(State(p): State<Arc<Provider>>, headers: HeaderMap, body: Bytes) -> Response {
+    match generate(p, headers, body, true).await {
+        Ok(r) => r,
+        Err(e) => err(e),
+    }
+}
+
+async fn completions(State(p): State<Arc<Provider>>, headers: HeaderMap, body: Bytes) -> Response {
+    match generate(p, headers, body, false).await {
+        Ok(r) => r,
+        Err(e) => err(e),
+    }
+}
+
+enum Piece {
+    Text(String),
+    Done(Result<(models::Completion, Settled), String>),
+}
+
+/// Chat (`chat = true`) or legacy completion, streamed or not.
+async fn generate(p: Arc<Provider>, headers: HeaderMap, body: Bytes, chat: bool) -> Result<Response, ApiError> {
+    let (model_id, sampling, input) = if chat {
+        let req: openai::ChatRequest = parse(&body)?;
+        let s = req.sampling()?;
+        let msgs: Vec<ChatMessage> = req.texts()?.into_iter().map(|(r, c)| ChatMessage::new(r, c)).collect();
+        (req.model, s, Ok(msgs))
+    } else {
+        let req: openai::CompletionRequest = parse(&body)?;
+        let s = req.sampling()?;
+        let prompt = req.prompt()?;
+        (req.model, s, Err(prompt))
+    };
+    let served = p.models.get(&model_id).ok_or_else(|| ApiError::unknown_model(&model_id))?;
+    let Backend::Generator(model) = &served.backend else {
+        return Err(ApiError::invalid("model", format!("{model_id} is not a text-generation model")));
+    };
+    let voucher = voucher(&headers)?;
+    let prompt_tokens = match &input {
+        Ok(msgs) => model.chat_prompt_ids(msgs).map(|ids| ids.len()),
+        Err(prompt) => model.count_tokens(prompt),
+    }
+    .map_err(|e| ApiError::invalid("messages", e.to_string()))?;
+    let context = model.context_tokens_max();
+    if prompt_tokens >= context {
+        return Err(ApiError::invalid(
+            "messages",
+            format!("{prompt_tokens} prompt tokens; the context holds {context}"),
+        ));
+    }
+    let max_tokens = sampling.max_tokens.map_or(context - prompt_tokens, |m| m as usize).min(context - prompt_tokens);
+    let worst = cost(&served.offer, prompt_tokens as u64, max_tokens as u64);
+    let ticket = p.admit(&voucher, worst).await.map_err(pay_err)?;
+    let params = GenerateParams {
+        max_tokens,
+        temperature: sampling.temperature,
+        top_p: sampling.top_p,
+        seed: sampling.seed.unwrap_or(0),
+        stop: sampling.stop.clone(),
+    };
+    // The model runs on a blocking thread and hands text over a channel; if the client
+    // goes away, the channel closes, generation stops, and what was generated is billed.
+    let (tx, mut rx) = mpsc::channel::<Piece>(64);
+    let (m, offer, book_owner) = (model.clone(), served.offer.clone(), p.clone());
+    tokio::task::spawn_blocking(move || {
+        let text_tx = tx.clone();
+        let on_text = |t: &str| match text_tx.blocking_send(Piece::Text(t.to_string())) {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(_) => ControlFlow::Break(()),
+        };
+        let result = match &input {
+            Ok(msgs) => m.chat(msgs, &params, on_text),
+            Err(prompt) => m.complete(prompt, &params, on_text),
+        };
+        let done = match result {
+            Ok(c) => {
+                let price = cost(&offer, c.prompt_tokens as u64, c.completion_tokens as u64);
+                book_owner.book.settle(ticket, price).map(|s| (c, s)).map_err(|e| e.to_string())
+            }
+            Err(e) => {
+                let _ = book_owner.book.settle(ticket, Amount::ZERO);
+                Err(e.to_string())
+            }
+        };
+        let _ = tx.blocking_send(Piece::Done(done));
+    });
+    let id = format!("{}-{}", if chat { "chatcmpl" } else { "cmpl" }, request_id());
+    let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    if !sampling.stream {
+        let mut text = String::new();
+        loop {
+            match rx.recv().await {
+                Some(Piece::Text(t)) => text.push_str(&t),
+                Some(Piece::Done(Ok((c, settled)))) => {
+                    let usage = openai::Usage::new(c.prompt_tokens as u64, c.completion_tokens as u64, settled.cost.0);
+                    let finish = finish(c.finish_reason);
+                    let body = if chat {
+                        openai::chat_completion(&id, created, &model_id, &text, finish, &usage)
+                    } else {
+                        openai::text_completion(&id, created, &model_id, &text, Some(finish), Some(&usage))
+                    };
+                    let mut r = Json(body).into_response();
+                    payment_headers(&mut r, &settled, voucher.nonce);
+                    return Ok(r);
+                }
+                Some(Piece::Done(Err(e))) => return Err(ApiError::server(format!("generation failed: {e}"))),
+                None => return Err(ApiError::server("generation stopped")),
+            }
+        }
+    }
+    let include_usage = sampling.include_usage;
+    let stream = async_stream(rx, id, created, model_id, chat, include_usage);
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
+}
+
+fn finish(r: FinishReason) -> &'static str {
+    match r {
+        FinishReason::Length => "length",
+        _ => "stop",
+    }
+}
+
+/// The SSE events of a streamed generation, ending with `[DONE]`.
+fn async_stream(
+    mut rx: mpsc::Receiver<Piece>,
+    id: String,
+    created: u64,
+    model: String,
+    chat: bool,
+    include_usage: bool,
+) -> impl futures_util::Stream<Item = Result<Event, std::convert::Infallible>> {
+    let (etx, erx) = mpsc::channel::<Event>(64);
+    tokio::spawn(async move {
+        let data = |v: serde_json::Value| Event::default().data(v.to_string());
+        let mut first = true;
+        loop {
+            match rx.recv().await {
+                Some(Piece::Text(t)) => {
+                    let v = if chat {
+                        openai::chat_chunk(&id, created, &model, first, Some(&t), None, include_usage)
+                    } else {
+                        openai::text_completion(&id, created, &model, &t, None, None)
+                    };
+                    first = false;
+                    if etx.send(data(v)).await.is_err() {
+                        return; // client gone: dropping rx stops the generation
+                    }
+                }
+                Some(Piece::Done(Ok((c, settled)))) => {
+                    let f = finish(c.finish_reason);
+                    let last = if chat {
+                        openai::chat_chunk(&id, created, &model, first, None, Some(f), include_usage)
+                    } else {
+                        openai::text_completion(&id, created, &model, "", Some(f), None)
+                    };
+                    let _ = etx.send(data(last)).await;
+                    if include_usage {
+                        let usage =
+                            openai::Usage::new(c.prompt_tokens as u64, c.completion_tokens as u64, settled.cost.0);
+                        let object = if chat { "chat.completion.chunk" } else { "text_completion" };
+                        let _ = etx.send(data(openai::usage_chunk(&id, created, &model, object, &usage))).await;
+                    }
+                    let _ = etx.send(Event::default().data("[DONE]")).await;
+                    return;
+                }
+                Some(Piece::Done(Err(e))) => {
+                    let body = ApiError::server(format!("generation failed: {e}")).body;
+                    let _ = etx.send(data(serde_json::to_value(body).expect("serialises"))).await;
+                    return;
+                }
+                None => return,
+            }
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(erx).map_ok()
+}
+
+trait MapOk: Sized {
+    fn map_ok(self) -> futures_util::stream::Map<Self, fn(Event) -> Result<Event, std::convert::Infallible>>;
+}
+
+impl<S: futures_util::Stream<Item = Event>> MapOk for S {
+    fn map_ok(self) -> futures_util::stream::Map<Self, fn(Event) -> Result<Event, std::convert::Infallible>> {
+        use futures_util::StreamExt;
+        self.map(Ok)
+    }
+}
+
+/// A registered-or-not check at start: warns when the chain does not list this provider
+/// with these models.
+pub async fn registration_matches(p: &Provider) -> bool {
+    match p.client.provider(&p.address).await {
+        Ok(Some(v)) => p.models.values().all(|s| v.models.iter().any(|m| *m == s.offer)),
+        _ => false,
+    }
+}
