@@ -319,6 +319,7 @@ pub fn router(provider: Arc<Provider>) -> Router {
         .route("/v1/completions", post(completions))
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/tessera/claims", get(claims))
+        .route("/v1/tessera/pay", post(pay))
         .fallback(|| async { err(ApiError::new(404, "invalid_request_error", "not_found", "no such route")) })
         .with_state(provider)
 }
@@ -399,6 +400,25 @@ async fn get_model(State(p): State<Arc<Provider>>, Path(id): Path<String>) -> Re
 
 async fn claims(State(p): State<Arc<Provider>>) -> Response {
     Json(p.claims_summary()).into_response()
+}
+
+/// Settles the tab: stores a voucher without a call (post-paid calls leave the last one
+/// unpaid until the next voucher; a client that is done sends one for everything owed).
+async fn pay(State(p): State<Arc<Provider>>, headers: HeaderMap) -> Response {
+    let result = async {
+        let v = voucher(&headers)?;
+        let ticket = p.admit(&v, Amount::ZERO).await.map_err(pay_err)?;
+        let settled = p.book.settle(ticket, Amount::ZERO).map_err(pay_err)?;
+        let mut r = Json(serde_json::json!({
+            "channel": v.channel.to_string(), "nonce": v.nonce.to_string(),
+            "owed": settled.owed, "remaining": settled.remaining,
+        }))
+        .into_response();
+        payment_headers(&mut r, &settled, v.nonce);
+        Ok::<_, ApiError>(r)
+    }
+    .await;
+    result.unwrap_or_else(err)
 }
 
 async fn embeddings(State(p): State<Arc<Provider>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -620,25 +640,15 @@ fn async_stream(
             }
         }
     });
-    tokio_stream::wrappers::ReceiverStream::new(erx).map_ok()
-}
-
-trait MapOk: Sized {
-    fn map_ok(self) -> futures_util::stream::Map<Self, fn(Event) -> Result<Event, std::convert::Infallible>>;
-}
-
-impl<S: futures_util::Stream<Item = Event>> MapOk for S {
-    fn map_ok(self) -> futures_util::stream::Map<Self, fn(Event) -> Result<Event, std::convert::Infallible>> {
-        use futures_util::StreamExt;
-        self.map(Ok)
-    }
+    use futures_util::StreamExt;
+    tokio_stream::wrappers::ReceiverStream::new(erx).map(Ok)
 }
 
 /// A registered-or-not check at start: warns when the chain does not list this provider
 /// with these models.
 pub async fn registration_matches(p: &Provider) -> bool {
     match p.client.provider(&p.address).await {
-        Ok(Some(v)) => p.models.values().all(|s| v.models.iter().any(|m| *m == s.offer)),
+        Ok(Some(v)) => p.models.values().all(|s| v.models.contains(&s.offer)),
         _ => false,
     }
 }

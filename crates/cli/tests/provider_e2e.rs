@@ -1,0 +1,358 @@
+//! Paid AI calls end to end, through real processes: a devnet, `tessera provider run`
+//! with the real built-in models (weights from `scripts/fetch-models.sh`), a payment
+//! channel, mixed calls (embeddings, chat with and without streaming, completions) paid
+//! by vouchers, bad vouchers refused with their codes, the provider's claims, a provider
+//! killed mid-stream and restarted, and the sender's reclaim after expiry. The provider's
+//! earnings must equal exactly the sum of the per-call costs.
+
+mod common;
+
+use common::{tessera, wait_for, Devnet};
+use provider::VoucherHeader;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+const IN_PRICE: u128 = 2_000_000_000; // 2 TSR per million input tokens
+const OUT_PRICE: u128 = 8_000_000_000; // 8 TSR per million output tokens
+
+fn models_dir() -> PathBuf {
+    match std::env::var_os("TESSERA_MODELS_DIR").filter(|v| !v.is_empty()) {
+        Some(d) => PathBuf::from(d),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/models"),
+    }
+}
+
+struct ProviderProc {
+    child: Child,
+    api: String,
+}
+
+impl Drop for ProviderProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_provider(config: &Path, register: bool) -> ProviderProc {
+    let mut cmd = tessera();
+    cmd.args(["provider", "run", "--config"]).arg(config);
+    if register {
+        cmd.args(["--register-stake", "10"]);
+    }
+    let mut child = cmd.env("RUST_LOG", "warn").stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.starts_with("tessera provider ready:") {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    let line = rx.recv_timeout(Duration::from_secs(120)).expect("provider ready within 120 s");
+    let api = line.split_whitespace().find_map(|w| w.strip_prefix("api=")).unwrap().to_string();
+    ProviderProc { child, api }
+}
+
+fn cli(net: &Devnet, args: &[&str]) -> String {
+    let out = tessera().args(args).env("TESSERA_NODE", &net.api).env("RUST_LOG", "warn").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "tessera {args:?} failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    stdout
+}
+
+/// The exact cost of a call: ⌈(in · in_price + out · out_price) / 1e6⌉.
+fn expected_cost(prompt: u64, completion: u64) -> u128 {
+    (u128::from(prompt) * IN_PRICE + u128::from(completion) * OUT_PRICE).div_ceil(1_000_000)
+}
+
+struct Payer {
+    key: crypto::SigningKey,
+    http: reqwest::Client,
+    node: String,
+    /// Σ of every call's cost so far (what the sender owes in total).
+    spent: u128,
+}
+
+impl Payer {
+    async fn channel(&self) -> Value {
+        self.http.get(format!("{}/v1/channels/1", self.node)).send().await.unwrap().json().await.unwrap()
+    }
+
+    /// A voucher for everything owed: Σ costs minus what claims already took, at the
+    /// channel's current nonce.
+    async fn voucher(&self) -> VoucherHeader {
+        let c = self.channel().await;
+        let nonce: u64 = c["nonce"].as_str().unwrap().parse().unwrap();
+        let claimed: u128 = c["claimed"].as_str().unwrap().parse().unwrap();
+        VoucherHeader::sign(&self.key, "tessera-devnet", 1, nonce, primitives::Amount(self.spent - claimed))
+    }
+
+    /// POSTs with a fresh voucher; retries once if a claim moved the nonce in between.
+    async fn call(
+        &mut self,
+        api: &str,
+        path: &str,
+        body: Value,
+    ) -> (reqwest::StatusCode, reqwest::header::HeaderMap, String) {
+        for _ in 0..3 {
+            let v = self.voucher().await;
+            let r = self
+                .http
+                .post(format!("{api}{path}"))
+                .header("x-tessera-voucher", v.to_string())
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let (status, headers) = (r.status(), r.headers().clone());
+            let text = r.text().await.unwrap();
+            if status == 401 && text.contains("stale_nonce") {
+                continue;
+            }
+            return (status, headers, text);
+        }
+        panic!("nonce kept moving");
+    }
+}
+
+/// The usage of a response: the JSON body's, or a stream's final usage chunk.
+fn usage_of(text: &str, streamed: bool) -> (u64, u64, u128) {
+    let usage = if streamed {
+        let chunks: Vec<Value> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .filter(|d| *d != "[DONE]")
+            .map(|d| serde_json::from_str(d).unwrap())
+            .collect();
+        assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+        let last = chunks.last().unwrap();
+        assert_eq!(last["choices"].as_array().unwrap().len(), 0, "usage chunk has no choices");
+        last["usage"].clone()
+    } else {
+        serde_json::from_str::<Value>(text).unwrap()["usage"].clone()
+    };
+    (
+        usage["prompt_tokens"].as_u64().unwrap(),
+        usage["completion_tokens"].as_u64().unwrap_or(0),
+        usage["cost"].as_str().unwrap().parse().unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paid_calls_are_billed_exactly_and_claimed_once() {
+    assert!(
+        models_dir().join("SmolLM2-135M-Instruct").exists(),
+        "model weights missing in {}: run scripts/fetch-models.sh",
+        models_dir().display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let net = Devnet::start(&dir.path().join("data"), &[]);
+    let dev = net.signing_key();
+    let dev_key = net.key.to_str().unwrap().to_string();
+
+    // The provider's key, funded for its stake and claim fees.
+    let pkey = crypto::SigningKey::generate();
+    let pkey_path = dir.path().join("provider.key");
+    wallet::keystore::write_new(&pkey_path, &wallet::keystore::unencrypted(&pkey)).unwrap();
+    let paddr = pkey.address().to_string();
+    cli(&net, &["transfer", "--key", &dev_key, "--to", &paddr, "--amount", "100"]);
+    let config = dir.path().join("provider.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+node = "{node}"
+key = "{key}"
+listen = "127.0.0.1:0"
+data_dir = "{data}"
+models_dir = "{models}"
+claim_interval_secs = 2
+expiry_margin_blocks = 5
+[[model]]
+id = "all-MiniLM-L6-v2"
+backend = "embedder"
+input_price_per_mtok = "{IN_PRICE}"
+[[model]]
+id = "SmolLM2-135M-Instruct"
+backend = "generator"
+input_price_per_mtok = "{IN_PRICE}"
+output_price_per_mtok = "{OUT_PRICE}"
+"#,
+            node = net.api,
+            key = pkey_path.display(),
+            data = dir.path().join("provider-data").display(),
+            models = models_dir().display(),
+        ),
+    )
+    .unwrap();
+    let mut prov = start_provider(&config, true);
+    let listed: Value = serde_json::from_str(&cli(&net, &["--json", "provider", "list"])).unwrap();
+    assert_eq!(listed[0]["models"].as_array().unwrap().len(), 2);
+
+    // A channel of 5 TSR from the dev account to the provider.
+    let out =
+        cli(&net, &["channel", "open", "--key", &dev_key, "--to", &paddr, "--amount", "5", "--expiry-blocks", "450"]);
+    assert!(out.contains("channel 1 open"), "{out}");
+    let http = reqwest::Client::new();
+    let mut payer = Payer { key: dev, http: http.clone(), node: net.api.clone(), spent: 0 };
+    let models: Value = http.get(format!("{}/models", prov.api)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(models["object"], "list");
+
+    // Mixed calls: embeddings (base64, as the SDK sends), chat, streamed chat with usage,
+    // completions. Each bills exactly price × tokens counted.
+    let chat = |stream: bool, i: usize| {
+        json!({"model": "SmolLM2-135M-Instruct", "max_tokens": 6, "temperature": 0, "stream": stream,
+               "stream_options": if stream { json!({"include_usage": true}) } else { Value::Null },
+               "messages": [{"role": "user", "content": format!("Say a word about the number {i}.")}]})
+    };
+    let mut calls = 0;
+    for i in 0..12 {
+        let (path, body, streamed) = match i % 4 {
+            0 => (
+                "/embeddings",
+                json!({"model": "all-MiniLM-L6-v2", "input": [format!("text {i}"), "tessera"], "encoding_format": "base64"}),
+                false,
+            ),
+            1 => ("/chat/completions", chat(false, i), false),
+            2 => ("/chat/completions", chat(true, i), true),
+            _ => (
+                "/completions",
+                json!({"model": "SmolLM2-135M-Instruct", "prompt": "The capital of France is", "max_tokens": 4, "temperature": 0}),
+                false,
+            ),
+        };
+        let mut body = body;
+        body.as_object_mut().unwrap().retain(|_, v| !v.is_null());
+        let (status, headers, text) = payer.call(&prov.api, path, body).await;
+        assert_eq!(status, 200, "{path}: {text}");
+        let (prompt, completion, cost) = usage_of(&text, streamed);
+        assert!(prompt > 0);
+        assert_eq!(cost, expected_cost(prompt, completion), "{path}: cost = price × tokens");
+        if !streamed {
+            assert_eq!(headers["x-tessera-cost"].to_str().unwrap(), cost.to_string());
+            assert!(headers.contains_key("x-tessera-channel-remaining"));
+        }
+        payer.spent += cost;
+        calls += 1;
+    }
+    assert_eq!(calls, 12);
+
+    // Bad vouchers, each with its error.
+    let body = json!({"model": "all-MiniLM-L6-v2", "input": "x"});
+    let post = |v: String| {
+        let (http, api, body) = (http.clone(), prov.api.clone(), body.clone());
+        async move {
+            let r =
+                http.post(format!("{api}/embeddings")).header("x-tessera-voucher", v).json(&body).send().await.unwrap();
+            let status = r.status().as_u16();
+            let v: Value = r.json().await.unwrap();
+            (status, v["error"]["code"].as_str().unwrap_or("").to_string())
+        }
+    };
+    let good = payer.voucher().await;
+    let stranger = crypto::SigningKey::generate();
+    let wrong_signer = VoucherHeader::sign(&stranger, "tessera-devnet", 1, good.nonce, good.amount);
+    assert_eq!(post(wrong_signer.to_string()).await, (401, "bad_voucher_signature".into()));
+    let wrong_chain = VoucherHeader::sign(&payer.key, "other-chain", 1, good.nonce, good.amount);
+    assert_eq!(post(wrong_chain.to_string()).await, (401, "bad_voucher_signature".into()));
+    let stale = VoucherHeader::sign(&payer.key, "tessera-devnet", 1, good.nonce + 5, good.amount);
+    assert_eq!(post(stale.to_string()).await, (401, "stale_nonce".into()));
+    if good.amount.0 > 0 {
+        let low =
+            VoucherHeader::sign(&payer.key, "tessera-devnet", 1, good.nonce, primitives::Amount(good.amount.0 - 1));
+        let (status, code) = post(low.to_string()).await;
+        assert_eq!(status, 402);
+        assert!(code == "insufficient_voucher" || code == "voucher_decreased", "{code}");
+    }
+    let r = http.post(format!("{}/embeddings", prov.api)).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = http
+        .post(format!("{}/embeddings", prov.api))
+        .header("x-tessera-voucher", good.to_string())
+        .json(&json!({"model": "no-such-model", "input": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+
+    // Post-paid: the last call is paid by the next voucher; settle the tab with one.
+    let tab = payer.voucher().await;
+    let r = http
+        .post(format!("{}/tessera/pay", prov.api))
+        .header("x-tessera-voucher", tab.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    // The provider claims on its own (every 2 s): exactly what the calls cost.
+    let spent = payer.spent;
+    let claimed = wait_for(60, "the provider's claim", || {
+        let rt = tokio::runtime::Handle::current();
+        let c = tokio::task::block_in_place(|| rt.block_on(payer.channel()));
+        let claimed: u128 = c["claimed"].as_str().unwrap().parse().unwrap();
+        (claimed == spent).then_some(claimed)
+    });
+    assert_eq!(claimed, spent);
+
+    // Killed mid-stream: nothing of the interrupted call is billed; after a restart the
+    // channel still works and nothing is claimed twice.
+    let v = payer.voucher().await;
+    let long = json!({"model": "SmolLM2-135M-Instruct", "max_tokens": 200, "stream": true,
+                      "messages": [{"role": "user", "content": "Write a long story about a lighthouse."}]});
+    let mut r = http
+        .post(format!("{}/chat/completions", prov.api))
+        .header("x-tessera-voucher", v.to_string())
+        .json(&long)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let first = r.chunk().await.unwrap();
+    assert!(first.is_some());
+    let _ = prov.child.kill();
+    let _ = prov.child.wait();
+    drop(r);
+    prov = start_provider(&config, false);
+    let summary: Value = http.get(format!("{}/tessera/claims", prov.api)).send().await.unwrap().json().await.unwrap();
+    let billed: u128 = summary["channels"][0]["billed"].as_str().unwrap().parse().unwrap();
+    assert_eq!(billed, spent, "the interrupted call was not billed");
+    let (status, _, text) =
+        payer.call(&prov.api, "/embeddings", json!({"model": "all-MiniLM-L6-v2", "input": "after restart"})).await;
+    assert_eq!(status, 200, "{text}");
+    let (_, _, cost) = usage_of(&text, false);
+    payer.spent += cost;
+    let spent = payer.spent;
+    let tab = payer.voucher().await;
+    let r = http
+        .post(format!("{}/tessera/pay", prov.api))
+        .header("x-tessera-voucher", tab.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    wait_for(60, "the claim after restart", || {
+        let rt = tokio::runtime::Handle::current();
+        let c = tokio::task::block_in_place(|| rt.block_on(payer.channel()));
+        let claimed: u128 = c["claimed"].as_str().unwrap().parse().unwrap();
+        assert!(claimed <= spent, "claimed {claimed} > spent {spent}: something was claimed twice");
+        (claimed == spent).then_some(())
+    });
+    drop(prov);
+
+    // After expiry the sender takes back the rest: deposited = claimed + reclaimed.
+    // (the devnet cuts a block every 100 ms, so expiry comes with time)
+    while payer.channel().await["expired"] == false {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    cli(&net, &["channel", "reclaim", "--key", &dev_key, "--channel", "1"]);
+    let c = payer.channel().await;
+    let n = |k: &str| c[k].as_str().unwrap().parse::<u128>().unwrap();
+    assert_eq!(n("claimed"), spent);
+    assert_eq!(n("deposited"), n("claimed") + n("reclaimed"));
+    assert_eq!(n("escrowed"), 0);
+}
