@@ -1,9 +1,11 @@
 //! The `tessera` binary: devnet, node, wallet, transfers, assets and benchmarks.
 
+mod ai_cmds;
 mod bench;
 mod bench_sale;
 mod channel_cmds;
 mod demo;
+mod devnet_provider;
 mod offering_file;
 mod sale_cmds;
 mod wallet_cmds;
@@ -85,6 +87,11 @@ enum Command {
         #[command(subcommand)]
         cmd: channel_cmds::ChannelCmd,
     },
+    /// Paid AI calls to a provider through a channel: chat, embeddings.
+    Ai {
+        #[command(subcommand)]
+        cmd: ai_cmds::AiCmd,
+    },
     /// Move a devnet's block time forward (sale windows, lockups and vesting without waiting).
     AdvanceClock(sale_cmds::AdvanceClockArgs),
     /// Demonstrations on a temporary devnet: `tessera demo ico`.
@@ -107,6 +114,17 @@ struct DevnetArgs {
     /// API listen address (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:8645")]
     http: SocketAddr,
+    /// The built-in AI provider's listen address [default: 127.0.0.1:8700, or a free port
+    /// when --http has port 0].
+    #[arg(long)]
+    provider_http: Option<SocketAddr>,
+    /// Do not start the built-in AI provider.
+    #[arg(long)]
+    no_provider: bool,
+    /// Model weights for the provider [default: $TESSERA_MODELS_DIR, $TESSERA_HOME/models,
+    /// ~/.tessera/models, or ./target/models where scripts/fetch-models.sh puts them].
+    #[arg(long)]
+    models_dir: Option<PathBuf>,
     #[command(flatten)]
     tuning: Tuning,
 }
@@ -198,6 +216,7 @@ async fn run(command: Command, out: Output) -> Result<()> {
         Command::Vesting { cmd } => sale_cmds::run_vesting(cmd, &out).await,
         Command::Provider { cmd } => channel_cmds::run_provider(cmd, &out).await,
         Command::Channel { cmd } => channel_cmds::run_channel(cmd, &out).await,
+        Command::Ai { cmd } => ai_cmds::run(cmd, &out).await,
         Command::AdvanceClock(args) => sale_cmds::run_advance_clock(args, &out).await,
         Command::Demo { cmd } => demo::run(cmd, &out).await,
         Command::Bench { cmd } => bench::run(cmd, &out).await,
@@ -248,10 +267,32 @@ async fn devnet(args: DevnetArgs, out: &Output) -> Result<()> {
         tokio::net::TcpListener::bind(args.http).await.with_context(|| format!("cannot listen on {}", args.http))?;
     let api = format!("http://{}", listener.local_addr()?);
     let height = chain.state().height;
+    // The node serves in the background while the provider starts against it.
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let node_task = tokio::spawn(node::serve(chain, listener, async {
+        let _ = stop_rx.await;
+    }));
+    let provider = if args.no_provider {
+        Err("off (--no-provider)".to_string())
+    } else {
+        let provider_http = args.provider_http.unwrap_or_else(|| {
+            let port = if args.http.port() == 0 { 0 } else { 8700 };
+            SocketAddr::from(([127, 0, 0, 1], port))
+        });
+        devnet_provider::start(&data_dir, &api, &key_path, provider_http, args.models_dir.clone()).await
+    };
+    let provider_line = match &provider {
+        Ok(p) => format!(" provider={} provider_address={}", p.api, p.address),
+        Err(_) => String::new(),
+    };
     if out.json {
+        let (papi, paddr) = match &provider {
+            Ok(p) => (serde_json::json!(p.api), serde_json::json!(p.address.to_string())),
+            Err(e) => (serde_json::Value::Null, serde_json::json!(e)),
+        };
         println!(
             "{}",
-            serde_json::json!({ "api": api, "address": dev.to_string(), "key": key_path, "data_dir": data_dir, "chain_id": chain_id, "height": height })
+            serde_json::json!({ "api": api, "address": dev.to_string(), "key": key_path, "data_dir": data_dir, "chain_id": chain_id, "height": height, "provider": papi, "provider_address": paddr })
         );
     } else {
         println!("Tessera devnet");
@@ -263,9 +304,41 @@ async fn devnet(args: DevnetArgs, out: &Output) -> Result<()> {
         println!("  data dir     {}", data_dir.display());
         println!("  try          tessera balance {dev} --node {api}");
         println!("  dev clock    tessera advance-clock --days 30 --node {api} (moves block time forward)");
-        println!("tessera devnet ready: api={api} address={dev} key={}", key_path.display());
+        match &provider {
+            Ok(p) => {
+                println!("  AI provider  {} ({}; all-MiniLM-L6-v2, SmolLM2-135M-Instruct)", p.api, p.address);
+                println!(
+                    "  paid call    tessera channel open --key {} --to {} --amount 5 --node {api}",
+                    key_path.display(),
+                    p.address
+                );
+                println!(
+                    "               tessera ai chat --key {} --channel 1 --provider {} --node {api} \"Hello!\"",
+                    key_path.display(),
+                    p.api
+                );
+            }
+            Err(why) => println!("  AI provider  {why}"),
+        }
+        println!("tessera devnet ready: api={api} address={dev} key={}{provider_line}", key_path.display());
     }
-    serve(chain, listener).await
+    wait_for_shutdown().await;
+    stop_tx.send(()).ok();
+    node_task.await??;
+    Ok(())
+}
+
+async fn wait_for_shutdown() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down");
 }
 
 async fn run_node(args: NodeRunArgs, out: &Output) -> Result<()> {
