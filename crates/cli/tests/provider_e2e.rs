@@ -356,3 +356,25 @@ output_price_per_mtok = "{OUT_PRICE}"
     assert_eq!(n("deposited"), n("claimed") + n("reclaimed"));
     assert_eq!(n("escrowed"), 0);
 }
+
+/// A fresh user's paid call on the devnet, in the two commands it prints.
+#[test]
+fn devnet_paid_call_in_two_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = models_dir();
+    let net = Devnet::start(&dir.path().join("data"), &["--models-dir", models.to_str().unwrap()]);
+    let key = net.key.to_str().unwrap().to_string();
+    let listed: Value = serde_json::from_str(&cli(&net, &["--json", "provider", "list"])).unwrap();
+    let provider = listed[0]["address"].as_str().expect("the devnet registered its provider").to_string();
+    let endpoint = listed[0]["endpoint"].as_str().unwrap().to_string();
+    let out = cli(&net, &["channel", "open", "--key", &key, "--to", &provider, "--amount", "5"]);
+    assert!(out.contains("channel 1 open"), "{out}");
+    let out = cli(
+        &net,
+        &["ai", "chat", "--key", &key, "--channel", "1", "--provider", &endpoint, "--max-tokens", "8", "Hello!"],
+    );
+    assert!(out.contains("completion tokens, cost"), "{out}");
+    let out = cli(&net, &["--json", "ai", "embed", "--key", &key, "--channel", "1", "--provider", &endpoint, "hello"]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["data"][0]["embedding"].as_array().unwrap().len(), 384);
+}
