@@ -78,6 +78,10 @@ fn run(g: &Generator, prompt: &[u32], params: &GenerateParams) -> (models::Compl
     assert!(pieces.iter().all(|p| !p.is_empty()));
     assert_eq!(done.completion_tokens, done.completion_ids.len());
     assert_eq!(done.prompt_tokens, prompt.len());
+    if params.stop.is_empty() {
+        // Streaming decode (piece by piece) equals decoding all ids at once.
+        assert_eq!(done.text, g.decode(&done.completion_ids).unwrap());
+    }
     (done, pieces)
 }
 
@@ -165,6 +169,18 @@ fn q4_1_path_is_coherent_and_deterministic() {
     let done = g.complete("List: 1, 2, 3, 4,", &GenerateParams::greedy(6), |_| ControlFlow::Continue(())).unwrap();
     assert_eq!(done.text, " 5, 6,");
     assert_eq!((done.completion_tokens, done.finish_reason), (6, FinishReason::Length));
+}
+
+#[test]
+fn streaming_keeps_multibyte_characters_whole() {
+    // The quantised model answers this in French ("L'Étoile, …"): accented characters
+    // span two byte-level tokens, which must not reach the callback half-decoded.
+    let g = quantized();
+    let msgs = [ChatMessage::new("user", "What is the capital of France?")];
+    let prompt = g.chat_prompt_ids(&msgs).unwrap();
+    let (done, pieces) = run(g, &prompt, &GenerateParams::greedy(16));
+    assert!(pieces.iter().all(|p| !p.contains('\u{FFFD}')), "{pieces:?}");
+    assert!(!done.text.is_empty());
 }
 
 #[test]
