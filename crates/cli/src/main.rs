@@ -186,6 +186,12 @@ impl Tuning {
 }
 
 fn main() {
+    // candle reads /proc/cpuinfo on every matrix product unless this is set (13-18% of
+    // generation speed, BENCHMARKS.md); rayon's default is the same number of threads.
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    }
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
