@@ -301,16 +301,26 @@ output_price_per_mtok = "{OUT_PRICE}"
 
     // Killed mid-stream: nothing of the interrupted call is billed; after a restart the
     // channel still works and nothing is claimed twice.
-    let v = payer.voucher().await;
     let long = json!({"model": "SmolLM2-135M-Instruct", "max_tokens": 200, "stream": true,
                       "messages": [{"role": "user", "content": "Write a long story about a lighthouse."}]});
-    let mut r = http
-        .post(format!("{}/chat/completions", prov.api))
-        .header("x-tessera-voucher", v.to_string())
-        .json(&long)
-        .send()
-        .await
-        .unwrap();
+    let mut attempt = 0;
+    let mut r = loop {
+        // A claim may land between reading the nonce and the call: then sign again.
+        let v = payer.voucher().await;
+        let r = http
+            .post(format!("{}/chat/completions", prov.api))
+            .header("x-tessera-voucher", v.to_string())
+            .json(&long)
+            .send()
+            .await
+            .unwrap();
+        attempt += 1;
+        if r.status() == 401 && attempt < 5 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            continue;
+        }
+        break r;
+    };
     assert_eq!(r.status(), 200);
     let first = r.chunk().await.unwrap();
     assert!(first.is_some());

@@ -31,4 +31,53 @@ fn main() {
         crypto::verify_digest(&signer, &v.signing_hash(), &vouchers[i as usize].1).expect("valid");
     }
     println!("with hashing: {:.0}/s", n as f64 / t.elapsed().as_secs_f64());
+
+    // The synchronous part of a call's payment as the server runs it: parse the header,
+    // check and admit the voucher (its fsync queued for the group commit, overlapping the
+    // model), bill the call. p50 and p99 over 5,000 sequential calls on one channel; and
+    // the fsync wait itself, which a call only pays if it is shorter than the write.
+    let dir = std::env::temp_dir().join(format!("tessera-voucher-bench-{}", std::process::id()));
+    let book = provider::Book::new("tessera-devnet", key.address(), 10, provider::VoucherStore::open(&dir).unwrap());
+    book.set_height(1);
+    book.update_channel(provider::ChannelInfo {
+        id: 1,
+        recipient: key.address(),
+        signer: key.address(),
+        nonce: 0,
+        escrowed: Amount(u128::MAX / 2),
+        claimed: Amount(0),
+        expiry_height: u64::MAX,
+    })
+    .unwrap();
+    let (mut sync_us, mut wait_us) = (Vec::new(), Vec::new());
+    let mut owed = 0u128;
+    for _ in 0..5_000 {
+        let header = provider::VoucherHeader::sign(&key, "tessera-devnet", 1, 0, Amount(owed)).to_string();
+        let t = Instant::now();
+        let v: provider::VoucherHeader = header.parse().unwrap();
+        let mut ticket = book.admit(&v, Amount(1_000)).unwrap();
+        let pending = ticket.take_durable();
+        book.settle(ticket, Amount(700)).unwrap();
+        sync_us.push(t.elapsed().as_secs_f64() * 1e6);
+        let t = Instant::now();
+        if let Some(d) = pending {
+            d.wait().unwrap();
+        }
+        wait_us.push(t.elapsed().as_secs_f64() * 1e6);
+        owed += 700;
+    }
+    let pct = |v: &mut Vec<f64>, p: f64| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[((v.len() as f64 * p) as usize).min(v.len() - 1)]
+    };
+    println!(
+        "payment per call (sync part): p50 {:.0} us, p99 {:.0} us; voucher fsync wait: p50 {:.0} us, p99 {:.0} us",
+        pct(&mut sync_us, 0.5),
+        pct(&mut sync_us, 0.99),
+        pct(&mut wait_us, 0.5),
+        pct(&mut wait_us, 0.99)
+    );
+    drop(book);
+    let _ = std::fs::remove_dir_all(&dir);
 }
+

@@ -143,6 +143,24 @@ impl Slot {
 pub struct Ticket {
     pub channel: u64,
     pub worst: Amount,
+    /// The voucher's write, if this call improved it: wait for it before answering.
+    durable: Option<crate::store::Durable>,
+}
+
+impl Ticket {
+    /// Blocks until the voucher this call brought is durable (at once if it brought none
+    /// new). Run the model first, then wait: the fsync overlaps the inference.
+    /// Takes the pending write, to wait for it elsewhere.
+    pub fn take_durable(&mut self) -> Option<crate::store::Durable> {
+        self.durable.take()
+    }
+
+    pub fn wait_durable(&mut self) -> Result<(), PayError> {
+        match self.durable.take() {
+            Some(d) => d.wait().map_err(PayError::from),
+            None => Ok(()),
+        }
+    }
 }
 
 /// The state of a channel after a call was billed.
@@ -219,8 +237,9 @@ impl Book {
         Ok(())
     }
 
-    /// Admits a call whose worst-case cost is `worst`, paid by `voucher`. Durable: the
-    /// voucher is stored before this returns.
+    /// Admits a call whose worst-case cost is `worst`, paid by `voucher`, and returns at
+    /// once with the voucher's write queued: call `Ticket::wait_durable` before answering
+    /// (`admit_durable` does both).
     pub fn admit(&self, voucher: &VoucherHeader, worst: Amount) -> Result<Ticket, PayError> {
         let id = voucher.channel;
         let (signer, recipient) = {
@@ -265,13 +284,27 @@ impl Book {
             }
             improved.then(|| (id, slot.rec.clone()))
         };
-        if let Some(r) = record {
-            if let Err(e) = self.store.put(vec![r]) {
-                self.release(id, worst);
-                return Err(e.into());
-            }
+        let durable = match record {
+            Some(r) => match self.store.put_later(vec![r]) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    self.release(id, worst);
+                    return Err(e.into());
+                }
+            },
+            None => None,
+        };
+        Ok(Ticket { channel: id, worst, durable })
+    }
+
+    /// `admit`, then wait until the voucher is durable.
+    pub fn admit_durable(&self, voucher: &VoucherHeader, worst: Amount) -> Result<Ticket, PayError> {
+        let mut t = self.admit(voucher, worst)?;
+        if let Err(e) = t.wait_durable() {
+            let _ = self.settle(t, Amount::ZERO);
+            return Err(e);
         }
-        Ok(Ticket { channel: id, worst })
+        Ok(t)
     }
 
     fn release(&self, id: u64, worst: Amount) {
@@ -281,7 +314,9 @@ impl Book {
     }
 
     /// Bills a finished (or interrupted) call for what it actually cost (at most its worst
-    /// case; more is a metering bug and is capped).
+    /// case; more is a metering bug and is capped). The new billing total is queued for
+    /// the next group commit, not waited for: losing it in a crash can only make the
+    /// provider claim less, never the payer pay more.
     pub fn settle(&self, ticket: Ticket, cost: Amount) -> Result<Settled, PayError> {
         let cost = cost.min(ticket.worst);
         let (settled, record) = {
@@ -297,7 +332,7 @@ impl Book {
             };
             (settled, (ticket.channel, slot.rec.clone()))
         };
-        self.store.put(vec![record])?;
+        drop(self.store.put_later(vec![record])?);
         Ok(settled)
     }
 

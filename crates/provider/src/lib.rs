@@ -19,7 +19,7 @@ pub mod server;
 pub mod store;
 
 pub use book::{Book, ChannelInfo, Claimable, PayError, Settled, Ticket, VoucherHeader};
-pub use store::{ChannelRecord, StoreError, VoucherStore};
+pub use store::{ChannelRecord, Durable, StoreError, VoucherStore};
 
 use primitives::channel::ModelOffer;
 use primitives::Amount;

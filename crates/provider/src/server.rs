@@ -407,8 +407,10 @@ async fn claims(State(p): State<Arc<Provider>>) -> Response {
 async fn pay(State(p): State<Arc<Provider>>, headers: HeaderMap) -> Response {
     let result = async {
         let v = voucher(&headers)?;
-        let ticket = p.admit(&v, Amount::ZERO).await.map_err(pay_err)?;
+        let mut ticket = p.admit(&v, Amount::ZERO).await.map_err(pay_err)?;
+        let stored = durability(&mut ticket);
         let settled = p.book.settle(ticket, Amount::ZERO).map_err(pay_err)?;
+        durable(stored).await?;
         let mut r = Json(serde_json::json!({
             "channel": v.channel.to_string(), "nonce": v.nonce.to_string(),
             "owed": settled.owed, "remaining": settled.remaining,
@@ -445,7 +447,8 @@ async fn embed(p: Arc<Provider>, headers: HeaderMap, body: Bytes) -> Result<Resp
         tokens += model.count_tokens(t).map_err(|e| ApiError::invalid("input", e.to_string()))? as u64;
     }
     let price = cost(&served.offer, tokens, 0);
-    let ticket = p.admit(&voucher, price).await.map_err(pay_err)?;
+    let mut ticket = p.admit(&voucher, price).await.map_err(pay_err)?;
+    let stored = durability(&mut ticket);
     let m = model.clone();
     let result = tokio::task::spawn_blocking(move || {
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
@@ -461,6 +464,7 @@ async fn embed(p: Arc<Provider>, headers: HeaderMap, body: Bytes) -> Result<Resp
     };
     let counted = counted as u64;
     let settled = p.book.settle(ticket, cost(&served.offer, counted, 0)).map_err(pay_err)?;
+    durable(stored).await?;
     let usage = openai::Usage::new(counted, 0, settled.cost.0);
     let mut r = Json(openai::embeddings(&req.model, &vectors, base64, &usage)).into_response();
     payment_headers(&mut r, &settled, voucher.nonce);
@@ -518,7 +522,8 @@ async fn generate(p: Arc<Provider>, headers: HeaderMap, body: Bytes, chat: bool)
     }
     let max_tokens = sampling.max_tokens.map_or(context - prompt_tokens, |m| m as usize).min(context - prompt_tokens);
     let worst = cost(&served.offer, prompt_tokens as u64, max_tokens as u64);
-    let ticket = p.admit(&voucher, worst).await.map_err(pay_err)?;
+    let mut ticket = p.admit(&voucher, worst).await.map_err(pay_err)?;
+    let stored = durability(&mut ticket);
     let params = GenerateParams {
         max_tokens,
         temperature: sampling.temperature,
@@ -560,6 +565,7 @@ async fn generate(p: Arc<Provider>, headers: HeaderMap, body: Bytes, chat: bool)
             match rx.recv().await {
                 Some(Piece::Text(t)) => text.push_str(&t),
                 Some(Piece::Done(Ok((c, settled)))) => {
+                    durable(stored).await?;
                     let usage = openai::Usage::new(c.prompt_tokens as u64, c.completion_tokens as u64, settled.cost.0);
                     let finish = finish(c.finish_reason);
                     let body = if chat {
@@ -576,9 +582,31 @@ async fn generate(p: Arc<Provider>, headers: HeaderMap, body: Bytes, chat: bool)
             }
         }
     }
+    // Nothing is sent before the voucher is durable.
+    durable(stored).await?;
     let include_usage = sampling.include_usage;
     let stream = async_stream(rx, id, created, model_id, chat, include_usage);
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
+}
+
+/// Waits (on a blocking thread) for a call's voucher to be durable; the call runs
+/// meanwhile, and its answer waits for this.
+fn durability(ticket: &mut Ticket) -> tokio::sync::oneshot::Receiver<Result<(), String>> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let pending = ticket.take_durable();
+    tokio::task::spawn_blocking(move || {
+        let r = pending.map_or(Ok(()), |d| d.wait().map_err(|e| e.to_string()));
+        let _ = tx.send(r);
+    });
+    rx
+}
+
+async fn durable(rx: tokio::sync::oneshot::Receiver<Result<(), String>>) -> Result<(), ApiError> {
+    match rx.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(ApiError::server(format!("could not store the voucher: {e}"))),
+        Err(_) => Err(ApiError::server("could not store the voucher")),
+    }
 }
 
 fn finish(r: FinishReason) -> &'static str {

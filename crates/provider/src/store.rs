@@ -101,12 +101,32 @@ impl VoucherStore {
     /// Writes the records durably; returns once they are fsynced (grouped with whatever
     /// other writes are pending).
     pub fn put(&self, records: Vec<(u64, ChannelRecord)>) -> Result<(), StoreError> {
+        self.put_later(records)?.wait()
+    }
+
+    /// Queues the records for the next group commit and returns at once; `Durable::wait`
+    /// returns when they are fsynced. Writes are applied in the order they were queued.
+    pub fn put_later(&self, records: Vec<(u64, ChannelRecord)>) -> Result<Durable, StoreError> {
         let (done_tx, done_rx) = crossbeam_channel::bounded(1);
         let writes = self.writes.as_ref().ok_or(StoreError::Stopped)?;
         writes.send((records, done_tx)).map_err(|_| StoreError::Stopped)?;
-        match done_rx.recv() {
+        Ok(Durable { rx: done_rx, path: self.path.clone() })
+    }
+}
+
+/// A queued write; `wait` until it is durable.
+#[derive(Debug)]
+#[must_use = "wait for the write to be durable before acknowledging it"]
+pub struct Durable {
+    rx: Receiver<Result<(), String>>,
+    path: PathBuf,
+}
+
+impl Durable {
+    pub fn wait(self) -> Result<(), StoreError> {
+        match self.rx.recv() {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(what)) => Err(StoreError::Corrupt { path: self.path.clone(), what }),
+            Ok(Err(what)) => Err(StoreError::Corrupt { path: self.path, what }),
             Err(_) => Err(StoreError::Stopped),
         }
     }
