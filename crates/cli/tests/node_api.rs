@@ -242,3 +242,180 @@ async fn events_metrics_and_openapi_are_served() {
     assert_eq!(status, 200);
     assert!(v["header"]["state_root"].is_string());
 }
+
+/// Every compliance check of a purchase, through the HTTP API with JSON transactions:
+/// each refusal is its own receipt code, and it changes nothing but the fee and nonce.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_compliance_check_rejects_through_the_api_and_changes_nothing() {
+    use primitives::sale::*;
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = Devnet::start(dir.path(), &["--no-provider"]);
+    let api = Api { base: devnet.api.clone(), http: reqwest::Client::new() };
+    let dev = devnet.signing_key();
+    let usd = AssetId::new("USD").unwrap();
+    let mut dev_nonce = 0u64;
+    let mut run = |stx: SignedTransaction| {
+        let api = &api;
+        async move {
+            let (status, v) = api.submit(&stx).await;
+            assert_eq!(status, 202, "{v}");
+            api.wait_committed(&stx.id()).await
+        }
+    };
+    let chain = api.get("/v1/chain").await.1;
+    let now: u64 = chain["latest_timestamp_ms"].as_str().unwrap().parse().unwrap();
+    let day = 86_400_000u64;
+    let region = |r: &str| Region::new(r).unwrap();
+    // (investor seed, attestation tweak, tranche, expected code)
+    type Tweak = fn(&mut Attestation, u64);
+    let cases: Vec<(u8, Tweak, u16, &str)> = vec![
+        (
+            1,
+            |a, _| {
+                a.jurisdiction = Region::new("US").unwrap();
+                a.us_person = true;
+            },
+            0,
+            "investor_class_not_allowed",
+        ),
+        (
+            2,
+            |a, n| {
+                a.jurisdiction = Region::new("US").unwrap();
+                a.us_person = true;
+                a.class = InvestorClass::Accredited;
+                a.accreditation =
+                    Some(Accreditation { method: AccreditationMethod::SelfCertified, expires_ms: n + 86_400_000 });
+            },
+            0,
+            "accreditation_required",
+        ),
+        (
+            3,
+            |a, n| {
+                a.jurisdiction = Region::new("US").unwrap();
+                a.us_person = true;
+                a.class = InvestorClass::Accredited;
+                a.accreditation = Some(Accreditation { method: AccreditationMethod::Income, expires_ms: n - 1 });
+            },
+            0,
+            "accreditation_expired",
+        ),
+        (4, |_, _| {}, 0, "us_persons_only"),
+        (
+            5,
+            |a, _| {
+                a.jurisdiction = Region::new("US").unwrap();
+                a.us_person = true;
+            },
+            1,
+            "us_person_excluded",
+        ),
+        (6, |a, _| a.jurisdiction = Region::new("IR").unwrap(), 1, "jurisdiction_blocked"),
+        (7, |a, _| a.jurisdiction = Region::new("UA-43").unwrap(), 1, "jurisdiction_blocked"),
+        (8, |a, _| a.screening = Screening::Hit, 1, "sanctioned"),
+        (9, |a, n| a.kyc_expires_ms = n - 1, 1, "kyc_expired"),
+        (10, |_, _| {}, 1, "success"),
+    ];
+    let investor = |seed: u8| crypto::SigningKey::from_seed([100 + seed; 32]);
+    for (seed, tweak, _, _) in &cases {
+        let k = investor(*seed);
+        let entity = EntityId::from_reference(&format!("api-case-{seed}"));
+        let mut a = Attestation {
+            jurisdiction: region("DE"),
+            us_person: false,
+            class: InvestorClass::Retail,
+            accreditation: None,
+            kyc_expires_ms: now + 365 * day,
+            screening: Screening::Clear,
+            screening_list: "ofac-test".into(),
+            regcf_limit: None,
+        };
+        tweak(&mut a, now);
+        for action in [
+            Action::Transfer { to: k.address(), asset: AssetId::TSR, amount: Amount(1_000_000) },
+            Action::Mint { asset: usd, to: k.address(), amount: Amount(5_000) },
+            Action::AttestEntity { entity, attestation: a },
+            Action::BindWallet { entity, wallet: k.address() },
+        ] {
+            let v = run(tx(&dev, dev_nonce, action)).await;
+            assert_eq!(v["receipt"]["status"], "success", "{v}");
+            dev_nonce += 1;
+        }
+    }
+    let tranche =
+        |name: &str, exemption, us_persons, classes: Vec<InvestorClass>, blocked: Vec<Region>| TrancheConfig {
+            name: name.into(),
+            exemption,
+            eligibility: Eligibility { allowed: vec![], blocked, us_persons, classes },
+            supply: Amount(1_000_000),
+            mechanism: Mechanism::FixedPrice { price: Amount(1), fill: Fill::ProRata },
+            min_per_entity: Amount(1),
+            max_per_entity: Amount(1_000_000),
+            opens_ms: now.saturating_sub(day),
+            closes_ms: now + day,
+            cancel_until_ms: None,
+            lot: LotRule::default(),
+        };
+    let config = OfferingConfig {
+        name: "api sale".into(),
+        asset: AssetId::TSR,
+        quote: usd,
+        price_per: Amount(1),
+        soft_cap: Amount::ZERO,
+        tranches: vec![
+            tranche("Reg D", Exemption::RegD506c, UsPersons::Only, vec![InvestorClass::Accredited], vec![]),
+            tranche(
+                "Reg S",
+                Exemption::RegS { dcp_ms: 40 * day },
+                UsPersons::Excluded,
+                vec![],
+                vec![region("IR"), region("UA-43")],
+            ),
+        ],
+    };
+    let v = run(tx(&dev, dev_nonce, Action::CreateOffering { config })).await;
+    assert_eq!(v["receipt"]["status"], "success", "{v}");
+    for (seed, _, tranche, code) in &cases {
+        let k = investor(*seed);
+        let before = api.account(&k.address()).await;
+        let v = run(tx(&k, 0, Action::Commit { offering: 1, tranche: *tranche, amount: Amount(1_000) })).await;
+        let after = api.account(&k.address()).await;
+        let bal = |acct: &Value, asset: &str| {
+            acct["balances"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|b| b["asset"] == asset)
+                .map(|b| b["balance"].as_str().unwrap().parse::<u128>().unwrap())
+                .unwrap_or(0)
+        };
+        if *code == "success" {
+            assert_eq!(v["receipt"]["status"], "success", "{v}");
+            assert_eq!(after["locks"][0]["kind"], "sale_escrow");
+            continue;
+        }
+        assert_eq!(
+            (v["receipt"]["status"].as_str(), v["receipt"]["code"].as_str()),
+            (Some("rejected"), Some(*code)),
+            "investor {seed}: {v}"
+        );
+        assert!(!v["receipt"]["message"].as_str().unwrap().is_empty());
+        assert_eq!(bal(&after, "USD"), bal(&before, "USD"), "investor {seed}: USD moved");
+        assert_eq!(after["locks"], before["locks"], "investor {seed}: locks changed");
+        assert_eq!(bal(&after, "TSR"), bal(&before, "TSR") - 1_000, "investor {seed}: only the fee");
+        assert_eq!(after["nonce"], "1");
+    }
+    // An unbound wallet is refused too.
+    let stranger = crypto::SigningKey::from_seed([99; 32]);
+    run(tx(
+        &dev,
+        dev_nonce + 1,
+        Action::Transfer { to: stranger.address(), asset: AssetId::TSR, amount: Amount(10_000) },
+    ))
+    .await;
+    let v = run(tx(&stranger, 0, Action::Commit { offering: 1, tranche: 1, amount: Amount(1) })).await;
+    assert_eq!(v["receipt"]["code"], "wallet_not_verified", "{v}");
+    let offering = api.get("/v1/offerings/1").await.1;
+    assert_eq!(offering["tranches"][1]["commitments"], "1", "only the eligible investor committed");
+}

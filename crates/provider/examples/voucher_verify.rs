@@ -80,4 +80,3 @@ fn main() {
     drop(book);
     let _ = std::fs::remove_dir_all(&dir);
 }
-
