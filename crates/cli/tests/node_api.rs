@@ -254,7 +254,7 @@ async fn each_compliance_check_rejects_through_the_api_and_changes_nothing() {
     let dev = devnet.signing_key();
     let usd = AssetId::new("USD").unwrap();
     let mut dev_nonce = 0u64;
-    let mut run = |stx: SignedTransaction| {
+    let run = |stx: SignedTransaction| {
         let api = &api;
         async move {
             let (status, v) = api.submit(&stx).await;
