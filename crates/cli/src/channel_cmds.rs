@@ -1,8 +1,8 @@
 //! `tessera provider` (registry) and `tessera channel` (payment channels and vouchers).
 
 use crate::wallet_cmds::{
-    chain_info, connect, load_key, parse_amount, print_json, resolve_address, send, show_amount, NodeArg, Output,
-    SendOpts,
+    chain_info, connect, load_key, parse_amount, print_json, resolve_address, send, show_amount, submit, NodeArg,
+    Output, SendOpts,
 };
 use anyhow::{anyhow, bail, Result};
 use api_types::{ChainInfo, ChannelView};
@@ -196,13 +196,6 @@ fn parse_models(chain: &ChainInfo, specs: &[String]) -> Result<Vec<ModelOffer>> 
         .collect()
 }
 
-async fn submit(node: &NodeArg, key: &str, action: Action, out: &Output) -> Result<()> {
-    let key = load_key(key)?;
-    let client = connect(node)?;
-    let chain = chain_info(&client).await?;
-    send(&client, &chain, &key, action, &SendOpts::simple(false), out).await
-}
-
 fn print_channel(chain: &ChainInfo, c: &ChannelView) {
     let tsr = |a| show_amount(Some(chain), &AssetId::TSR, a);
     println!("channel {}  {} -> {}  nonce {}", c.id, c.sender, c.recipient, c.nonce);
@@ -286,7 +279,7 @@ pub async fn run_provider(cmd: ProviderCmd, out: &Output) -> Result<()> {
             let info = ProviderInfo { endpoint, models: parse_models(&chain, &models)? };
             info.check().map_err(|e| anyhow!("invalid provider: {e}"))?;
             let stake = parse_amount(&chain, &AssetId::TSR, &stake)?;
-            submit(&node, &key, Action::RegisterProvider { info, stake }, out).await
+            submit(&node, &key, Action::RegisterProvider { info, stake }, false, out).await.map(drop)
         }
         ProviderCmd::Update { key, endpoint, models, add_stake, node } => {
             let client = connect(&node)?;
@@ -294,10 +287,14 @@ pub async fn run_provider(cmd: ProviderCmd, out: &Output) -> Result<()> {
             let info = ProviderInfo { endpoint, models: parse_models(&chain, &models)? };
             info.check().map_err(|e| anyhow!("invalid provider: {e}"))?;
             let add_stake = parse_amount(&chain, &AssetId::TSR, &add_stake)?;
-            submit(&node, &key, Action::UpdateProvider { info, add_stake }, out).await
+            submit(&node, &key, Action::UpdateProvider { info, add_stake }, false, out).await.map(drop)
         }
-        ProviderCmd::Deregister { key, node } => submit(&node, &key, Action::DeregisterProvider, out).await,
-        ProviderCmd::WithdrawStake { key, node } => submit(&node, &key, Action::WithdrawProviderStake, out).await,
+        ProviderCmd::Deregister { key, node } => {
+            submit(&node, &key, Action::DeregisterProvider, false, out).await.map(drop)
+        }
+        ProviderCmd::WithdrawStake { key, node } => {
+            submit(&node, &key, Action::WithdrawProviderStake, false, out).await.map(drop)
+        }
         ProviderCmd::List { address, node } => {
             let client = connect(&node)?;
             let chain = chain_info(&client).await?;
@@ -346,7 +343,8 @@ pub async fn run_channel(cmd: ChannelCmd, out: &Output) -> Result<()> {
             let amount = parse_amount(&chain, &AssetId::TSR, &amount)?;
             let expiry_height = chain.height.0 + expiry_blocks.max(1);
             let opener = load_key(&key)?.address();
-            submit(&node, &key, Action::OpenChannel { recipient, voucher_signer, amount, expiry_height }, out).await?;
+            submit(&node, &key, Action::OpenChannel { recipient, voucher_signer, amount, expiry_height }, false, out)
+                .await?;
             let id = client
                 .account_channels(&opener)
                 .await?
@@ -363,13 +361,13 @@ pub async fn run_channel(cmd: ChannelCmd, out: &Output) -> Result<()> {
             let client = connect(&node)?;
             let chain = chain_info(&client).await?;
             let amount = parse_amount(&chain, &AssetId::TSR, &amount)?;
-            submit(&node, &key, Action::FundChannel { channel, amount }, out).await
+            submit(&node, &key, Action::FundChannel { channel, amount }, false, out).await.map(drop)
         }
         ChannelCmd::Extend { key, channel, expiry_blocks, node } => {
             let client = connect(&node)?;
             let chain = chain_info(&client).await?;
             let expiry_height = chain.height.0 + expiry_blocks.max(1);
-            submit(&node, &key, Action::ExtendChannel { channel, expiry_height }, out).await
+            submit(&node, &key, Action::ExtendChannel { channel, expiry_height }, false, out).await.map(drop)
         }
         ChannelCmd::Status { channel, address, node } => {
             let client = connect(&node)?;
@@ -391,7 +389,7 @@ pub async fn run_channel(cmd: ChannelCmd, out: &Output) -> Result<()> {
             Ok(())
         }
         ChannelCmd::Reclaim { key, channel, node } => {
-            submit(&node, &key, Action::ReclaimChannel { channel }, out).await
+            submit(&node, &key, Action::ReclaimChannel { channel }, false, out).await.map(drop)
         }
         ChannelCmd::Voucher { key, channel, amount, node } => {
             let signer = load_key(&key)?;
@@ -431,7 +429,7 @@ pub async fn run_channel(cmd: ChannelCmd, out: &Output) -> Result<()> {
             hex::decode_to_slice(signature.trim(), &mut sig)
                 .map_err(|_| anyhow!("--signature must be 128 hex characters"))?;
             let claim = ChannelClaim { channel, voucher_amount, signature: Signature(sig), amount, send_back };
-            submit(&node, &key, Action::ClaimChannels { claims: vec![claim] }, out).await
+            submit(&node, &key, Action::ClaimChannels { claims: vec![claim] }, false, out).await.map(drop)
         }
     }
 }

@@ -4,8 +4,8 @@
 
 use crate::offering_file::{percent_to_bps, OfferingFile};
 use crate::wallet_cmds::{
-    chain_info, connect, find_asset, load_key, parse_amount, print_json, resolve_address, send, show_amount, NodeArg,
-    Output, SendOpts,
+    chain_info, connect, find_asset, load_key, parse_amount, print_json, resolve_address, send, show_amount, submit,
+    NodeArg, Output, SendOpts,
 };
 use anyhow::{anyhow, bail, Context, Result};
 use api_types::{ChainInfo, OfferingView};
@@ -337,14 +337,6 @@ pub enum VestingCmd {
         #[command(flatten)]
         node: NodeArg,
     },
-}
-
-async fn submit(node: &NodeArg, key: &str, action: Action, no_wait: bool, out: &Output) -> Result<ChainInfo> {
-    let key = load_key(key)?;
-    let client = connect(node)?;
-    let chain = chain_info(&client).await?;
-    send(&client, &chain, &key, action, &SendOpts::simple(no_wait), out).await?;
-    Ok(chain)
 }
 
 fn load_offering_file(path: &PathBuf, chain: &ChainInfo) -> Result<primitives::sale::OfferingConfig> {

@@ -509,6 +509,22 @@ pub(crate) async fn send(
     report_committed(&view, out)
 }
 
+/// Loads `key`, fetches the chain's parameters and sends `action` (waiting for its
+/// receipt unless `no_wait`); returns the chain info it used.
+pub(crate) async fn submit(
+    node: &NodeArg,
+    key: &str,
+    action: Action,
+    no_wait: bool,
+    out: &Output,
+) -> Result<ChainInfo> {
+    let key = load_key(key)?;
+    let client = connect(node)?;
+    let chain = chain_info(&client).await?;
+    send(&client, &chain, &key, action, &SendOpts::simple(no_wait), out).await?;
+    Ok(chain)
+}
+
 pub(crate) fn report_committed(view: &TxView, out: &Output) -> Result<()> {
     let hash = view.tx_hash;
     let height = view.height.map_or_else(|| "?".to_string(), |h| h.to_string());

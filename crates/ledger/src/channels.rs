@@ -124,10 +124,7 @@ impl Overlay<'_> {
         if expiry_height <= self.height() {
             return Err(RejectCode::ExpiryNotLater);
         }
-        let mut counters = self.counters();
-        counters.next_channel += 1;
-        let id = counters.next_channel;
-        self.put_obj(ObjKey::Counters, Some(Object::Counters(counters)));
+        let id = self.next_id(|c| &mut c.next_channel);
         self.account_mut(signer).add_lock(Self::escrow_lock(id, amount))?;
         self.put_channel(ChannelRecord {
             id,

@@ -130,25 +130,19 @@ impl Overlay<'_> {
         Ok(())
     }
 
-    pub(crate) fn counters(&self) -> Counters {
+    fn counters(&self) -> Counters {
         match self.obj(&ObjKey::Counters) {
             Some(Object::Counters(c)) => c.clone(),
             _ => Counters::default(),
         }
     }
 
-    fn next_offering_id(&mut self) -> u64 {
+    /// Takes the next id from one of the counters (ids start at 1).
+    pub(crate) fn next_id(&mut self, which: fn(&mut Counters) -> &mut u64) -> u64 {
         let mut c = self.counters();
-        c.next_offering += 1;
-        let id = c.next_offering;
-        self.put_obj(ObjKey::Counters, Some(Object::Counters(c)));
-        id
-    }
-
-    fn next_grant_id(&mut self) -> u64 {
-        let mut c = self.counters();
-        c.next_grant += 1;
-        let id = c.next_grant;
+        let counter = which(&mut c);
+        *counter += 1;
+        let id = *counter;
         self.put_obj(ObjKey::Counters, Some(Object::Counters(c)));
         id
     }
@@ -183,7 +177,7 @@ impl Overlay<'_> {
         if config.tranches.iter().any(|t| t.closes_ms <= self.now_ms()) {
             return Err(RejectCode::TrancheClosed);
         }
-        let id = self.next_offering_id();
+        let id = self.next_id(|c| &mut c.next_offering);
         if id >= 1 << 48 {
             return Err(RejectCode::AmountOverflow);
         }
@@ -695,7 +689,7 @@ impl Overlay<'_> {
         schedule: Schedule,
         revocable: bool,
     ) -> Result<u64, RejectCode> {
-        let id = self.next_grant_id();
+        let id = self.next_id(|c| &mut c.next_grant);
         let kind = lock_kind(source);
         self.account_mut(beneficiary).add_lock(Lock { kind, reference: id, asset, amount: total })?;
         let grant = Grant {
