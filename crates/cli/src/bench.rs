@@ -39,6 +39,22 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 10_000)]
         block_txs: usize,
     },
+    /// One Yuma-consensus epoch on a random network (every evaluator weights and bonds every
+    /// provider), original bonds and Yuma3 with liquid alpha, on one thread.
+    Incentive {
+        /// Evaluators (rows with weights and bonds).
+        #[arg(long, default_value_t = 256)]
+        validators: usize,
+        /// Neurons (uids) in the subnet.
+        #[arg(long, default_value_t = 4096)]
+        neurons: usize,
+        /// Timed runs per mode (the minimum and median are reported).
+        #[arg(long, default_value_t = 7)]
+        runs: usize,
+        /// Only original Yuma (skip Yuma3 with liquid alpha).
+        #[arg(long)]
+        original_only: bool,
+    },
     /// Load over HTTP: funds N accounts from KEY, sends pre-signed transfers in binary
     /// batches, and measures committed transfers/s and submit-to-commit latency from
     /// the node's event stream.
@@ -73,6 +89,9 @@ pub async fn run(cmd: BenchCmd, out: &Output) -> Result<()> {
         BenchCmd::Sale { investors, block_txs } => {
             let json = out.json;
             tokio::task::spawn_blocking(move || crate::bench_sale::bench_sale(investors, block_txs, json)).await?
+        }
+        BenchCmd::Incentive { validators, neurons, runs, original_only } => {
+            bench_incentive(validators, neurons, runs, original_only, out.json)
         }
         BenchCmd::Submit { node, key, accounts, txs, batch, concurrency, rate } => {
             bench_submit(&node, &key, accounts, txs, batch, concurrency, rate, out).await
@@ -501,6 +520,66 @@ async fn bench_submit(
     }
     if committed < expected {
         bail!("only {committed} of {expected} admitted transfers were seen committed");
+    }
+    Ok(())
+}
+
+/// subtensor's own sparse epoch on this machine class (shared/design/INCENTIVES.md §11,
+/// minimum of its runs): (validators, neurons, original ms, Yuma3 + liquid alpha ms).
+const SUBTENSOR_ANCHOR_MS: &[(usize, usize, f64, Option<f64>)] = &[
+    (64, 256, 1.2, Some(20.0)),
+    (256, 1024, 20.0, Some(321.0)),
+    (128, 2048, f64::NAN, Some(1240.0)),
+    (256, 4096, 110.0, Some(5010.0)),
+    (256, 8192, 300.0, None),
+    (512, 16384, 980.0, None),
+    (1024, 32768, 4390.0, None),
+];
+
+fn bench_incentive(validators: usize, neurons: usize, runs: usize, original_only: bool, json: bool) -> Result<()> {
+    if validators == 0 || validators > neurons || neurons > u16::MAX as usize {
+        bail!("need 0 < validators <= neurons <= 65535");
+    }
+    let anchor = SUBTENSOR_ANCHOR_MS.iter().find(|a| a.0 == validators && a.1 == neurons);
+    let mut modes = vec![("original", false, false)];
+    if !original_only {
+        modes.push(("yuma3_liquid_alpha", true, true));
+    }
+    let mut results = Vec::new();
+    for (name, yuma3, liquid) in modes {
+        let (params, state) = incentives::synth::network(validators, neurons, yuma3, liquid, 7);
+        let block = state.last_update[0] + 1;
+        // One untimed run warms caches and allocator.
+        let first = incentives::run_epoch(&params, &state, block);
+        let mut times = Vec::with_capacity(runs);
+        for _ in 0..runs.max(1) {
+            let t = Instant::now();
+            let r = incentives::run_epoch(&params, &state, block);
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+            if r != first {
+                bail!("two runs of the same epoch differ");
+            }
+        }
+        times.sort_by(|a, b| a.total_cmp(b));
+        let (min, median) = (times[0], times[times.len() / 2]);
+        let subtensor = anchor.and_then(|a| if yuma3 { a.3 } else { Some(a.2) }).filter(|v| v.is_finite());
+        let speedup = subtensor.map(|s| s / min);
+        if !json {
+            println!(
+                "{name:>20}: {validators} x {neurons}: min {min:.2} ms, median {median:.2} ms{}",
+                match (subtensor, speedup) {
+                    (Some(s), Some(x)) => format!("  (subtensor sparse {s:.1} ms: {x:.1}x faster)"),
+                    _ => String::new(),
+                }
+            );
+        }
+        results.push(serde_json::json!({
+            "mode": name, "validators": validators, "neurons": neurons,
+            "min_ms": min, "median_ms": median, "subtensor_min_ms": subtensor, "speedup": speedup,
+        }));
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
     }
     Ok(())
 }

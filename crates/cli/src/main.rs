@@ -6,6 +6,7 @@ mod bench_sale;
 mod channel_cmds;
 mod demo;
 mod devnet_provider;
+mod incentive_cmds;
 mod offering_file;
 mod sale_cmds;
 mod wallet_cmds;
@@ -98,6 +99,11 @@ enum Command {
     Demo {
         #[command(subcommand)]
         cmd: demo::DemoCmd,
+    },
+    /// Provider incentives: Yuma consensus (`tessera incentive epoch --input FILE`).
+    Incentive {
+        #[command(subcommand)]
+        cmd: incentive_cmds::IncentiveCmd,
     },
     /// Benchmarks: the ledger pipeline in-process, or load over HTTP.
     Bench {
@@ -225,6 +231,7 @@ async fn run(command: Command, out: Output) -> Result<()> {
         Command::Ai { cmd } => ai_cmds::run(cmd, &out).await,
         Command::AdvanceClock(args) => sale_cmds::run_advance_clock(args, &out).await,
         Command::Demo { cmd } => demo::run(cmd, &out).await,
+        Command::Incentive { cmd } => incentive_cmds::run(cmd),
         Command::Bench { cmd } => bench::run(cmd, &out).await,
     }
 }

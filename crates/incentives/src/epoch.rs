@@ -1,0 +1,771 @@
+//! One Yuma-consensus epoch with the production (sparse) semantics of subtensor's
+//! `epoch_mechanism` at commit 14bc6f9f, step by step as shared/design/INCENTIVES.md §3
+//! specifies it. Pure: the caller supplies the subnet's stored state and the current block;
+//! nothing here reads a clock, randomness or a hash map.
+//!
+//! Sparse matrices are rows of `(column, value)` cells. The distinction between an absent
+//! cell and a cell present with value 0 is kept exactly as subtensor keeps it (it matters for
+//! Yuma3 with liquid alpha), and so is the order of cells in stored rows (weights are stored
+//! in submission order; the liquid-alpha cursor depends on it).
+
+use crate::fixed::{exp_safe, tao_weight, I32F32, I64F64};
+
+/// A sparse row: `(column, value)` cells in stored order.
+pub type Row<T> = Vec<(u16, T)>;
+
+/// The subnet parameters the epoch reads (INCENTIVES.md §5; defaults are subtensor's runtime
+/// defaults, see `Default`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Params {
+    pub kappa: u16,
+    pub bonds_penalty: u16,
+    pub bonds_moving_average: u64,
+    pub tempo: u16,
+    pub activity_cutoff_factor_milli: u32,
+    pub max_allowed_validators: u16,
+    pub stake_threshold: u64,
+    pub yuma3_enabled: bool,
+    pub liquid_alpha_enabled: bool,
+    pub alpha_low: u16,
+    pub alpha_high: u16,
+    pub alpha_sigmoid_steepness: i16,
+    pub tao_weight: u64,
+    pub rao_emission: u64,
+    pub commit_reveal_enabled: bool,
+    pub owner_uid: Option<u16>,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Self {
+            kappa: 32_767,
+            bonds_penalty: 65_535,
+            bonds_moving_average: 900_000,
+            tempo: 360,
+            activity_cutoff_factor_milli: 13_889,
+            max_allowed_validators: 128,
+            stake_threshold: 0,
+            yuma3_enabled: false,
+            liquid_alpha_enabled: false,
+            alpha_low: 45_875,
+            alpha_high: 58_982,
+            alpha_sigmoid_steepness: 1_000,
+            tao_weight: 0,
+            rao_emission: 1_000_000_000,
+            commit_reveal_enabled: false,
+            owner_uid: None,
+        }
+    }
+}
+
+impl Params {
+    /// `max(1, floor(factor · tempo / 1000))` blocks.
+    pub fn activity_cutoff_blocks(&self) -> u64 {
+        (self.activity_cutoff_factor_milli as u64)
+            .saturating_mul(self.tempo as u64)
+            .checked_div(1000)
+            .unwrap_or(0)
+            .max(1)
+    }
+}
+
+/// The stored state of one subnet (one mechanism) that the epoch reads. Every per-uid vector
+/// has `n` entries.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SubnetState {
+    pub alpha_stake: Vec<u64>,
+    pub tao_stake: Vec<u64>,
+    pub validator_permit: Vec<bool>,
+    pub last_update: Vec<u64>,
+    pub block_at_registration: Vec<u64>,
+    /// Stored weight rows (max-upscaled u16, submission order, explicit zeros kept).
+    pub weights: Vec<Row<u16>>,
+    /// Stored bond rows (u16).
+    pub bonds: Vec<Row<u16>>,
+    pub last_mechanism_step_block: u64,
+    /// Earliest live weight-commit block per uid (commit-reveal), `None` for no commit.
+    pub commit_block: Vec<Option<u64>>,
+}
+
+impl SubnetState {
+    pub fn n(&self) -> usize {
+        self.alpha_stake.len()
+    }
+
+    /// Checks that every per-uid vector has `n` entries and that no stored row lists a
+    /// column twice (subtensor's `set_weights` rejects duplicates, so such rows never exist
+    /// on chain).
+    pub fn check(&self) -> Result<(), String> {
+        let n = self.n();
+        if n > u16::MAX as usize {
+            return Err(format!("n = {n} exceeds 65535 uids"));
+        }
+        let lens = [
+            ("tao_stake", self.tao_stake.len()),
+            ("validator_permit", self.validator_permit.len()),
+            ("last_update", self.last_update.len()),
+            ("block_at_registration", self.block_at_registration.len()),
+            ("weights", self.weights.len()),
+            ("bonds", self.bonds.len()),
+            ("commit_block", self.commit_block.len()),
+        ];
+        for (name, len) in lens {
+            if len != n {
+                return Err(format!("{name} has {len} entries, expected n = {n}"));
+            }
+        }
+        for (name, rows) in [("weights", &self.weights), ("bonds", &self.bonds)] {
+            let mut seen = vec![false; u16::MAX as usize + 1];
+            for (i, row) in rows.iter().enumerate() {
+                for &(j, _) in row {
+                    if std::mem::replace(&mut seen[j as usize], true) {
+                        return Err(format!("{name} row of uid {i} lists uid {j} twice"));
+                    }
+                }
+                for &(j, _) in row {
+                    seen[j as usize] = false;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What the epoch did to a uid's stored bond row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BondRowAction {
+    /// New permit: the row is the epoch's EMA bonds.
+    Set,
+    /// No new permit: the row is emptied.
+    Clear,
+}
+
+/// Everything one epoch computes (INCENTIVES-IO.md "OUTPUTS").
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EpochResult {
+    pub activity_cutoff_blocks: u64,
+    pub raw_stake: Vec<u64>,
+    pub active: Vec<bool>,
+    pub stake: Vec<I32F32>,
+    pub active_stake: Vec<I32F32>,
+    pub validator_permit_used: Vec<bool>,
+    pub new_validator_permit: Vec<bool>,
+    pub consensus: Vec<I32F32>,
+    pub validator_trust: Vec<I32F32>,
+    pub incentive: Vec<I32F32>,
+    pub dividends: Vec<I32F32>,
+    pub normalized_server_emission: Vec<I32F32>,
+    pub normalized_validator_emission: Vec<I32F32>,
+    pub normalized_combined_emission: Vec<I32F32>,
+    pub server_emission: Vec<u64>,
+    pub validator_emission: Vec<u64>,
+    pub combined_emission: Vec<u64>,
+    pub bond_row_action: Vec<BondRowAction>,
+    /// The bonds handed to storage conversion (original Yuma: column max-upscaled EMA;
+    /// Yuma3: raw EMA), cells in the order the epoch produced them.
+    pub ema_bonds: Vec<Row<I32F32>>,
+    /// The stored bond rows after the epoch, in stored order (zero values kept as subtensor
+    /// stores them).
+    pub bonds_next: Vec<Row<u16>>,
+}
+
+impl EpochResult {
+    /// Writes what the chain persists back into the state: bonds and the new permits.
+    pub fn persist(&self, state: &mut SubnetState) {
+        state.bonds.clone_from(&self.bonds_next);
+        state.validator_permit.clone_from(&self.new_validator_permit);
+    }
+}
+
+/// Runs one epoch at `current_block`. `state` must pass [`SubnetState::check`].
+pub fn run_epoch(p: &Params, s: &SubnetState, current_block: u64) -> EpochResult {
+    let n = s.n();
+    let cutoff = p.activity_cutoff_blocks();
+
+    // §3.2 activity.
+    let active: Vec<bool> = s.last_update.iter().map(|&lu| lu.saturating_add(cutoff) >= current_block).collect();
+
+    // §3.3 stake.
+    let tw = tao_weight(p.tao_weight);
+    let total_stake: Vec<I64F64> = (0..n)
+        .map(|i| I64F64::from_u64(s.alpha_stake[i]).sat_add(I64F64::from_u64(s.tao_stake[i]).sat_mul(tw)))
+        .collect();
+    let raw_stake: Vec<u64> = total_stake.iter().map(|s| s.to_u64_sat()).collect();
+    let mut filtered: Vec<I64F64> = total_stake
+        .iter()
+        .enumerate()
+        .map(
+            |(uid, &st)| {
+                if p.owner_uid != Some(uid as u16) && st.to_u64_sat() < p.stake_threshold {
+                    I64F64::ZERO
+                } else {
+                    st
+                }
+            },
+        )
+        .collect();
+    let sum = filtered.iter().fold(I64F64::ZERO, |a, &b| a.sat_add(b));
+    if sum != I64F64::ZERO {
+        filtered.iter_mut().for_each(|v| *v = v.safe_div(sum));
+    }
+    let stake: Vec<I32F32> = filtered.iter().map(|v| v.to_i32f32()).collect();
+
+    // §3.4 permits.
+    let mut permit_used = s.validator_permit.clone();
+    let mut new_permit = is_topk_nonzero(&stake, p.max_allowed_validators as usize);
+    if let Some(o) = p.owner_uid.map(usize::from) {
+        if let Some(x) = permit_used.get_mut(o) {
+            *x = true;
+        }
+        if let Some(x) = new_permit.get_mut(o) {
+            *x = true;
+        }
+    }
+
+    // §3.5 active stake.
+    let mut active_stake: Vec<I32F32> =
+        (0..n).map(|i| if active[i] && permit_used[i] { stake[i] } else { I32F32::ZERO }).collect();
+    normalize(&mut active_stake);
+
+    // §3.6 weights: forbidden rows, diagonal (except the owner's), outdated cells,
+    // commit-reveal, then row normalisation.
+    let weights: Vec<Row<I32F32>> = (0..n)
+        .map(|i| {
+            if !permit_used[i] {
+                return Vec::new();
+            }
+            let lu = s.last_update[i];
+            let commit = if p.commit_reveal_enabled { s.commit_block[i].unwrap_or(u64::MAX) } else { u64::MAX };
+            let mut row: Row<I32F32> = s.weights[i]
+                .iter()
+                .filter(|&&(j, _)| {
+                    let ju = j as usize;
+                    ju < n
+                        && (ju != i || p.owner_uid == Some(j))
+                        && lu > s.block_at_registration[ju]
+                        && commit >= s.block_at_registration[ju]
+                })
+                .map(|&(j, w)| (j, I32F32::from_u16(w)))
+                .collect();
+            let row_sum: I32F32 = row.iter().map(|c| c.1).sum();
+            if row_sum > I32F32::ZERO {
+                row.iter_mut().for_each(|c| c.1 = c.1.safe_div(row_sum));
+            }
+            row
+        })
+        .collect();
+
+    // §3.7 consensus.
+    let kappa = I32F32::from_u16_proportion(p.kappa);
+    let consensus = weighted_median_cols(&active_stake, &weights, n, kappa);
+
+    // §3.8 clipping and validator trust.
+    let clipped: Vec<Row<I32F32>> = weights
+        .iter()
+        .map(|row| {
+            row.iter()
+                .filter_map(|&(j, w)| {
+                    let c = consensus[j as usize];
+                    if c < w {
+                        (c > I32F32::ZERO).then_some((j, c))
+                    } else {
+                        Some((j, w))
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    let validator_trust: Vec<I32F32> = clipped.iter().map(|row| row.iter().map(|c| c.1).sum()).collect();
+
+    // §3.9 ranks and incentive.
+    let mut incentive = vec![I32F32::ZERO; n];
+    for (row, &a) in clipped.iter().zip(&active_stake) {
+        for &(j, w) in row {
+            let r = &mut incentive[j as usize];
+            *r = r.sat_add(a.sat_mul(w));
+        }
+    }
+    normalize(&mut incentive);
+
+    // §3.10 bonds.
+    let bonds_penalty = I32F32::from_u16_proportion(p.bonds_penalty);
+    let weights_for_bonds = interpolate(&weights, &clipped, &consensus, bonds_penalty);
+    let last_tempo = if s.last_mechanism_step_block == 0 {
+        current_block.saturating_sub(p.tempo as u64)
+    } else {
+        s.last_mechanism_step_block.saturating_add(1)
+    };
+    let registration = |j: u16| s.block_at_registration.get(j as usize).copied().unwrap_or(0);
+
+    let (dividends, ema_bonds) = if p.yuma3_enabled {
+        let bonds: Vec<Row<I32F32>> = s
+            .bonds
+            .iter()
+            .map(|row| {
+                row.iter()
+                    .filter(|&&(j, _)| last_tempo > registration(j))
+                    .map(|&(j, b)| (j, I32F32::from_u16(b).safe_div(I32F32::U16_MAX)))
+                    .collect()
+            })
+            .collect();
+        let ema = if p.liquid_alpha_enabled && consensus.iter().any(|&c| c != I32F32::ZERO) {
+            ema_liquid_alpha(p, &weights_for_bonds, &bonds, &consensus)
+        } else {
+            let alpha = I32F32::ONE.sat_sub(moving_average(p.bonds_moving_average));
+            mat_ema(&weights_for_bonds, &bonds, alpha, n)
+        };
+        let mut ema_norm = ema.clone();
+        col_normalize(&mut ema_norm, n);
+        let mut dividends: Vec<I32F32> = ema_norm
+            .iter()
+            .zip(&active_stake)
+            .map(|(row, &a)| {
+                let t: I32F32 = row.iter().map(|&(j, b)| b.sat_mul(incentive[j as usize])).sum();
+                t.checked_mul(a).unwrap_or(I32F32::ZERO)
+            })
+            .collect();
+        normalize(&mut dividends);
+        (dividends, ema)
+    } else {
+        let mut bonds: Vec<Row<I32F32>> = s
+            .bonds
+            .iter()
+            .map(|row| {
+                row.iter()
+                    .filter(|&&(j, _)| last_tempo > registration(j))
+                    .map(|&(j, b)| (j, I32F32::from_u16(b)))
+                    .collect()
+            })
+            .collect();
+        col_normalize(&mut bonds, n);
+        let mut delta: Vec<Row<I32F32>> = weights_for_bonds
+            .iter()
+            .zip(&active_stake)
+            .map(|(row, &a)| row.iter().map(|&(j, w)| (j, w.sat_mul(a))).collect())
+            .collect();
+        col_normalize(&mut delta, n);
+        let alpha = I32F32::ONE.sat_sub(moving_average(p.bonds_moving_average));
+        let mut ema = mat_ema(&delta, &bonds, alpha, n);
+        col_normalize(&mut ema, n);
+        let mut dividends: Vec<I32F32> =
+            ema.iter().map(|row| row.iter().map(|&(j, b)| incentive[j as usize].sat_mul(b)).sum()).collect();
+        normalize(&mut dividends);
+        col_max_upscale(&mut ema, n);
+        (dividends, ema)
+    };
+
+    // §3.11 emission.
+    let combined: Vec<I32F32> = incentive.iter().zip(&dividends).map(|(&i, &d)| i.sat_add(d)).collect();
+    let emission_sum: I32F32 = combined.iter().copied().sum();
+    let mut norm_server = incentive.clone();
+    let mut norm_validator = dividends.clone();
+    let mut norm_combined = combined;
+    if emission_sum != I32F32::ZERO {
+        norm_server.iter_mut().for_each(|v| *v = v.safe_div(emission_sum));
+        norm_validator.iter_mut().for_each(|v| *v = v.safe_div(emission_sum));
+    }
+    normalize(&mut norm_combined);
+    if emission_sum == I32F32::ZERO {
+        let fallback =
+            if active_stake.iter().copied().sum::<I32F32>() == I32F32::ZERO { &stake } else { &active_stake };
+        norm_validator.clone_from(fallback);
+        norm_combined.clone_from(fallback);
+    }
+    let to_rao = |v: &I32F32| rao_share(*v, p.rao_emission);
+    let server_emission = norm_server.iter().map(to_rao).collect();
+    let validator_emission = norm_validator.iter().map(to_rao).collect();
+    let combined_emission = norm_combined.iter().map(to_rao).collect();
+
+    // §3.12 bonds written back.
+    let mut bond_row_action = Vec::with_capacity(n);
+    let mut bonds_next = Vec::with_capacity(n);
+    for i in 0..n {
+        if new_permit[i] {
+            bond_row_action.push(BondRowAction::Set);
+            bonds_next.push(ema_bonds[i].iter().map(|&(j, b)| (j, b.to_u16_proportion())).collect());
+        } else {
+            bond_row_action.push(BondRowAction::Clear);
+            bonds_next.push(Vec::new());
+        }
+    }
+
+    EpochResult {
+        activity_cutoff_blocks: cutoff,
+        raw_stake,
+        active,
+        stake,
+        active_stake,
+        validator_permit_used: permit_used,
+        new_validator_permit: new_permit,
+        consensus,
+        validator_trust,
+        incentive,
+        dividends,
+        normalized_server_emission: norm_server,
+        normalized_validator_emission: norm_validator,
+        normalized_combined_emission: norm_combined,
+        server_emission,
+        validator_emission,
+        combined_emission,
+        bond_row_action,
+        ema_bonds,
+        bonds_next,
+    }
+}
+
+/// `floor(I96F32(share) · E)`: the I96F32 product of `share` bits and `E · 2^32`, shifted back,
+/// is exactly `share_bits · E >> 32`.
+fn rao_share(share: I32F32, emission: u64) -> u64 {
+    if share.0 <= 0 {
+        return 0;
+    }
+    let v = (share.0 as u128 * emission as u128) >> 32;
+    u64::try_from(v).unwrap_or(u64::MAX)
+}
+
+/// `I32F32(I64F64(bonds_moving_average) / I64F64(10^6))`.
+fn moving_average(bma: u64) -> I32F32 {
+    I64F64::from_u64(bma).safe_div(I64F64::from_u64(1_000_000)).to_i32f32()
+}
+
+/// Divide each entry by the sum, unless the sum is 0.
+pub fn normalize(v: &mut [I32F32]) {
+    let sum: I32F32 = v.iter().copied().sum();
+    if sum != I32F32::ZERO {
+        v.iter_mut().for_each(|x| *x = x.safe_div(sum));
+    }
+}
+
+/// `is_topk_nonzero`: non-zero entries, and when `len ≥ k` the `len − k` smallest cleared
+/// (ascending stable sort: among equal values the lower uid goes first).
+pub fn is_topk_nonzero(v: &[I32F32], k: usize) -> Vec<bool> {
+    let mut result: Vec<bool> = v.iter().map(|&x| x != I32F32::ZERO).collect();
+    if v.len() < k {
+        return result;
+    }
+    let mut idx: Vec<usize> = (0..v.len()).collect();
+    idx.sort_by_key(|&i| v[i]);
+    for &i in idx.iter().take(v.len() - k) {
+        result[i] = false;
+    }
+    result
+}
+
+/// Each column with a non-zero sum divided by that sum (cells beyond `n` untouched).
+fn col_normalize(m: &mut [Row<I32F32>], n: usize) {
+    let mut sums = vec![I32F32::ZERO; n];
+    for row in m.iter() {
+        for &(j, v) in row {
+            if let Some(s) = sums.get_mut(j as usize) {
+                *s = s.sat_add(v);
+            }
+        }
+    }
+    for row in m.iter_mut() {
+        for (j, v) in row.iter_mut() {
+            if let Some(&s) = sums.get(*j as usize) {
+                if s != I32F32::ZERO {
+                    *v = v.safe_div(s);
+                }
+            }
+        }
+    }
+}
+
+/// Each column with a non-zero maximum divided by that maximum.
+fn col_max_upscale(m: &mut [Row<I32F32>], n: usize) {
+    let mut maxes = vec![I32F32::ZERO; n];
+    for row in m.iter() {
+        for &(j, v) in row {
+            if let Some(x) = maxes.get_mut(j as usize) {
+                if *x < v {
+                    *x = v;
+                }
+            }
+        }
+    }
+    for row in m.iter_mut() {
+        for (j, v) in row.iter_mut() {
+            if let Some(&x) = maxes.get(*j as usize) {
+                if x != I32F32::ZERO {
+                    *v = v.safe_div(x);
+                }
+            }
+        }
+    }
+}
+
+/// Stake-weighted median per column (§3.7): the smallest score `x*` such that the
+/// renormalised stake of validators scoring at most `x*` exceeds `Σσ − κ`; the largest score
+/// when none does; 0 when no validator has stake.
+fn weighted_median_cols(active_stake: &[I32F32], weights: &[Row<I32F32>], n: usize, kappa: I32F32) -> Vec<I32F32> {
+    let mut use_stake: Vec<I32F32> = active_stake.iter().copied().filter(|&s| s > I32F32::ZERO).collect();
+    normalize(&mut use_stake);
+    let validators = use_stake.len();
+    let mut result = vec![I32F32::ZERO; n];
+    if validators == 0 {
+        return result;
+    }
+    let stake_sum: I32F32 = use_stake.iter().copied().sum();
+    let minority = stake_sum.sat_sub(kappa);
+
+    // Gather each column's positive scores (score bits, renormalised stake bits), column-major.
+    let mut counts = vec![0u32; n + 1];
+    let mut rows: Vec<(&Row<I32F32>, i64)> = Vec::with_capacity(validators);
+    let mut k = 0;
+    for (row, &a) in weights.iter().zip(active_stake) {
+        if a > I32F32::ZERO {
+            rows.push((row, use_stake[k].0));
+            k += 1;
+            for &(j, w) in row {
+                if w > I32F32::ZERO {
+                    counts[j as usize + 1] += 1;
+                }
+            }
+        }
+    }
+    for j in 0..n {
+        counts[j + 1] += counts[j];
+    }
+    let mut fill = counts.clone();
+    let mut cells = vec![(0i64, 0i64); counts[n] as usize];
+    for &(row, sigma) in &rows {
+        for &(j, w) in row {
+            if w > I32F32::ZERO {
+                let slot = &mut fill[j as usize];
+                cells[*slot as usize] = (w.0, sigma);
+                *slot += 1;
+            }
+        }
+    }
+    for j in 0..n {
+        let col = &mut cells[counts[j] as usize..counts[j + 1] as usize];
+        let positive_mass: i64 = col.iter().map(|c| c.1).sum();
+        let zero_mass = stake_sum.0 - positive_mass;
+        let zero_count = validators - col.len();
+        result[j] = if (zero_count > 0 && minority.0 < zero_mass) || col.is_empty() {
+            I32F32::ZERO
+        } else {
+            I32F32(weighted_select(col, minority.0 - if zero_count > 0 { zero_mass } else { 0 }))
+        };
+    }
+    result
+}
+
+/// The smallest score whose cumulative stake (scores ≤ it) exceeds `t`, or the largest score
+/// when none does. Expected linear time (three-way quickselect, middle pivot).
+fn weighted_select(mut items: &mut [(i64, i64)], mut t: i64) -> i64 {
+    loop {
+        if items.len() == 1 {
+            return items[0].0;
+        }
+        let pivot = items[items.len() / 2].0;
+        // Dutch-flag partition: [< pivot | == pivot | > pivot].
+        let (mut lt, mut i, mut gt) = (0, 0, items.len());
+        let (mut sum_lt, mut sum_eq) = (0i64, 0i64);
+        while i < gt {
+            let (score, sigma) = items[i];
+            if score < pivot {
+                sum_lt += sigma;
+                items.swap(lt, i);
+                lt += 1;
+                i += 1;
+            } else if score > pivot {
+                gt -= 1;
+                items.swap(i, gt);
+            } else {
+                sum_eq += sigma;
+                i += 1;
+            }
+        }
+        if lt > 0 && t < sum_lt {
+            items = &mut items[..lt];
+        } else if gt < items.len() && sum_lt + sum_eq <= t {
+            t -= sum_lt + sum_eq;
+            items = &mut items[gt..];
+        } else {
+            return pivot;
+        }
+    }
+}
+
+/// Weights for bonds (§3.10): `W` when the penalty is 0, the clipped weights when it is 1,
+/// otherwise `W + β·(Wc − W)` per cell in ascending column order, keeping positive cells.
+fn interpolate(
+    weights: &[Row<I32F32>],
+    clipped: &[Row<I32F32>],
+    consensus: &[I32F32],
+    ratio: I32F32,
+) -> Vec<Row<I32F32>> {
+    if ratio == I32F32::ZERO {
+        return weights.to_vec();
+    }
+    if ratio == I32F32::ONE {
+        return clipped.to_vec();
+    }
+    weights
+        .iter()
+        .map(|row| {
+            // The clipped row is the weight row with each cell clipped or (when the
+            // consensus is 0 and the weight above it) removed: recompute per cell.
+            let mut out: Row<I32F32> = row
+                .iter()
+                .filter_map(|&(j, w)| {
+                    let c = consensus[j as usize];
+                    let wc = if c < w {
+                        if c > I32F32::ZERO {
+                            c
+                        } else {
+                            I32F32::ZERO
+                        }
+                    } else {
+                        w
+                    };
+                    let v = w.sat_add(ratio.sat_mul(wc.sat_sub(w)));
+                    (v > I32F32::ZERO).then_some((j, v))
+                })
+                .collect();
+            out.sort_unstable_by_key(|c| c.0);
+            out
+        })
+        .collect()
+}
+
+/// `mat_ema_sparse`: per row, `α·new + (1−α)·old` accumulated densely, positive cells kept in
+/// ascending column order.
+fn mat_ema(new: &[Row<I32F32>], old: &[Row<I32F32>], alpha: I32F32, n: usize) -> Vec<Row<I32F32>> {
+    let one_minus = I32F32::ONE.sat_sub(alpha);
+    let mut acc = vec![I32F32::ZERO; n];
+    let mut touched: Vec<u16> = Vec::new();
+    new.iter()
+        .zip(old)
+        .map(|(new_row, old_row)| {
+            touched.clear();
+            for &(j, v) in new_row {
+                if let Some(cell) = acc.get_mut(j as usize) {
+                    *cell = cell.sat_add(alpha.sat_mul(v));
+                    touched.push(j);
+                }
+            }
+            for &(j, v) in old_row {
+                if let Some(cell) = acc.get_mut(j as usize) {
+                    *cell = cell.sat_add(one_minus.sat_mul(v));
+                    touched.push(j);
+                }
+            }
+            touched.sort_unstable();
+            touched.dedup();
+            let mut out = Vec::with_capacity(touched.len());
+            for &j in &touched {
+                let v = std::mem::take(&mut acc[j as usize]);
+                if v > I32F32::ZERO {
+                    out.push((j, v));
+                }
+            }
+            out
+        })
+        .collect()
+}
+
+/// Yuma3 with liquid alpha (§3.10.3), production semantics: an EMA cell exists only where the
+/// bond weights have a cell (an old bond elsewhere is dropped), the cell's alpha comes from
+/// the sigmoid of how far the weight is above consensus (buying) or below the old bond
+/// (selling), and the weight and bond the sigmoid sees are read with subtensor's forward
+/// cursor over each row, which only sees the cells that are running column maxima of their
+/// row (all of them when the row is in ascending order).
+fn ema_liquid_alpha(
+    p: &Params,
+    weights: &[Row<I32F32>],
+    bonds: &[Row<I32F32>],
+    consensus: &[I32F32],
+) -> Vec<Row<I32F32>> {
+    let n = consensus.len();
+    let low = I32F32::from_u16_proportion(p.alpha_low);
+    let high = I32F32::from_u16_proportion(p.alpha_high);
+    let steep = I32F32::from_int(p.alpha_sigmoid_steepness as i64).sat_div(I32F32::from_int(-100));
+    // Dense scratch rows: the bond value the cursor sees, and the bond value itself.
+    let mut seen_bond = vec![I32F32::ZERO; n];
+    let mut old = vec![I32F32::ZERO; n];
+    let mut seen_weight = vec![I32F32::ZERO; n];
+    weights
+        .iter()
+        .zip(bonds)
+        .map(|(w_row, b_row)| {
+            let mut max_col: i32 = -1;
+            for &(j, b) in b_row {
+                if (j as i32) > max_col {
+                    max_col = j as i32;
+                    if let Some(x) = seen_bond.get_mut(j as usize) {
+                        *x = b;
+                    }
+                }
+                if let Some(x) = old.get_mut(j as usize) {
+                    *x = b;
+                }
+            }
+            let mut max_col: i32 = -1;
+            for &(j, w) in w_row {
+                if (j as i32) > max_col {
+                    max_col = j as i32;
+                    seen_weight[j as usize] = w;
+                }
+            }
+            let mut out = Vec::with_capacity(w_row.len());
+            for &(j, w) in w_row {
+                let ju = j as usize;
+                let a = alpha_sigmoid(consensus[ju], seen_weight[ju], seen_bond[ju], low, high, steep);
+                let decayed = I32F32::ONE.sat_sub(a).sat_mul(old[ju]);
+                let inc = a.sat_mul(w).max(I32F32::ZERO);
+                let v = decayed.sat_add(inc).min(I32F32::ONE);
+                if v > I32F32::ZERO {
+                    out.push((j, v));
+                }
+            }
+            for &(j, _) in w_row {
+                seen_weight[j as usize] = I32F32::ZERO;
+            }
+            for &(j, _) in b_row {
+                if let Some(x) = seen_bond.get_mut(j as usize) {
+                    *x = I32F32::ZERO;
+                }
+                if let Some(x) = old.get_mut(j as usize) {
+                    *x = I32F32::ZERO;
+                }
+            }
+            out
+        })
+        .collect()
+}
+
+/// subtensor's `alpha_sigmoid`; `steep` is `steepness / −100`.
+fn alpha_sigmoid(consensus: I32F32, weight: I32F32, bond: I32F32, low: I32F32, high: I32F32, steep: I32F32) -> I32F32 {
+    let diff = if weight >= bond {
+        weight.sat_sub(consensus).clamp_to(I32F32::ZERO, I32F32::ONE)
+    } else {
+        bond.sat_sub(weight).clamp_to(I32F32::ZERO, I32F32::ONE)
+    };
+    let sigmoid = I32F32::ONE.sat_div(I32F32::ONE.sat_add(exp_safe(steep.sat_mul(diff.sat_sub(I32F32::HALF)))));
+    low.sat_add(sigmoid.sat_mul(high.sat_sub(low))).clamp_to(low, high)
+}
+
+/// `set_weights`' max-upscaling of a submitted row (INCENTIVES.md §8).
+pub fn max_upscale(values: &[u16]) -> Vec<u16> {
+    let max = match values.iter().max() {
+        None => return Vec::new(),
+        Some(&m) => I32F32::from_u16(m),
+    };
+    let threshold = I32F32::from_int(32_768);
+    values
+        .iter()
+        .map(|&v| {
+            let e = I32F32::from_u16(v);
+            if max == I32F32::ZERO {
+                e.sat_mul(I32F32::U16_MAX).to_u16_sat()
+            } else if max > threshold {
+                e.sat_mul(I32F32::U16_MAX.safe_div(max)).round().to_u16_sat()
+            } else {
+                e.sat_mul(I32F32::U16_MAX).safe_div(max).round().to_u16_sat()
+            }
+        })
+        .collect()
+}

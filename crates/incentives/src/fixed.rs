@@ -1,0 +1,340 @@
+//! Fixed-point numbers with the exact semantics of substrate-fixed 0.6 (the crate subtensor's
+//! epoch uses), written on raw integers so that every rounding is visible here
+//! (shared/design/INCENTIVES.md §2.2):
+//!
+//! * add/sub: exact integer add of the bits (saturating where subtensor saturates; no sum in
+//!   an epoch comes near the range, so plain and saturating sums agree);
+//! * mul: the exact double-width product shifted right by the fractional bits (floor),
+//!   saturated on overflow;
+//! * div: `(a << frac) / b` truncating toward zero; subtensor's `safe_div` gives 0 for a zero
+//!   divisor or an overflowing quotient;
+//! * to integer: floor, saturated to the target range.
+
+use ethnum::I256;
+
+/// Signed 32.32 fixed point: value = bits / 2^32.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct I32F32(pub i64);
+
+const FRAC: u32 = 32;
+
+impl I32F32 {
+    pub const ZERO: Self = Self(0);
+    pub const ONE: Self = Self(1 << FRAC);
+    pub const HALF: Self = Self(1 << (FRAC - 1));
+    pub const MAX: Self = Self(i64::MAX);
+    pub const MIN: Self = Self(i64::MIN);
+    /// `I32F32::from_num(65535)`.
+    pub const U16_MAX: Self = Self((u16::MAX as i64) << FRAC);
+    /// substrate-fixed's constant e as `exp` returns it for exactly 1: the I9F23 constant
+    /// (23 fractional bits) widened to 32 fractional bits.
+    pub const E: Self = Self(22_802_600 << 9);
+
+    /// An integer, saturated to the range (`saturating_from_num`).
+    pub const fn from_int(v: i64) -> Self {
+        if v > (i64::MAX >> FRAC) {
+            Self::MAX
+        } else if v < (i64::MIN >> FRAC) {
+            Self::MIN
+        } else {
+            Self(v << FRAC)
+        }
+    }
+
+    pub const fn from_u16(v: u16) -> Self {
+        Self((v as i64) << FRAC)
+    }
+
+    /// A stored `u16` proportion: `I32F32(v) / I32F32(65535)`.
+    pub fn from_u16_proportion(v: u16) -> Self {
+        Self::from_u16(v).safe_div(Self::U16_MAX)
+    }
+
+    pub const fn bits(self) -> i64 {
+        self.0
+    }
+
+    pub fn to_f64(self) -> f64 {
+        self.0 as f64 / (1u64 << FRAC) as f64
+    }
+
+    pub const fn sat_add(self, o: Self) -> Self {
+        Self(self.0.saturating_add(o.0))
+    }
+
+    pub const fn sat_sub(self, o: Self) -> Self {
+        Self(self.0.saturating_sub(o.0))
+    }
+
+    pub fn checked_add(self, o: Self) -> Option<Self> {
+        self.0.checked_add(o.0).map(Self)
+    }
+
+    /// Product rounded toward −∞, `None` when it does not fit.
+    #[inline]
+    pub fn checked_mul(self, o: Self) -> Option<Self> {
+        let p = (self.0 as i128 * o.0 as i128) >> FRAC;
+        i64::try_from(p).ok().map(Self)
+    }
+
+    /// Product rounded toward −∞, saturated (`saturating_mul`).
+    #[inline]
+    pub fn sat_mul(self, o: Self) -> Self {
+        let p = (self.0 as i128 * o.0 as i128) >> FRAC;
+        if p > i64::MAX as i128 {
+            Self::MAX
+        } else if p < i64::MIN as i128 {
+            Self::MIN
+        } else {
+            Self(p as i64)
+        }
+    }
+
+    /// Quotient truncated toward zero; `None` for a zero divisor or an overflow (`checked_div`).
+    #[inline]
+    pub fn checked_div(self, o: Self) -> Option<Self> {
+        if o.0 == 0 {
+            return None;
+        }
+        // Fast path: a non-negative dividend below 2^32 shifted fits in u64.
+        if self.0 >= 0 && self.0 < (1 << FRAC) && o.0 > 0 {
+            return Some(Self((((self.0 as u64) << FRAC) / o.0 as u64) as i64));
+        }
+        let q = ((self.0 as i128) << FRAC) / o.0 as i128;
+        i64::try_from(q).ok().map(Self)
+    }
+
+    /// subtensor's `safe_div`: the quotient, or 0 for a zero divisor or an overflow.
+    #[inline]
+    pub fn safe_div(self, o: Self) -> Self {
+        self.checked_div(o).unwrap_or(Self::ZERO)
+    }
+
+    /// `saturating_div` (divisor never zero where subtensor uses it).
+    pub fn sat_div(self, o: Self) -> Self {
+        match self.checked_div(o) {
+            Some(q) => q,
+            None if (self.0 < 0) != (o.0 < 0) => Self::MIN,
+            None => Self::MAX,
+        }
+    }
+
+    /// Nearest integer, ties away from zero (`round`).
+    pub fn round(self) -> Self {
+        let half = 1i64 << (FRAC - 1);
+        let mask = !((1i64 << FRAC) - 1);
+        if self.0 >= 0 {
+            Self(self.0.saturating_add(half) & mask)
+        } else {
+            Self(-((-(self.0 as i128) + half as i128) as i64 & mask))
+        }
+    }
+
+    /// Floor to an integer, saturated to `0..=u64::MAX` (`saturating_to_num::<u64>`).
+    pub const fn to_u64_sat(self) -> u64 {
+        if self.0 < 0 {
+            0
+        } else {
+            (self.0 >> FRAC) as u64
+        }
+    }
+
+    /// Floor to an integer, saturated to `0..=65535` (`saturating_to_num::<u16>`).
+    pub const fn to_u16_sat(self) -> u16 {
+        let v = self.0 >> FRAC;
+        if v < 0 {
+            0
+        } else if v > u16::MAX as i64 {
+            u16::MAX
+        } else {
+            v as u16
+        }
+    }
+
+    /// A proportion stored as `u16`: `floor(x · 65535)` saturated (`fixed_proportion_to_u16`).
+    pub fn to_u16_proportion(self) -> u16 {
+        self.sat_mul(Self::U16_MAX).to_u16_sat()
+    }
+
+    pub fn clamp_to(self, low: Self, high: Self) -> Self {
+        // subtensor's clamp_value: min(high) then max(low).
+        self.min(high).max(low)
+    }
+}
+
+impl std::iter::Sum for I32F32 {
+    fn sum<I: Iterator<Item = Self>>(iter: I) -> Self {
+        iter.fold(Self::ZERO, Self::sat_add)
+    }
+}
+
+/// Signed 64.64 fixed point: value = bits / 2^64 (stake and its normalisation).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct I64F64(pub i128);
+
+impl I64F64 {
+    pub const ZERO: Self = Self(0);
+
+    /// `saturating_from_num(u64)`: values above `i64::MAX` saturate to the type's maximum.
+    pub const fn from_u64(v: u64) -> Self {
+        if v > i64::MAX as u64 {
+            Self(i128::MAX)
+        } else {
+            Self((v as i128) << 64)
+        }
+    }
+
+    pub const fn sat_add(self, o: Self) -> Self {
+        Self(self.0.saturating_add(o.0))
+    }
+
+    /// Product rounded toward −∞ through a 256-bit intermediate, saturated.
+    pub fn sat_mul(self, o: Self) -> Self {
+        let p: I256 = (I256::from(self.0) * I256::from(o.0)) >> 64u32;
+        if p > I256::from(i128::MAX) {
+            Self(i128::MAX)
+        } else if p < I256::from(i128::MIN) {
+            Self(i128::MIN)
+        } else {
+            Self(p.as_i128())
+        }
+    }
+
+    /// `safe_div`: truncating quotient, 0 for a zero divisor or an overflow.
+    pub fn safe_div(self, o: Self) -> Self {
+        if o.0 == 0 {
+            return Self::ZERO;
+        }
+        let q: I256 = (I256::from(self.0) << 64u32) / I256::from(o.0);
+        if q > I256::from(i128::MAX) || q < I256::from(i128::MIN) {
+            Self::ZERO
+        } else {
+            Self(q.as_i128())
+        }
+    }
+
+    /// Drop the low 32 fractional bits (floor), saturated (`I32F32::saturating_from_num`).
+    pub fn to_i32f32(self) -> I32F32 {
+        let b = self.0 >> 32;
+        if b > i64::MAX as i128 {
+            I32F32::MAX
+        } else if b < i64::MIN as i128 {
+            I32F32::MIN
+        } else {
+            I32F32(b as i64)
+        }
+    }
+
+    /// Floor, saturated to `0..=u64::MAX`.
+    pub const fn to_u64_sat(self) -> u64 {
+        if self.0 < 0 {
+            0
+        } else {
+            (self.0 >> 64) as u64
+        }
+    }
+}
+
+/// `TaoWeight / (2^64 − 1)` as subtensor computes it (U96F32 division, then widened to I64F64).
+pub fn tao_weight(stored: u64) -> I64F64 {
+    let bits32 = ((stored as u128) << 32) / u64::MAX as u128;
+    I64F64((bits32 as i128) << 32)
+}
+
+/// `exp_safe`: clamp to [−20, 20], then substrate-fixed's series `exp` (INCENTIVES.md §2.3).
+pub fn exp_safe(x: I32F32) -> I32F32 {
+    let x = x.clamp_to(I32F32::from_int(-20), I32F32::from_int(20));
+    match exp(x) {
+        Some(v) => v,
+        None if x.0 <= 0 => I32F32::ZERO,
+        None => I32F32::MAX,
+    }
+}
+
+fn exp(x: I32F32) -> Option<I32F32> {
+    if x == I32F32::ZERO {
+        return Some(I32F32::ONE);
+    }
+    if x == I32F32::ONE {
+        return Some(I32F32::E);
+    }
+    let neg = x.0 < 0;
+    let y = if neg { I32F32(x.0.checked_neg()?) } else { x };
+    let mut result = y.checked_add(I32F32::ONE)?;
+    let mut term = y;
+    for k in 2..32i64 {
+        term = term.checked_mul(y)?;
+        // Dividing by the fixed-point integer k truncates exactly like dividing the bits by k.
+        term = I32F32(term.0 / k);
+        if term.0 == 0 {
+            // Every later term is floor(0·y)/k = 0 too.
+            break;
+        }
+        result = result.checked_add(term)?;
+    }
+    if neg {
+        result = I32F32::ONE.checked_div(result)?;
+    }
+    Some(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kappa_and_lambda_bits_match_the_spec() {
+        assert_eq!(I32F32::from_u16_proportion(32767).bits(), 2_147_450_879);
+        let bma = I64F64::from_u64(900_000).safe_div(I64F64::from_u64(1_000_000));
+        let lambda = I32F32::ONE.sat_sub(bma.to_i32f32());
+        assert_eq!(lambda.bits(), 429_496_730);
+    }
+
+    #[test]
+    fn mul_floors_and_div_truncates() {
+        // -1 bit times 0.5 floors to -1 bit, not 0.
+        assert_eq!(I32F32(-1).sat_mul(I32F32::HALF), I32F32(-1));
+        assert_eq!(I32F32(1).sat_mul(I32F32::HALF), I32F32(0));
+        assert_eq!(I32F32::ONE.safe_div(I32F32::from_int(3)).bits(), 1_431_655_765);
+        assert_eq!(I32F32(-7).safe_div(I32F32::from_int(2)), I32F32(-3));
+        assert_eq!(I32F32::ONE.safe_div(I32F32::ZERO), I32F32::ZERO);
+        assert_eq!(I32F32::MAX.safe_div(I32F32(1)), I32F32::ZERO);
+    }
+
+    #[test]
+    fn round_is_ties_away_from_zero() {
+        assert_eq!(I32F32::from_int(2).sat_add(I32F32::HALF).round(), I32F32::from_int(3));
+        assert_eq!(I32F32::from_int(-2).sat_sub(I32F32::HALF).round(), I32F32::from_int(-3));
+        assert_eq!(I32F32(I32F32::HALF.0 - 1).round(), I32F32::ZERO);
+    }
+
+    #[test]
+    fn exp_matches_the_series_and_the_constant() {
+        assert_eq!(exp_safe(I32F32::ZERO), I32F32::ONE);
+        assert_eq!(exp_safe(I32F32::ONE), I32F32::E);
+        assert!((I32F32::E.to_f64() - 2.718_281_74).abs() < 1e-7);
+        // exp(-1) goes through the series and 1/r.
+        let em1 = exp_safe(I32F32::from_int(-1)).to_f64();
+        assert!((em1 - (-1f64).exp()).abs() < 1e-8, "{em1}");
+        let e5 = exp_safe(I32F32::from_int(5)).to_f64();
+        assert!((e5 - 5f64.exp()).abs() / 5f64.exp() < 1e-6, "{e5}");
+        // Clamped at ±20.
+        assert_eq!(exp_safe(I32F32::from_int(40)), exp_safe(I32F32::from_int(20)));
+    }
+
+    #[test]
+    fn proportions_round_trip_through_u16() {
+        assert_eq!(I32F32::ONE.to_u16_proportion(), 65535);
+        assert_eq!(I32F32::from_u16_proportion(65535), I32F32::ONE);
+        assert_eq!(I32F32(-5).to_u16_proportion(), 0);
+        assert_eq!(I32F32::from_int(2).to_u16_proportion(), 65535);
+    }
+
+    #[test]
+    fn tao_weight_default_is_about_five_percent() {
+        let w = tao_weight(971_718_665_099_567_868);
+        let f = w.0 as f64 / 2f64.powi(64);
+        assert!((f - 0.05268).abs() < 1e-4, "{f}");
+        assert_eq!(tao_weight(u64::MAX).0, 1i128 << 64);
+    }
+}
