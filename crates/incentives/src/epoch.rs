@@ -259,22 +259,18 @@ pub fn run_epoch(p: &Params, s: &SubnetState, current_block: u64) -> EpochResult
     let kappa = I32F32::from_u16_proportion(p.kappa);
     let consensus = weighted_median_cols(&active_stake, &weights, n, kappa);
 
-    // §3.8 clipping and validator trust.
-    let clipped: Vec<Row<I32F32>> = weights
-        .iter()
-        .map(|row| {
-            row.iter()
-                .filter_map(|&(j, w)| {
-                    let c = consensus[j as usize];
-                    if c < w {
-                        (c > I32F32::ZERO).then_some((j, c))
-                    } else {
-                        Some((j, w))
-                    }
-                })
-                .collect()
-        })
-        .collect();
+    // §3.8 clipping and validator trust. With the default bonds penalty of 1 the unclipped
+    // weights are not needed any more, so they are clipped in place.
+    let bonds_penalty = I32F32::from_u16_proportion(p.bonds_penalty);
+    let (clipped, unclipped) = if bonds_penalty == I32F32::ONE {
+        let mut w = weights;
+        clip(&mut w, &consensus);
+        (w, None)
+    } else {
+        let mut w = weights.clone();
+        clip(&mut w, &consensus);
+        (w, Some(weights))
+    };
     let validator_trust: Vec<I32F32> = clipped.iter().map(|row| row.iter().map(|c| c.1).sum()).collect();
 
     // §3.9 ranks and incentive.
@@ -288,8 +284,11 @@ pub fn run_epoch(p: &Params, s: &SubnetState, current_block: u64) -> EpochResult
     normalize(&mut incentive);
 
     // §3.10 bonds.
-    let bonds_penalty = I32F32::from_u16_proportion(p.bonds_penalty);
-    let weights_for_bonds = interpolate(&weights, &clipped, &consensus, bonds_penalty);
+    let weights_for_bonds = match unclipped {
+        None => clipped,
+        Some(w) if bonds_penalty == I32F32::ZERO => w,
+        Some(w) => interpolate(&w, &consensus, bonds_penalty),
+    };
     let last_tempo = if s.last_mechanism_step_block == 0 {
         current_block.saturating_sub(p.tempo as u64)
     } else {
@@ -338,11 +337,10 @@ pub fn run_epoch(p: &Params, s: &SubnetState, current_block: u64) -> EpochResult
             })
             .collect();
         col_normalize(&mut bonds, n);
-        let mut delta: Vec<Row<I32F32>> = weights_for_bonds
-            .iter()
-            .zip(&active_stake)
-            .map(|(row, &a)| row.iter().map(|&(j, w)| (j, w.sat_mul(a))).collect())
-            .collect();
+        let mut delta = weights_for_bonds;
+        for (row, &a) in delta.iter_mut().zip(&active_stake) {
+            row.iter_mut().for_each(|c| c.1 = c.1.sat_mul(a));
+        }
         col_normalize(&mut delta, n);
         let alpha = I32F32::ONE.sat_sub(moving_average(p.bonds_moving_average));
         let mut ema = mat_ema(&delta, &bonds, alpha, n);
@@ -509,8 +507,9 @@ fn weighted_median_cols(active_stake: &[I32F32], weights: &[Row<I32F32>], n: usi
     let stake_sum: I32F32 = use_stake.iter().copied().sum();
     let minority = stake_sum.sat_sub(kappa);
 
-    // Gather each column's positive scores (score bits, renormalised stake bits), column-major.
-    let mut counts = vec![0u32; n + 1];
+    // Gather each column's positive scores and the renormalised stakes of their validators,
+    // column-major (two parallel arrays).
+    let mut starts = vec![0u32; n + 1];
     let mut rows: Vec<(&Row<I32F32>, i64)> = Vec::with_capacity(validators);
     let mut k = 0;
     for (row, &a) in weights.iter().zip(active_stake) {
@@ -518,109 +517,130 @@ fn weighted_median_cols(active_stake: &[I32F32], weights: &[Row<I32F32>], n: usi
             rows.push((row, use_stake[k].0));
             k += 1;
             for &(j, w) in row {
-                if w > I32F32::ZERO {
-                    counts[j as usize + 1] += 1;
-                }
+                starts[j as usize + 1] += (w > I32F32::ZERO) as u32;
             }
         }
     }
     for j in 0..n {
-        counts[j + 1] += counts[j];
+        starts[j + 1] += starts[j];
     }
-    let mut fill = counts.clone();
-    let mut cells = vec![(0i64, 0i64); counts[n] as usize];
+    let total = starts[n] as usize;
+    let mut fill = starts.clone();
+    let mut scores = vec![0i64; total];
+    let mut sigmas = vec![0i64; total];
     for &(row, sigma) in &rows {
         for &(j, w) in row {
             if w > I32F32::ZERO {
                 let slot = &mut fill[j as usize];
-                cells[*slot as usize] = (w.0, sigma);
+                scores[*slot as usize] = w.0;
+                sigmas[*slot as usize] = sigma;
                 *slot += 1;
             }
         }
     }
+    let mut scratch = Select::default();
     for j in 0..n {
-        let col = &mut cells[counts[j] as usize..counts[j + 1] as usize];
-        let positive_mass: i64 = col.iter().map(|c| c.1).sum();
+        let range = starts[j] as usize..starts[j + 1] as usize;
+        let positive_mass: i64 = sigmas[range.clone()].iter().sum();
         let zero_mass = stake_sum.0 - positive_mass;
-        let zero_count = validators - col.len();
-        result[j] = if (zero_count > 0 && minority.0 < zero_mass) || col.is_empty() {
+        let zero_count = validators - range.len();
+        result[j] = if (zero_count > 0 && minority.0 < zero_mass) || range.is_empty() {
             I32F32::ZERO
         } else {
-            I32F32(weighted_select(col, minority.0 - if zero_count > 0 { zero_mass } else { 0 }))
+            let t = minority.0 - if zero_count > 0 { zero_mass } else { 0 };
+            I32F32(scratch.run(&scores[range.clone()], &sigmas[range], t))
         };
     }
     result
 }
 
-/// The smallest score whose cumulative stake (scores ≤ it) exceeds `t`, or the largest score
-/// when none does. Expected linear time (three-way quickselect, middle pivot).
-fn weighted_select(mut items: &mut [(i64, i64)], mut t: i64) -> i64 {
-    loop {
-        if items.len() == 1 {
-            return items[0].0;
-        }
-        let pivot = items[items.len() / 2].0;
-        // Dutch-flag partition: [< pivot | == pivot | > pivot].
-        let (mut lt, mut i, mut gt) = (0, 0, items.len());
-        let (mut sum_lt, mut sum_eq) = (0i64, 0i64);
-        while i < gt {
-            let (score, sigma) = items[i];
-            if score < pivot {
-                sum_lt += sigma;
-                items.swap(lt, i);
-                lt += 1;
-                i += 1;
-            } else if score > pivot {
-                gt -= 1;
-                items.swap(i, gt);
-            } else {
-                sum_eq += sigma;
-                i += 1;
+/// Weighted selection with reusable buffers.
+#[derive(Default)]
+struct Select {
+    scores: Vec<i64>,
+    sigmas: Vec<i64>,
+    next_scores: Vec<i64>,
+    next_sigmas: Vec<i64>,
+}
+
+impl Select {
+    /// The smallest score whose cumulative stake (over scores ≤ it) exceeds `t`, or the
+    /// largest score when none does. Quickselect with the middle element as pivot; each round
+    /// sums the stake below and at the pivot in one branch-free pass, then keeps only the
+    /// side that holds the answer.
+    fn run(&mut self, scores: &[i64], sigmas: &[i64], mut t: i64) -> i64 {
+        self.scores.clear();
+        self.scores.extend_from_slice(scores);
+        self.sigmas.clear();
+        self.sigmas.extend_from_slice(sigmas);
+        loop {
+            let len = self.scores.len();
+            if len == 1 {
+                return self.scores[0];
             }
-        }
-        if lt > 0 && t < sum_lt {
-            items = &mut items[..lt];
-        } else if gt < items.len() && sum_lt + sum_eq <= t {
-            t -= sum_lt + sum_eq;
-            items = &mut items[gt..];
-        } else {
-            return pivot;
+            let pivot = self.scores[len / 2];
+            let (mut sum_lt, mut sum_eq, mut n_lt, mut n_gt) = (0i64, 0i64, 0usize, 0usize);
+            for (&s, &w) in self.scores.iter().zip(&self.sigmas) {
+                let lt = (s < pivot) as i64;
+                let eq = (s == pivot) as i64;
+                sum_lt += w & -lt;
+                sum_eq += w & -eq;
+                n_lt += lt as usize;
+                n_gt += (s > pivot) as usize;
+            }
+            let keep_lower = n_lt > 0 && t < sum_lt;
+            let keep_upper = !keep_lower && n_gt > 0 && sum_lt + sum_eq <= t;
+            if !keep_lower && !keep_upper {
+                return pivot;
+            }
+            if keep_upper {
+                t -= sum_lt + sum_eq;
+            }
+            // Branch-free compaction: write every element, advance past the kept ones.
+            self.next_scores.resize(len, 0);
+            self.next_sigmas.resize(len, 0);
+            let mut k = 0;
+            for (&s, &w) in self.scores.iter().zip(&self.sigmas) {
+                self.next_scores[k] = s;
+                self.next_sigmas[k] = w;
+                k += (if keep_lower { s < pivot } else { s > pivot }) as usize;
+            }
+            self.next_scores.truncate(k);
+            self.next_sigmas.truncate(k);
+            std::mem::swap(&mut self.scores, &mut self.next_scores);
+            std::mem::swap(&mut self.sigmas, &mut self.next_sigmas);
         }
     }
 }
 
-/// Weights for bonds (§3.10): `W` when the penalty is 0, the clipped weights when it is 1,
-/// otherwise `W + β·(Wc − W)` per cell in ascending column order, keeping positive cells.
-fn interpolate(
-    weights: &[Row<I32F32>],
-    clipped: &[Row<I32F32>],
-    consensus: &[I32F32],
-    ratio: I32F32,
-) -> Vec<Row<I32F32>> {
-    if ratio == I32F32::ZERO {
-        return weights.to_vec();
+/// subtensor's `col_clip_sparse`: a cell above its column's consensus is clipped to it, or
+/// removed when the consensus is 0.
+fn clip(m: &mut [Row<I32F32>], consensus: &[I32F32]) {
+    for row in m.iter_mut() {
+        row.retain_mut(|(j, w)| {
+            let c = consensus[*j as usize];
+            if c < *w {
+                *w = c;
+                c > I32F32::ZERO
+            } else {
+                true
+            }
+        });
     }
-    if ratio == I32F32::ONE {
-        return clipped.to_vec();
-    }
+}
+
+/// Weights for bonds (§3.10) for a penalty strictly between 0 and 1:
+/// `W + β·(Wc − W)` per cell in ascending column order, keeping positive cells.
+fn interpolate(weights: &[Row<I32F32>], consensus: &[I32F32], ratio: I32F32) -> Vec<Row<I32F32>> {
     weights
         .iter()
         .map(|row| {
-            // The clipped row is the weight row with each cell clipped or (when the
-            // consensus is 0 and the weight above it) removed: recompute per cell.
+            // The clipped cell: clipped to the consensus, or removed (0) when it is 0.
             let mut out: Row<I32F32> = row
                 .iter()
                 .filter_map(|&(j, w)| {
                     let c = consensus[j as usize];
-                    let wc = if c < w {
-                        if c > I32F32::ZERO {
-                            c
-                        } else {
-                            I32F32::ZERO
-                        }
-                    } else {
-                        w
-                    };
+                    let wc = if c < w { c.max(I32F32::ZERO) } else { w };
                     let v = w.sat_add(ratio.sat_mul(wc.sat_sub(w)));
                     (v > I32F32::ZERO).then_some((j, v))
                 })
@@ -640,26 +660,39 @@ fn mat_ema(new: &[Row<I32F32>], old: &[Row<I32F32>], alpha: I32F32, n: usize) ->
     new.iter()
         .zip(old)
         .map(|(new_row, old_row)| {
-            touched.clear();
+            let cells = new_row.len() + old_row.len();
+            if cells == 0 {
+                return Vec::new();
+            }
             for &(j, v) in new_row {
                 if let Some(cell) = acc.get_mut(j as usize) {
                     *cell = cell.sat_add(alpha.sat_mul(v));
-                    touched.push(j);
                 }
             }
             for &(j, v) in old_row {
                 if let Some(cell) = acc.get_mut(j as usize) {
                     *cell = cell.sat_add(one_minus.sat_mul(v));
-                    touched.push(j);
                 }
             }
-            touched.sort_unstable();
-            touched.dedup();
-            let mut out = Vec::with_capacity(touched.len());
-            for &j in &touched {
-                let v = std::mem::take(&mut acc[j as usize]);
+            let mut out = Vec::with_capacity(new_row.len().max(old_row.len()));
+            let mut emit = |j: usize, acc: &mut [I32F32]| {
+                let v = std::mem::take(&mut acc[j]);
                 if v > I32F32::ZERO {
-                    out.push((j, v));
+                    out.push((j as u16, v));
+                }
+            };
+            if cells * 8 >= n {
+                // Dense rows: one scan in column order (untouched cells are 0 and skipped).
+                for j in 0..n {
+                    emit(j, &mut acc);
+                }
+            } else {
+                touched.clear();
+                touched.extend(new_row.iter().chain(old_row).map(|c| c.0).filter(|&j| (j as usize) < n));
+                touched.sort_unstable();
+                touched.dedup();
+                for &j in &touched {
+                    emit(j as usize, &mut acc);
                 }
             }
             out

@@ -96,9 +96,20 @@ impl I32F32 {
         if o.0 == 0 {
             return None;
         }
-        // Fast path: a non-negative dividend below 2^32 shifted fits in u64.
-        if self.0 >= 0 && self.0 < (1 << FRAC) && o.0 > 0 {
-            return Some(Self((((self.0 as u64) << FRAC) / o.0 as u64) as i64));
+        // Fast path for non-negative operands: dividing both by their common power of two
+        // leaves the rational a·2^32/b unchanged, and often (proportions; integer weights
+        // over integer sums) makes the shifted dividend fit a 64-bit division.
+        if self.0 >= 0 && o.0 > 0 {
+            let (a, b) = (self.0 as u64, o.0 as u64);
+            if a == 0 {
+                return Some(Self::ZERO);
+            }
+            let s = a.trailing_zeros().min(b.trailing_zeros());
+            let (a, b) = (a >> s, b >> s);
+            if a < (1 << FRAC) {
+                let q = (a << FRAC) / b;
+                return i64::try_from(q).ok().map(Self);
+            }
         }
         let q = ((self.0 as i128) << FRAC) / o.0 as i128;
         i64::try_from(q).ok().map(Self)
