@@ -139,6 +139,7 @@ fn bench_ledger(
             .iter()
             .map(|a| GenesisBalance { address: *a, asset: AssetId::TSR, amount_base_units: Amount(per_account) })
             .collect(),
+        incentives: None,
     };
     say(format!("generated {accounts} keys in {:.1}s", t.elapsed().as_secs_f64()));
     let t = Instant::now();

@@ -92,6 +92,7 @@ pub fn bench_sale(investors: usize, block_txs: usize, json: bool) -> Result<()> 
             GenesisAsset { symbol: usd, decimals: 6, max_supply_base_units: None, issuer: None },
         ],
         balances,
+        incentives: None,
     };
     let dir = tempfile::tempdir().context("temp dir")?;
     let mut config = ChainConfig::new(dir.path());

@@ -269,6 +269,7 @@ async fn ico(n: u32, out: &Output) -> Result<()> {
             GenesisAsset { symbol: usd(), decimals: 6, max_supply_base_units: None, issuer: Some(custodian.address()) },
         ],
         balances,
+        incentives: None,
     };
     let mut config = ChainConfig::new(dir.path());
     config.dev_clock = true;

@@ -833,6 +833,18 @@ fn describe_action(chain: Option<&ChainInfo>, action: &Action) -> String {
             claims.len()
         ),
         Action::ReclaimChannel { channel } => format!("reclaim channel {channel}"),
+        Action::RegisterNeuron { max_burn } => {
+            format!("register a neuron (fee at most {})", show_amount(chain, &AssetId::TSR, *max_burn))
+        }
+        Action::SetWeights { uids, .. } => format!("set weights on {} uids", uids.len()),
+        Action::Stake { evaluator, amount } => {
+            format!("stake {} on evaluator {evaluator}", show_amount(chain, &AssetId::TSR, *amount))
+        }
+        Action::Unstake { evaluator, amount } => {
+            format!("unstake {} from evaluator {evaluator}", show_amount(chain, &AssetId::TSR, *amount))
+        }
+        Action::WithdrawUnstaked => "withdraw unstaked TSR whose unbonding is over".into(),
+        Action::SetTake { take_bps } => format!("set evaluator take to {}.{:02} %", take_bps / 100, take_bps % 100),
     }
 }
 

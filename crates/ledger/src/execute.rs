@@ -130,6 +130,7 @@ pub fn propose(
             Err(reason) => dropped.push((id, stx, reason)),
         }
     }
+    overlay.end_block();
     let (write_set, lthash) = overlay.finish();
     let header = BlockHeader {
         height: ctx.height,
@@ -189,6 +190,7 @@ pub fn verify(parent: &State, block: &Block, signatures: Signatures) -> Result<E
         let receipt = overlay.apply_tx(&ctx, *id, stx).map_err(|reason| BlockError::Inadmissible { index, reason })?;
         receipts.push(receipt);
     }
+    overlay.end_block();
     let (write_set, lthash) = overlay.finish();
     let check = |what, header: Hash, computed: Hash| {
         if header == computed {
@@ -322,7 +324,7 @@ impl<'a> Overlay<'a> {
         self.assets.get(id).or_else(|| self.base.assets.get(id))
     }
 
-    fn put_asset(&mut self, info: AssetInfo) {
+    pub(crate) fn put_asset(&mut self, info: AssetInfo) {
         let id = info.symbol;
         let prev = self.assets.insert(id, info);
         self.undo.push(Undo::Asset(id, prev));
@@ -533,6 +535,12 @@ impl<'a> Overlay<'a> {
             Action::ExtendChannel { channel, expiry_height } => self.extend_channel(signer, channel, expiry_height)?,
             Action::ClaimChannels { ref claims } => self.claim_channels(signer, claims)?,
             Action::ReclaimChannel { channel } => self.reclaim_channel(signer, channel)?,
+            Action::RegisterNeuron { max_burn } => self.register_neuron(signer, max_burn)?,
+            Action::SetWeights { ref uids, ref weights } => self.set_weights(signer, uids, weights)?,
+            Action::Stake { evaluator, amount } => self.stake(signer, evaluator, amount)?,
+            Action::Unstake { evaluator, amount } => self.unstake(signer, evaluator, amount)?,
+            Action::WithdrawUnstaked => self.withdraw_unstaked(signer)?,
+            Action::SetTake { take_bps } => self.set_take(signer, take_bps)?,
         }
         Ok(())
     }

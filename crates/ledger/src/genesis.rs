@@ -29,6 +29,9 @@ pub struct Genesis {
     pub assets: Vec<GenesisAsset>,
     #[serde(default)]
     pub balances: Vec<GenesisBalance>,
+    /// Provider incentives (emission, neuron slots, staking, epochs); absent = off.
+    #[serde(default)]
+    pub incentives: Option<primitives::incentive::IncentiveParams>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, BorshSerialize, BorshDeserialize)]
@@ -76,6 +79,8 @@ pub enum GenesisError {
     SupplyExceeded(AssetId),
     #[error("more than {GENESIS_BALANCES_MAX} balances")]
     TooManyBalances,
+    #[error("[incentives]: {0}")]
+    Incentives(String),
 }
 
 impl Genesis {
@@ -90,6 +95,9 @@ impl Genesis {
         }
         if !(BLOCK_INTERVAL_MS_MIN..=BLOCK_INTERVAL_MS_MAX).contains(&self.block_interval_ms) {
             return Err(GenesisError::BlockInterval(self.block_interval_ms));
+        }
+        if let Some(p) = &self.incentives {
+            p.check().map_err(GenesisError::Incentives)?;
         }
         if self.balances.len() > GENESIS_BALANCES_MAX {
             return Err(GenesisError::TooManyBalances);
@@ -124,6 +132,14 @@ impl Genesis {
             acct.credit(b.asset, b.amount_base_units).map_err(|_| GenesisError::SupplyExceeded(b.asset))?;
         }
         accounts.retain(|_, a| !a.is_empty());
+        if let Some(p) = &self.incentives {
+            let tsr = &assets[&AssetId::TSR];
+            if tsr.max_supply.is_some_and(|m| tsr.supply.0.saturating_add(p.emission_cap_base_units.0) > m.0) {
+                return Err(GenesisError::Incentives(
+                    "genesis TSR plus emission_cap_base_units exceeds TSR's max supply".into(),
+                ));
+            }
+        }
         let roles = Roles {
             issuer: self.issuer,
             compliance: self.roles.compliance.unwrap_or(self.issuer),
@@ -136,6 +152,7 @@ impl Genesis {
             genesis_hash,
             fee: self.fee_base_units,
             block_interval_ms: self.block_interval_ms,
+            incentives: self.incentives.clone(),
         };
         let mut state = State {
             params,

@@ -10,6 +10,7 @@ pub mod alloc;
 pub mod channels;
 pub mod execute;
 pub mod genesis;
+pub mod incentive;
 pub mod lthash;
 pub mod objects;
 pub mod sale;

@@ -24,6 +24,15 @@ pub enum ObjKey {
     RegCf(EntityId),
     Provider(Address),
     Channel(u64),
+    /// The incentive network's globals.
+    Subnet,
+    Neuron(u16),
+    /// A neuron's uid by its key.
+    NeuronOf(Address),
+    /// An evaluator's stake pool.
+    StakePool(Address),
+    /// A delegator's shares in an evaluator's pool: (delegator, evaluator).
+    Delegation(Address, Address),
 }
 
 impl ObjKey {
@@ -48,6 +57,11 @@ pub enum Object {
     RegCf(RegCfHistory),
     Provider(ProviderRecord),
     Channel(ChannelRecord),
+    Subnet(SubnetRecord),
+    Neuron(NeuronRecord),
+    Uid(u16),
+    StakePool(StakePool),
+    Delegation(Delegation),
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
@@ -245,6 +259,88 @@ pub struct ChannelRecord {
     pub reclaimed: Amount,
     pub expiry_height: u64,
     pub opened_height: u64,
+}
+
+/// The incentive network (one Bittensor-style subnet): slots, emission and epoch totals.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct SubnetRecord {
+    /// Neuron slots in use (uids `0..n`).
+    pub n: u16,
+    /// TSR minted by emission so far (never above the cap).
+    pub emitted: Amount,
+    /// The registration fee as last set, and the height it was set at (it decays from there).
+    pub burn: Amount,
+    pub burn_height: u64,
+    /// Height of the last epoch (0: none yet).
+    pub last_epoch_height: u64,
+    pub epochs: u64,
+    /// Registration fees received (recycled into the pool).
+    pub fees: Amount,
+    /// Paid out by all epochs, and by the last one.
+    pub paid: Amount,
+    pub last_epoch_paid: Amount,
+}
+
+/// One neuron slot: its key, its weights and bonds as subtensor stores them, and what the
+/// last epoch computed for it (proportions as u16 of 65535).
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct NeuronRecord {
+    pub uid: u16,
+    pub hotkey: Address,
+    pub registered_height: u64,
+    /// Height of the last accepted weights (registration counts).
+    pub last_update: u64,
+    pub validator_permit: bool,
+    /// (uid, weight) max-upscaled, in submission order.
+    pub weights: Vec<(u16, u16)>,
+    pub bonds: Vec<(u16, u16)>,
+    pub active: bool,
+    pub stake_weight: u16,
+    pub consensus: u16,
+    pub incentive: u16,
+    pub dividends: u16,
+    pub validator_trust: u16,
+    /// Combined emission of the last epoch in base units (the pruning key).
+    pub emission: u64,
+    pub last_incentive_paid: Amount,
+    pub last_dividends_paid: Amount,
+}
+
+impl NeuronRecord {
+    pub fn new(uid: u16, hotkey: Address, height: u64) -> Self {
+        NeuronRecord {
+            uid,
+            hotkey,
+            registered_height: height,
+            last_update: height,
+            validator_permit: false,
+            weights: Vec::new(),
+            bonds: Vec::new(),
+            active: true,
+            stake_weight: 0,
+            consensus: 0,
+            incentive: 0,
+            dividends: 0,
+            validator_trust: 0,
+            emission: 0,
+            last_incentive_paid: Amount::ZERO,
+            last_dividends_paid: Amount::ZERO,
+        }
+    }
+}
+
+/// An evaluator's stake pool. Its TSR sits in the stake module account.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct StakePool {
+    pub total: Amount,
+    pub shares: u128,
+    /// The evaluator's cut of its dividends, basis points.
+    pub take_bps: u16,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Delegation {
+    pub shares: u128,
 }
 
 /// The address of a module account: derived, so nobody holds its key; only the ledger

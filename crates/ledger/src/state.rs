@@ -60,6 +60,8 @@ pub enum LockKind {
     ChannelEscrow,
     /// Quote money committed to an offering tranche, until settlement or cancellation.
     SaleEscrow,
+    /// Unstaked TSR during its unbonding period (reference = release height).
+    Unbonding,
 }
 
 impl LockKind {
@@ -70,6 +72,7 @@ impl LockKind {
             LockKind::Stake => "stake",
             LockKind::ChannelEscrow => "channel_escrow",
             LockKind::SaleEscrow => "sale_escrow",
+            LockKind::Unbonding => "unbonding",
         }
     }
 }
@@ -224,6 +227,8 @@ pub struct ChainParams {
     /// Flat fee per transaction, TSR base units.
     pub fee: Amount,
     pub block_interval_ms: u64,
+    /// Emission, neuron slots, staking and epochs; `None` turns the module off.
+    pub incentives: Option<primitives::incentive::IncentiveParams>,
 }
 
 /// One entry of the state, as the state root sees it.
@@ -393,6 +398,7 @@ impl State {
                 return Err(format!("{id}: supply above max supply"));
             }
         }
+        crate::incentive::check_invariants(self)?;
         if self.recompute_lthash() != self.lthash {
             return Err("lattice hash does not match the state's entries".into());
         }

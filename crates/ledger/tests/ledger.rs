@@ -39,6 +39,7 @@ fn genesis() -> State {
             },
         ],
         balances,
+        incentives: None,
     }
     .to_state()
     .unwrap()

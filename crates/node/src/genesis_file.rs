@@ -58,6 +58,20 @@ pub fn devnet(dev: Address, genesis_time_ms: u64) -> Genesis {
             asset: AssetId::TSR,
             amount_base_units: Amount(1_000_000_000 * tsr),
         }],
+        incentives: Some(devnet_incentives()),
+    }
+}
+
+/// The devnet's incentive network: Bittensor's new-subnet defaults with a fast clock
+/// (100 ms blocks): an epoch every 50 blocks (5 s), short immunity, rate limit and unbonding.
+pub fn devnet_incentives() -> primitives::incentive::IncentiveParams {
+    primitives::incentive::IncentiveParams {
+        tempo: 50,
+        immunity_period: 600,
+        weights_rate_limit: 5,
+        unbonding_blocks: 600,
+        burn_half_life: 50,
+        ..Default::default()
     }
 }
 

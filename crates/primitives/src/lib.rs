@@ -13,6 +13,7 @@ pub mod block;
 pub mod channel;
 pub mod codec;
 pub mod hash;
+pub mod incentive;
 pub mod limits;
 pub mod receipt;
 pub mod sale;

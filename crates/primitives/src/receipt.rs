@@ -86,10 +86,23 @@ pub enum RejectCode {
     VoucherExceedsEscrow,
     ChannelNotExpired,
     ChannelEmpty,
+    IncentivesDisabled,
+    NeuronExists,
+    BurnAboveLimit,
+    NoSlotAvailable,
+    NotNeuron,
+    NoValidatorPermit,
+    WeightsRateLimited,
+    TooFewWeights,
+    UnknownUid,
+    NotEvaluator,
+    InsufficientStake,
+    NothingUnbonded,
+    TakeTooHigh,
 }
 
 impl RejectCode {
-    pub const ALL: [RejectCode; 64] = [
+    pub const ALL: [RejectCode; 77] = [
         RejectCode::InsufficientFunds,
         RejectCode::UnknownAsset,
         RejectCode::NotAssetIssuer,
@@ -154,6 +167,19 @@ impl RejectCode {
         RejectCode::VoucherExceedsEscrow,
         RejectCode::ChannelNotExpired,
         RejectCode::ChannelEmpty,
+        RejectCode::IncentivesDisabled,
+        RejectCode::NeuronExists,
+        RejectCode::BurnAboveLimit,
+        RejectCode::NoSlotAvailable,
+        RejectCode::NotNeuron,
+        RejectCode::NoValidatorPermit,
+        RejectCode::WeightsRateLimited,
+        RejectCode::TooFewWeights,
+        RejectCode::UnknownUid,
+        RejectCode::NotEvaluator,
+        RejectCode::InsufficientStake,
+        RejectCode::NothingUnbonded,
+        RejectCode::TakeTooHigh,
     ];
 
     pub fn code(self) -> &'static str {
@@ -222,6 +248,19 @@ impl RejectCode {
             RejectCode::VoucherExceedsEscrow => "voucher_exceeds_escrow",
             RejectCode::ChannelNotExpired => "channel_not_expired",
             RejectCode::ChannelEmpty => "channel_empty",
+            RejectCode::IncentivesDisabled => "incentives_disabled",
+            RejectCode::NeuronExists => "neuron_exists",
+            RejectCode::BurnAboveLimit => "burn_above_limit",
+            RejectCode::NoSlotAvailable => "no_slot_available",
+            RejectCode::NotNeuron => "not_neuron",
+            RejectCode::NoValidatorPermit => "no_validator_permit",
+            RejectCode::WeightsRateLimited => "weights_rate_limited",
+            RejectCode::TooFewWeights => "too_few_weights",
+            RejectCode::UnknownUid => "unknown_uid",
+            RejectCode::NotEvaluator => "not_evaluator",
+            RejectCode::InsufficientStake => "insufficient_stake",
+            RejectCode::NothingUnbonded => "nothing_unbonded",
+            RejectCode::TakeTooHigh => "take_too_high",
         }
     }
 
@@ -291,6 +330,19 @@ impl RejectCode {
             RejectCode::VoucherExceedsEscrow => "the claim is larger than what the channel holds",
             RejectCode::ChannelNotExpired => "the sender may reclaim only at or after the channel's expiry height",
             RejectCode::ChannelEmpty => "the channel holds nothing",
+            RejectCode::IncentivesDisabled => "this chain's genesis has no [incentives] section",
+            RejectCode::NeuronExists => "the signer already holds a neuron slot",
+            RejectCode::BurnAboveLimit => "the registration fee is above the transaction's max_burn",
+            RejectCode::NoSlotAvailable => "every neuron slot is taken and none can be replaced yet",
+            RejectCode::NotNeuron => "the signer holds no neuron slot",
+            RejectCode::NoValidatorPermit => "only evaluators with a validator permit may set weights (or a single self-weight)",
+            RejectCode::WeightsRateLimited => "weights were set too recently; wait for the rate limit",
+            RejectCode::TooFewWeights => "the weight vector has fewer entries than the network's minimum",
+            RejectCode::UnknownUid => "a weight names a uid that is not registered",
+            RejectCode::NotEvaluator => "no stake pool for this address: it has never registered as a neuron",
+            RejectCode::InsufficientStake => "the signer has less stake in this pool than the amount",
+            RejectCode::NothingUnbonded => "no unstaked amount has finished its unbonding period",
+            RejectCode::TakeTooHigh => "the take is above the network's maximum",
         }
     }
 }

@@ -2,6 +2,7 @@
 //! signed with ed25519 over a domain-separated hash of the canonical encoding.
 
 use crate::channel::{ChannelClaim, ProviderInfo};
+use crate::incentive::{BPS, WEIGHTS_PER_TX_MAX};
 use crate::limits::CLAIMS_PER_TX_MAX;
 use crate::limits::{ASSET_DECIMALS_MAX, CHAIN_ID_BYTES_MAX, TX_BYTES_MAX};
 use crate::sale::{Attestation, OfferingConfig, Schedule};
@@ -186,6 +187,35 @@ pub enum Action {
         #[serde(with = "crate::serde_u64")]
         channel: u64,
     },
+    /// Takes a neuron slot (uid) for the signer, paying the current registration fee into
+    /// the incentive pool; rejected if the fee is above `max_burn`. When every slot is taken,
+    /// the non-immune neuron with the lowest emission is replaced.
+    RegisterNeuron {
+        max_burn: Amount,
+    },
+    /// An evaluator's scores of the network's neurons: `weights[k]` for uid `uids[k]`
+    /// (any scale; stored max-upscaled to 65535).
+    SetWeights {
+        uids: Vec<u16>,
+        weights: Vec<u16>,
+    },
+    /// Delegates `amount` TSR to an evaluator's stake pool (its own key: self-stake).
+    Stake {
+        evaluator: Address,
+        amount: Amount,
+    },
+    /// Takes `amount` TSR out of an evaluator's pool; it stays locked for the unbonding
+    /// period.
+    Unstake {
+        evaluator: Address,
+        amount: Amount,
+    },
+    /// Unlocks every unstaked amount whose unbonding period is over.
+    WithdrawUnstaked,
+    /// An evaluator's share of its dividends, in basis points.
+    SetTake {
+        take_bps: u16,
+    },
 }
 
 impl Action {
@@ -220,6 +250,12 @@ impl Action {
             Action::ExtendChannel { .. } => "extend_channel",
             Action::ClaimChannels { .. } => "claim_channels",
             Action::ReclaimChannel { .. } => "reclaim_channel",
+            Action::RegisterNeuron { .. } => "register_neuron",
+            Action::SetWeights { .. } => "set_weights",
+            Action::Stake { .. } => "stake",
+            Action::Unstake { .. } => "unstake",
+            Action::WithdrawUnstaked => "withdraw_unstaked",
+            Action::SetTake { .. } => "set_take",
         }
     }
 }
@@ -386,6 +422,29 @@ impl Transaction {
                     return Err(TxError::InvalidConfig("a channel is claimed twice".into()));
                 }
             }
+            Action::SetWeights { uids, weights } => {
+                if uids.is_empty() || uids.len() > WEIGHTS_PER_TX_MAX || uids.len() != weights.len() {
+                    return Err(TxError::InvalidConfig(format!(
+                        "1 to {WEIGHTS_PER_TX_MAX} uids, and as many weights as uids"
+                    )));
+                }
+                let mut sorted = uids.clone();
+                sorted.sort_unstable();
+                if sorted.windows(2).any(|w| w[0] == w[1]) {
+                    return Err(TxError::InvalidConfig("a uid is weighted twice".into()));
+                }
+            }
+            Action::Stake { amount, .. } | Action::Unstake { amount, .. } => {
+                if amount.is_zero() {
+                    return Err(TxError::ZeroAmount);
+                }
+            }
+            Action::SetTake { take_bps } => {
+                if *take_bps > BPS {
+                    return Err(TxError::InvalidConfig("take is at most 10000 basis points".into()));
+                }
+            }
+            Action::RegisterNeuron { .. } | Action::WithdrawUnstaked => {}
             Action::DeregisterProvider
             | Action::WithdrawProviderStake
             | Action::ExtendChannel { .. }

@@ -15,7 +15,13 @@ fn main() {
         height: Height(1),
         last_block_hash: Hash::ZERO,
         last_timestamp_ms: 0,
-        params: ChainParams { chain_id: "x".into(), genesis_hash: Hash::ZERO, fee: Amount(1), block_interval_ms: 1 },
+        params: ChainParams {
+            chain_id: "x".into(),
+            genesis_hash: Hash::ZERO,
+            fee: Amount(1),
+            block_interval_ms: 1,
+            incentives: None,
+        },
         roles: Roles { issuer: addr(0), compliance: addr(0), custodian: addr(0), treasury: addr(0) },
         lthash: LtHash::identity(),
     };

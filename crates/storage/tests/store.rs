@@ -20,6 +20,7 @@ fn genesis() -> (Genesis, crypto::SigningKey) {
             asset: AssetId::TSR,
             amount_base_units: Amount(1_000_000),
         }],
+        incentives: None,
     };
     (g, k)
 }

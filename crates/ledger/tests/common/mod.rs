@@ -40,6 +40,11 @@ impl Chain {
     /// Issuer 0 holds 1,000,000 TSR base units; investors 10..40 hold TSR for fees and
     /// 100,000 USD base units each.
     pub fn new() -> Chain {
+        Chain::with_incentives(None)
+    }
+
+    /// Like `new`, with the incentive module configured.
+    pub fn with_incentives(incentives: Option<primitives::incentive::IncentiveParams>) -> Chain {
         let mut balances =
             vec![GenesisBalance { address: addr(ISSUER), asset: AssetId::TSR, amount_base_units: Amount(1_000_000) }];
         for i in [COMPLIANCE, CUSTODIAN].into_iter().chain(10..40) {
@@ -64,6 +69,7 @@ impl Chain {
                 GenesisAsset { symbol: usd(), decimals: 6, max_supply_base_units: None, issuer: Some(addr(CUSTODIAN)) },
             ],
             balances,
+            incentives,
         }
         .to_state()
         .unwrap();
