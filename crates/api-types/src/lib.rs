@@ -178,3 +178,85 @@ pub struct DevClock {
     #[serde(with = "primitives::serde_u64")]
     pub now_ms: u64,
 }
+
+/// `GET /v1/network`: the incentive network, as btcli's metagraph shows a subnet.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NetworkView {
+    pub height: u64,
+    /// Neurons in use and slots.
+    pub n: u16,
+    pub max_uids: u16,
+    pub max_validators: u16,
+    pub tempo: u16,
+    pub epochs: u64,
+    pub last_epoch_height: u64,
+    pub next_epoch_height: u64,
+    /// This block's emission and the total emitted, against the cap.
+    pub block_emission: Amount,
+    pub emitted: Amount,
+    pub emission_cap: Amount,
+    /// TSR waiting in the incentive pool for the next epoch.
+    pub pool: Amount,
+    /// What the last epoch paid, and all epochs together.
+    pub last_epoch_paid: Amount,
+    pub paid: Amount,
+    /// The fee a registration pays now.
+    pub registration_fee: Amount,
+    pub neurons: Vec<NeuronView>,
+}
+
+/// One neuron and what the last epoch computed for it. Proportions are 0..1 (the ledger
+/// stores them as u16 of 65535, as subtensor does).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NeuronView {
+    pub uid: u16,
+    pub hotkey: Address,
+    /// "evaluator" (holds a validator permit), "provider" (a registered AI provider) or
+    /// "neuron".
+    pub role: String,
+    pub validator_permit: bool,
+    pub active: bool,
+    pub immune: bool,
+    /// TSR in the neuron's stake pool (its own and delegated).
+    pub stake: Amount,
+    pub take_bps: u16,
+    pub stake_weight: f64,
+    pub validator_trust: f64,
+    pub consensus: f64,
+    pub incentive: f64,
+    pub dividends: f64,
+    /// Combined emission of the last epoch (base units; the pruning key).
+    pub emission: u64,
+    pub last_incentive_paid: Amount,
+    pub last_dividends_paid: Amount,
+    pub registered_height: u64,
+    pub last_update: u64,
+    /// Stored (uid, weight) and (uid, bond), u16 values; only in `GET /v1/network/neurons/{uid}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<Vec<(u16, u16)>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bonds: Option<Vec<(u16, u16)>>,
+}
+
+/// `GET /v1/accounts/{address}/stake`: an account's delegations and unbonding TSR.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StakeView {
+    pub address: Address,
+    /// Σ value of the delegations (what the gateway's stake-for-access counts).
+    pub staked: Amount,
+    pub delegations: Vec<DelegationView>,
+    pub unbonding: Vec<UnbondingView>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DelegationView {
+    pub evaluator: Address,
+    pub shares: Amount,
+    pub value: Amount,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnbondingView {
+    pub amount: Amount,
+    pub release_height: u64,
+}

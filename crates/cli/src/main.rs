@@ -7,6 +7,7 @@ mod channel_cmds;
 mod demo;
 mod devnet_provider;
 mod incentive_cmds;
+mod network_cmds;
 mod offering_file;
 mod sale_cmds;
 mod wallet_cmds;
@@ -99,6 +100,21 @@ enum Command {
     Demo {
         #[command(subcommand)]
         cmd: demo::DemoCmd,
+    },
+    /// The incentive network: the metagraph (`tessera network show`), one neuron.
+    Network {
+        #[command(subcommand)]
+        cmd: network_cmds::NetworkCmd,
+    },
+    /// Neuron slots: register, set weights (evaluators).
+    Neuron {
+        #[command(subcommand)]
+        cmd: network_cmds::NeuronCmd,
+    },
+    /// Stake TSR on evaluators: add, remove, withdraw, take, show.
+    Stake {
+        #[command(subcommand)]
+        cmd: network_cmds::StakeCmd,
     },
     /// Provider incentives: Yuma consensus (`tessera incentive epoch --input FILE`).
     Incentive {
@@ -231,6 +247,9 @@ async fn run(command: Command, out: Output) -> Result<()> {
         Command::Ai { cmd } => ai_cmds::run(cmd, &out).await,
         Command::AdvanceClock(args) => sale_cmds::run_advance_clock(args, &out).await,
         Command::Demo { cmd } => demo::run(cmd, &out).await,
+        Command::Network { cmd } => network_cmds::run_network(cmd, &out).await,
+        Command::Neuron { cmd } => network_cmds::run_neuron(cmd, &out).await,
+        Command::Stake { cmd } => network_cmds::run_stake(cmd, &out).await,
         Command::Incentive { cmd } => incentive_cmds::run(cmd),
         Command::Bench { cmd } => bench::run(cmd, &out).await,
     }

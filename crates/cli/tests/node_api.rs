@@ -235,6 +235,9 @@ async fn events_metrics_and_openapi_are_served() {
         "/v1/providers/{address}",
         "/v1/channels/{id}",
         "/v1/accounts/{address}/channels",
+        "/v1/network",
+        "/v1/network/neurons/{uid}",
+        "/v1/accounts/{address}/stake",
     ] {
         assert!(doc["paths"][path].is_object(), "openapi lacks {path}");
     }

@@ -606,3 +606,73 @@ fn provider_and_channel_end_to_end() {
     assert_eq!(status[0]["escrowed"], "0");
     assert_eq!(status[0]["reclaimed"], "8000000000");
 }
+
+/// Polls `tessera --json network show` until `done` holds (each epoch is 5 s on the devnet).
+fn wait_network(net: &Devnet, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let v = net.json(&[], &["network", "show"]);
+        if done(&v) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "waited 60 s for {what}; network: {v}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn incentive_network_end_to_end() {
+    let net = Devnet::start();
+    let wallets = net.dir.path().join("wallets");
+    let wdir = path_str(&wallets);
+    let dev = net.key().to_string();
+    let mut keys = Vec::new();
+    for name in ["eval", "prov"] {
+        let w = net.json(&[], &["wallet", "new", "--name", name, "--unencrypted", "--dir", wdir]);
+        let (a, k) = (w["address"].as_str().unwrap().to_string(), w["path"].as_str().unwrap().to_string());
+        net.ok(&[], &["transfer", "--key", &dev, "--to", &a, "--amount", "1000"]);
+        keys.push((a, k));
+    }
+    let ((eval, eval_key), (prov, prov_key)) = (keys[0].clone(), keys[1].clone());
+    let before = net.balance(&eval, "TSR");
+    let run = net.ok(&[], &["neuron", "register", "--key", &eval_key]);
+    assert!(run.stdout.contains("registered") && run.stdout.contains("as uid 0"), "{run:?}");
+    let paid = before - net.balance(&eval, "TSR");
+    assert!(paid > 1_000 && paid <= 1_000_000_000 + 1_000, "fee + tx fee {paid}");
+    net.ok(&[], &["neuron", "register", "--key", &prov_key]);
+    let run = net.fails(&[], &["neuron", "register", "--key", &prov_key]);
+    assert!(run.stderr.contains("neuron_exists"), "{run:?}");
+    net.ok(&[], &["stake", "add", "--key", &eval_key, "--evaluator", &eval, "--amount", "100"]);
+    let run = net.fails(&[], &["stake", "add", "--key", &dev, "--evaluator", &dev, "--amount", "1"]);
+    assert!(run.stderr.contains("not_evaluator"), "{run:?}");
+    // Weights need a permit, which the next epoch gives the staked evaluator.
+    let run = net.fails(&[], &["neuron", "weights", "--key", &eval_key, "1=1"]);
+    assert!(run.stderr.contains("no_validator_permit"), "{run:?}");
+    let v = wait_network(&net, "a permit", |v| v["neurons"][0]["validator_permit"] == true);
+    let epochs = v["epochs"].as_u64().unwrap();
+    net.ok(&[], &["neuron", "weights", "--key", &eval_key, "1=1"]);
+    let v = wait_network(&net, "two epochs with weights", |v| {
+        v["epochs"].as_u64().unwrap() >= epochs + 2 && v["neurons"][1]["incentive"].as_f64().unwrap() > 0.0
+    });
+    assert_eq!(v["neurons"][0]["role"], "evaluator");
+    assert!(v["neurons"][0]["dividends"].as_f64().unwrap() > 0.99, "{v}");
+    assert!(v["neurons"][1]["incentive"].as_f64().unwrap() > 0.99, "{v}");
+    assert!(net.balance(&prov, "TSR") > 1_000_000_000_000 - 2_000_000_000, "the provider was paid");
+    let table = net.ok(&[], &["network", "show"]).stdout;
+    assert!(table.contains("UID") && table.contains("evaluator") && table.contains(&prov), "{table}");
+    let n = net.json(&[], &["network", "neuron", "0"]);
+    assert_eq!(n["weights"][0][0], 1);
+    assert_eq!(n["weights"][0][1], 65535);
+    // Dividends compound into the evaluator's pool.
+    let s = net.json(&[], &["stake", "show", &eval]);
+    let staked: u128 = s["staked"].as_str().unwrap().parse().unwrap();
+    assert!(staked > 100_000_000_000, "{s}");
+    net.ok(&[], &["stake", "remove", "--key", &eval_key, "--evaluator", &eval, "--amount", "10"]);
+    let s = net.json(&[], &["stake", "show", &eval]);
+    assert_eq!(s["unbonding"][0]["amount"], "10000000000");
+    let run = net.fails(&[], &["stake", "withdraw", "--key", &eval_key]);
+    assert!(run.stderr.contains("nothing_unbonded"), "{run:?}");
+    let run = net.fails(&[], &["stake", "take", "--key", &eval_key, "--percent", "19"]);
+    assert!(run.stderr.contains("take_too_high"), "{run:?}");
+    net.ok(&[], &["stake", "take", "--key", &eval_key, "--percent", "9.5"]);
+}

@@ -43,6 +43,14 @@ pub fn current_burn(p: &IncentiveParams, subnet: &SubnetRecord, height: u64) -> 
     Amount(v.clamp(p.burn_min_base_units.0, p.burn_max_base_units.0))
 }
 
+/// The network's record in a committed state (the initial one before any block).
+pub fn subnet_record(state: &crate::State, p: &IncentiveParams) -> SubnetRecord {
+    match state.object(&ObjKey::Subnet) {
+        Some(Object::Subnet(s)) => s.clone(),
+        _ => SubnetRecord::initial(p),
+    }
+}
+
 /// The epoch parameters for the ledger's network.
 pub fn epoch_params(p: &IncentiveParams, emission: u64) -> Params {
     Params {
@@ -81,17 +89,7 @@ impl Overlay<'_> {
     pub(crate) fn subnet(&self, p: &IncentiveParams) -> SubnetRecord {
         match self.obj(&ObjKey::Subnet) {
             Some(Object::Subnet(s)) => s.clone(),
-            _ => SubnetRecord {
-                n: 0,
-                emitted: Amount::ZERO,
-                burn: p.burn_initial_base_units,
-                burn_height: 0,
-                last_epoch_height: 0,
-                epochs: 0,
-                fees: Amount::ZERO,
-                paid: Amount::ZERO,
-                last_epoch_paid: Amount::ZERO,
-            },
+            _ => SubnetRecord::initial(p),
         }
     }
 

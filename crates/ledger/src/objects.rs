@@ -281,6 +281,23 @@ pub struct SubnetRecord {
     pub last_epoch_paid: Amount,
 }
 
+impl SubnetRecord {
+    /// The record before the first registration or emission.
+    pub fn initial(p: &primitives::incentive::IncentiveParams) -> Self {
+        SubnetRecord {
+            n: 0,
+            emitted: Amount::ZERO,
+            burn: p.burn_initial_base_units,
+            burn_height: 0,
+            last_epoch_height: 0,
+            epochs: 0,
+            fees: Amount::ZERO,
+            paid: Amount::ZERO,
+            last_epoch_paid: Amount::ZERO,
+        }
+    }
+}
+
 /// One neuron slot: its key, its weights and bonds as subtensor stores them, and what the
 /// last epoch computed for it (proportions as u16 of 65535).
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]

@@ -99,6 +99,7 @@ pub fn router(chain: Arc<Chain>) -> Router {
         .route("/v1/dev/clock", post(advance_clock).layer(DefaultBodyLimit::max(JSON_BODY_BYTES_MAX)))
         .merge(crate::sale_api::routes())
         .merge(crate::channel_api::routes())
+        .merge(crate::incentive_api::routes())
         .fallback(|| async { ApiError::not_found("not_found", "no such route; see /v1/openapi.json") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route")

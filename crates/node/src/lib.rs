@@ -8,6 +8,7 @@ pub mod api;
 pub mod chain;
 pub mod channel_api;
 pub mod genesis_file;
+pub mod incentive_api;
 pub mod metrics;
 pub mod openapi;
 pub mod sale_api;

@@ -202,6 +202,18 @@ impl Client {
         self.get_optional(&format!("/v1/providers/{address}"), "unknown_provider").await
     }
 
+    pub async fn network(&self) -> Result<api_types::NetworkView, ClientError> {
+        self.get("/v1/network").await
+    }
+
+    pub async fn neuron(&self, uid: u16) -> Result<Option<api_types::NeuronView>, ClientError> {
+        self.get_optional(&format!("/v1/network/neurons/{uid}"), "unknown_uid").await
+    }
+
+    pub async fn account_stake(&self, address: &Address) -> Result<api_types::StakeView, ClientError> {
+        self.get(&format!("/v1/accounts/{address}/stake")).await
+    }
+
     pub async fn channel(&self, id: u64) -> Result<Option<api_types::ChannelView>, ClientError> {
         self.get_optional(&format!("/v1/channels/{id}"), "unknown_channel").await
     }
