@@ -188,6 +188,8 @@ pub struct NetworkView {
     pub max_uids: u16,
     pub max_validators: u16,
     pub tempo: u16,
+    /// Blocks an evaluator waits between two weight vectors.
+    pub weights_rate_limit: u64,
     pub epochs: u64,
     pub last_epoch_height: u64,
     pub next_epoch_height: u64,

@@ -14,8 +14,9 @@ pub enum AiCmd {
     Chat {
         #[arg(long)]
         key: String,
+        /// The channel that pays [default: your newest open channel to this provider]
         #[arg(long)]
-        channel: u64,
+        channel: Option<u64>,
         #[arg(long, default_value = "http://127.0.0.1:8700/v1")]
         provider: String,
         #[arg(long, default_value = "SmolLM2-135M-Instruct")]
@@ -33,8 +34,9 @@ pub enum AiCmd {
     Embed {
         #[arg(long)]
         key: String,
+        /// The channel that pays [default: your newest open channel to this provider]
         #[arg(long)]
-        channel: u64,
+        channel: Option<u64>,
         #[arg(long, default_value = "http://127.0.0.1:8700/v1")]
         provider: String,
         #[arg(long, default_value = "all-MiniLM-L6-v2")]
@@ -47,29 +49,53 @@ pub enum AiCmd {
     },
 }
 
+/// The payer's newest unexpired channel with money in it to the provider registered at
+/// `provider` (its endpoint).
+async fn find_channel(client: &wallet::client::Client, payer: primitives::Address, provider: &str) -> Result<u64> {
+    let url = provider.trim_end_matches('/');
+    let providers = client.providers().await?;
+    let p = providers
+        .iter()
+        .find(|p| p.endpoint.trim_end_matches('/') == url)
+        .ok_or_else(|| anyhow!("no provider is registered at {url}; pass --channel"))?;
+    let height = client.chain().await?.height.0;
+    client
+        .account_channels(&payer)
+        .await?
+        .iter()
+        .filter(|c| c.recipient == p.address && c.expiry_height > height && !c.escrowed.is_zero())
+        .map(|c| c.id)
+        .max()
+        .ok_or_else(|| {
+            anyhow!(
+                "you have no open channel to {}; open one with `tessera channel open --to {}`",
+                p.address,
+                p.address
+            )
+        })
+}
+
 async fn voucher(
     key: &crypto::SigningKey,
     node: &NodeArg,
     provider: &str,
-    channel: u64,
+    channel: Option<u64>,
     max_owed: Option<u128>,
-) -> Result<VoucherHeader> {
+) -> Result<(VoucherHeader, u64)> {
     let client = connect(node)?;
+    let channel = match channel {
+        Some(c) => c,
+        None => find_channel(&client, key.address(), provider).await?,
+    };
     let chain = client.chain().await?;
     let c = client.channel(channel).await?.ok_or_else(|| anyhow!("no channel {channel}"))?;
     let claims: Value =
         reqwest::get(format!("{}/tessera/claims", provider.trim_end_matches('/'))).await?.json().await?;
-    let owed: u128 = claims["channels"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|r| r["channel"].as_str() == Some(&channel.to_string()))
-        .and_then(|r| r["owed"].as_str())
-        .map_or(Ok(0), str::parse)?;
+    let owed = provider::owed_in_claims(&claims, channel).map_err(|e| anyhow!(e))?.0;
     if max_owed.is_some_and(|m| owed > m) {
         bail!("the provider says {owed} is owed on channel {channel}, above --max-owed");
     }
-    Ok(VoucherHeader::sign(key, &chain.chain_id, channel, c.nonce, primitives::Amount(owed)))
+    Ok((VoucherHeader::sign(key, &chain.chain_id, channel, c.nonce, primitives::Amount(owed)), channel))
 }
 
 async fn post(provider: &str, path: &str, v: &VoucherHeader, body: Value) -> Result<(Value, Option<String>)> {
@@ -96,7 +122,7 @@ pub async fn run(cmd: AiCmd, out: &Output) -> Result<()> {
     match cmd {
         AiCmd::Chat { key, channel, provider, model, max_tokens, max_owed, prompt, node } => {
             let key = load_key(&key)?;
-            let v = voucher(&key, &node, &provider, channel, max_owed).await?;
+            let (v, channel) = voucher(&key, &node, &provider, channel, max_owed).await?;
             let body =
                 json!({"model": model, "max_tokens": max_tokens, "messages": [{"role": "user", "content": prompt}]});
             let (resp, remaining) = post(&provider, "/chat/completions", &v, body).await?;
@@ -119,7 +145,7 @@ pub async fn run(cmd: AiCmd, out: &Output) -> Result<()> {
                 bail!("give at least one text");
             }
             let key = load_key(&key)?;
-            let v = voucher(&key, &node, &provider, channel, max_owed).await?;
+            let (v, channel) = voucher(&key, &node, &provider, channel, max_owed).await?;
             let (resp, remaining) = post(&provider, "/embeddings", &v, json!({"model": model, "input": texts})).await?;
             if out.json {
                 return print_json(&resp);

@@ -63,7 +63,7 @@ pub enum ProviderCmd {
         /// registration does not list these models at this endpoint.
         #[arg(long)]
         register_stake: Option<String>,
-        /// The endpoint to register [default: http://LISTEN]
+        /// The endpoint to register [default: http://ADDRESS/v1, the address it listens on]
         #[arg(long)]
         endpoint: Option<String>,
     },
@@ -220,7 +220,11 @@ pub async fn run_provider(cmd: ProviderCmd, out: &Output) -> Result<()> {
             let cfg = provider::server::ProviderConfig::load(&config).map_err(|e| anyhow!(e))?;
             let key = load_key(cfg.key.to_str().unwrap_or_default())?;
             let p = provider::server::start(&cfg).await.map_err(|e| anyhow!(e))?;
-            let endpoint = endpoint.unwrap_or_else(|| format!("http://{}", cfg.listen));
+            // Bound before registering, so the registered endpoint carries the real port
+            // (listen may say port 0).
+            let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
+            let api = format!("http://{}", listener.local_addr()?);
+            let endpoint = endpoint.unwrap_or_else(|| format!("{api}/v1"));
             if let Some(stake) = register_stake {
                 if !provider::server::registration_matches(&p).await {
                     let node = NodeArg { node: cfg.node.clone() };
@@ -236,8 +240,6 @@ pub async fn run_provider(cmd: ProviderCmd, out: &Output) -> Result<()> {
                     send(&client, &chain, &key, action, &SendOpts::simple(false), &Output { json: false }).await?;
                 }
             }
-            let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
-            let api = format!("http://{}", listener.local_addr()?);
             provider::server::spawn_background(p.clone(), key, &cfg);
             println!(
                 "tessera provider ready: api={api}/v1 address={} models={}",

@@ -11,6 +11,8 @@ use std::time::Duration;
 pub struct DevnetProvider {
     pub api: String,
     pub address: Address,
+    /// Where the weights were found (the evaluator uses them too).
+    pub models: PathBuf,
 }
 
 /// The models directory: the flag, the usual places, or `./target/models`.
@@ -72,12 +74,14 @@ async fn run(
                 backend: "embedder".into(),
                 input_price_per_mtok: price(10_000_000),
                 output_price_per_mtok: None,
+                precision: None,
             },
             ModelConfig {
                 id: "SmolLM2-135M-Instruct".into(),
                 backend: "generator".into(),
                 input_price_per_mtok: price(100_000_000),
                 output_price_per_mtok: Some(price(400_000_000)),
+                precision: None,
             },
         ],
     };
@@ -88,15 +92,17 @@ async fn run(
     if !provider::server::registration_matches(&p).await {
         register(node, dev_key, &key, &p.info(&api)).await?;
     }
+    join_network(node, &key, None).await?;
     provider::server::spawn_background(p.clone(), key, &config);
     let address = p.address;
+    let models_dir = config.models_dir.clone().expect("set above");
     let app = provider::server::router(p);
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "provider server stopped");
         }
     });
-    Ok(DevnetProvider { api, address })
+    Ok(DevnetProvider { api, address, models: models_dir })
 }
 
 /// Funds the provider from the dev account (stake and fees) and registers it.
@@ -107,43 +113,96 @@ async fn register(
     info: &primitives::channel::ProviderInfo,
 ) -> Result<()> {
     let client = wallet::client::Client::new(node)?;
-    let chain = client.chain().await?;
     let dev = wallet::keystore::read(dev_key)?.decrypt(None)?;
-    let send = |signer: &crypto::SigningKey, nonce: u64, action: Action| {
-        signer.sign_tx(Transaction {
-            chain_id: chain.chain_id.clone(),
-            signer: signer.address(),
-            nonce,
-            fee: chain.fee,
-            expiry_height: None,
-            action,
-        })
-    };
     let tsr = 1_000_000_000u128;
     let registered = client.provider(&key.address()).await?.is_some();
-    let mut txs = Vec::new();
     if !registered {
-        let dev_nonce = client.account(&dev.address()).await?.next_nonce;
         let fund = Action::Transfer { to: key.address(), asset: AssetId::TSR, amount: Amount(1_000 * tsr) };
-        txs.push(send(&dev, dev_nonce, fund));
+        send_and_wait(&client, &dev, fund).await?;
     }
-    for stx in txs {
-        let hash = stx.id();
-        client.submit(&stx).await?;
-        client.wait_committed(&hash, Duration::from_secs(30)).await?;
-    }
-    let nonce = client.account(&key.address()).await?.next_nonce;
     let action = if registered {
         Action::UpdateProvider { info: info.clone(), add_stake: Amount::ZERO }
     } else {
         Action::RegisterProvider { info: info.clone(), stake: Amount(100 * tsr) }
     };
-    let stx = send(key, nonce, action);
+    send_and_wait(&client, key, action).await.map_err(|e| anyhow!("registering the provider failed: {e:#}"))
+}
+
+async fn send_and_wait(client: &wallet::client::Client, key: &crypto::SigningKey, action: Action) -> Result<()> {
+    let chain = client.chain().await?;
+    let nonce = client.account(&key.address()).await?.next_nonce;
+    let stx = key.sign_tx(Transaction {
+        chain_id: chain.chain_id,
+        signer: key.address(),
+        nonce,
+        fee: chain.fee,
+        expiry_height: None,
+        action,
+    });
     let hash = stx.id();
     client.submit(&stx).await?;
     let view = client.wait_committed(&hash, Duration::from_secs(30)).await?;
     match view.receipt {
         Some(r) if r.status == "success" => Ok(()),
-        other => bail!("registering the provider failed: {other:?}"),
+        other => bail!("transaction failed: {other:?}"),
     }
+}
+
+/// Registers `key` as a neuron of the incentive network unless it is one, and stakes
+/// `self_stake` TSR on itself.
+async fn join_network(node: &str, key: &crypto::SigningKey, self_stake: Option<Amount>) -> Result<()> {
+    let client = wallet::client::Client::new(node)?;
+    let net = client.network().await?;
+    if !net.neurons.iter().any(|n| n.hotkey == key.address()) {
+        send_and_wait(
+            &client,
+            key,
+            Action::RegisterNeuron {
+                max_burn: net.registration_fee.checked_add(net.registration_fee).unwrap_or(Amount::MAX),
+            },
+        )
+        .await?;
+    }
+    if let Some(amount) = self_stake {
+        if client.account_stake(&key.address()).await?.staked.is_zero() {
+            send_and_wait(&client, key, Action::Stake { evaluator: key.address(), amount }).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The devnet's evaluator: a key in the data dir, funded from the dev account, registered as
+/// a neuron with 1,000 TSR of self-stake, probing every provider every few seconds.
+pub async fn start_evaluator(data_dir: &Path, node: &str, dev_key: &Path, models: PathBuf) -> Result<Address> {
+    let key_path = data_dir.join("evaluator.key");
+    let fresh = !key_path.exists();
+    if fresh {
+        let key = crypto::SigningKey::generate();
+        wallet::keystore::write_new(&key_path, &wallet::keystore::unencrypted(&key))?;
+    }
+    let key = wallet::keystore::read(&key_path)?.decrypt(None)?;
+    let client = wallet::client::Client::new(node)?;
+    let tsr = 1_000_000_000u128;
+    if client.account(&key.address()).await?.balances.iter().all(|b| b.asset != AssetId::TSR) {
+        let dev = wallet::keystore::read(dev_key)?.decrypt(None)?;
+        let fund = Action::Transfer { to: key.address(), asset: AssetId::TSR, amount: Amount(2_000 * tsr) };
+        send_and_wait(&client, &dev, fund).await?;
+    }
+    join_network(node, &key, Some(Amount(1_000 * tsr))).await?;
+    let cfg = evaluator::EvaluatorConfig {
+        node: node.to_string(),
+        key: key_path,
+        models_dir: Some(models),
+        channel_amount: (10 * tsr).to_string(),
+        channel_blocks: 100_000,
+        round_secs: 3,
+        ..toml::from_str("key = \"unused\"").expect("defaults")
+    };
+    let address = key.address();
+    tokio::spawn(async move {
+        if let Err(e) = evaluator::run(cfg).await {
+            tracing::error!(error = %format!("{e:#}"), "the devnet evaluator stopped");
+        }
+    });
+    Ok(address)
 }

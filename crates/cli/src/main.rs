@@ -116,6 +116,8 @@ enum Command {
         #[command(subcommand)]
         cmd: network_cmds::StakeCmd,
     },
+    /// Run an evaluator: probe providers with paid calls, score them, set weights.
+    Evaluator(EvaluatorArgs),
     /// Provider incentives: Yuma consensus (`tessera incentive epoch --input FILE`).
     Incentive {
         #[command(subcommand)]
@@ -126,6 +128,47 @@ enum Command {
         #[command(subcommand)]
         cmd: bench::BenchCmd,
     },
+}
+
+#[derive(Args)]
+struct EvaluatorArgs {
+    /// A TOML config (key, node, models_dir, channel_amount, round_secs, prompts, texts,
+    /// [scoring]); the flags below override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The evaluator's key file (required without --config).
+    #[arg(long)]
+    key: Option<PathBuf>,
+    #[arg(long, env = "TESSERA_NODE")]
+    node: Option<String>,
+    #[arg(long)]
+    models_dir: Option<PathBuf>,
+    /// Seconds between rounds.
+    #[arg(long)]
+    round_secs: Option<u64>,
+}
+
+async fn run_evaluator(args: EvaluatorArgs) -> Result<()> {
+    let mut cfg = match (&args.config, &args.key) {
+        (Some(path), _) => evaluator::EvaluatorConfig::load(path)?,
+        (None, Some(key)) => {
+            toml::from_str::<evaluator::EvaluatorConfig>(&format!("key = {:?}", key.display().to_string()))?
+        }
+        (None, None) => bail!("give --config FILE or --key FILE"),
+    };
+    if let Some(k) = args.key {
+        cfg.key = k;
+    }
+    if let Some(n) = args.node {
+        cfg.node = n;
+    }
+    if args.models_dir.is_some() {
+        cfg.models_dir = args.models_dir;
+    }
+    if let Some(r) = args.round_secs {
+        cfg.round_secs = r;
+    }
+    evaluator::run(cfg).await
 }
 
 #[derive(Args)]
@@ -140,9 +183,12 @@ struct DevnetArgs {
     /// when --http has port 0].
     #[arg(long)]
     provider_http: Option<SocketAddr>,
-    /// Do not start the built-in AI provider.
+    /// Do not start the built-in AI provider (nor the evaluator).
     #[arg(long)]
     no_provider: bool,
+    /// Do not start the evaluator that scores providers for the incentive network.
+    #[arg(long)]
+    no_evaluator: bool,
     /// Model weights for the provider [default: $TESSERA_MODELS_DIR, $TESSERA_HOME/models,
     /// ~/.tessera/models, or ./target/models where scripts/fetch-models.sh puts them].
     #[arg(long)]
@@ -250,6 +296,7 @@ async fn run(command: Command, out: Output) -> Result<()> {
         Command::Network { cmd } => network_cmds::run_network(cmd, &out).await,
         Command::Neuron { cmd } => network_cmds::run_neuron(cmd, &out).await,
         Command::Stake { cmd } => network_cmds::run_stake(cmd, &out).await,
+        Command::Evaluator(args) => run_evaluator(args).await,
         Command::Incentive { cmd } => incentive_cmds::run(cmd),
         Command::Bench { cmd } => bench::run(cmd, &out).await,
     }
@@ -345,14 +392,28 @@ async fn devnet(args: DevnetArgs, out: &Output) -> Result<()> {
                     p.address
                 );
                 println!(
-                    "               tessera ai chat --key {} --channel 1 --provider {} --node {api} \"Hello!\"",
+                    "               tessera ai chat --key {} --provider {} --node {api} \"Hello!\"",
                     key_path.display(),
                     p.api
                 );
             }
             Err(why) => println!("  AI provider  {why}"),
         }
+        if provider.is_ok() && !args.no_evaluator {
+            println!("  incentives   an evaluator scores the providers; epochs every 50 blocks: tessera network show --node {api}");
+        }
         println!("tessera devnet ready: api={api} address={dev} key={}{provider_line}", key_path.display());
+    }
+    if let (Ok(p), false) = (&provider, args.no_evaluator) {
+        // In the background: registering, staking and loading the reference models take a
+        // few seconds, and the devnet is usable meanwhile.
+        let (data_dir, api, key_path, models) = (data_dir.clone(), api.clone(), key_path.clone(), p.models.clone());
+        tokio::spawn(async move {
+            match devnet_provider::start_evaluator(&data_dir, &api, &key_path, models).await {
+                Ok(a) => tracing::info!(evaluator = %a, "evaluator running"),
+                Err(e) => tracing::warn!(error = %format!("{e:#}"), "evaluator off"),
+            }
+        });
     }
     wait_for_shutdown().await;
     stop_tx.send(()).ok();

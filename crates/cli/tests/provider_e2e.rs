@@ -58,6 +58,55 @@ fn start_provider(config: &Path, register: bool) -> ProviderProc {
     ProviderProc { child, api }
 }
 
+/// A new unencrypted key in `dir`, funded with 100 TSR from the dev account.
+fn funded_key(net: &Devnet, dir: &Path, name: &str) -> (crypto::SigningKey, PathBuf) {
+    let key = crypto::SigningKey::generate();
+    let path = dir.join(format!("{name}.key"));
+    wallet::keystore::write_new(&path, &wallet::keystore::unencrypted(&key)).unwrap();
+    let dev_key = net.key.to_str().unwrap().to_string();
+    cli(net, &["transfer", "--key", &dev_key, "--to", &key.address().to_string(), "--amount", "100"]);
+    (key, path)
+}
+
+/// A provider config serving both built-in models at (embedding input, chat input, chat
+/// output) prices, with `extra` top-level TOML lines and an optional generator precision.
+fn provider_config(
+    net: &Devnet,
+    dir: &Path,
+    name: &str,
+    key: &Path,
+    extra: &str,
+    (embed_in, chat_in, chat_out): (u128, u128, u128),
+    precision: Option<&str>,
+) -> PathBuf {
+    let precision = precision.map_or(String::new(), |p| format!("precision = \"{p}\"\n"));
+    let config = dir.join(format!("{name}.toml"));
+    let text = format!(
+        r#"node = "{node}"
+key = "{key}"
+listen = "127.0.0.1:0"
+data_dir = "{data}"
+models_dir = "{models}"
+{extra}
+[[model]]
+id = "all-MiniLM-L6-v2"
+backend = "embedder"
+input_price_per_mtok = "{embed_in}"
+[[model]]
+id = "SmolLM2-135M-Instruct"
+backend = "generator"
+{precision}input_price_per_mtok = "{chat_in}"
+output_price_per_mtok = "{chat_out}"
+"#,
+        node = net.api,
+        key = key.display(),
+        data = dir.join(format!("{name}-data")).display(),
+        models = models_dir().display(),
+    );
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
 fn cli(net: &Devnet, args: &[&str]) -> String {
     let out = tessera().args(args).env("TESSERA_NODE", &net.api).env("RUST_LOG", "warn").output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
@@ -156,40 +205,17 @@ async fn paid_calls_are_billed_exactly_and_claimed_once() {
     let dev_key = net.key.to_str().unwrap().to_string();
 
     // The provider's key, funded for its stake and claim fees.
-    let pkey = crypto::SigningKey::generate();
-    let pkey_path = dir.path().join("provider.key");
-    wallet::keystore::write_new(&pkey_path, &wallet::keystore::unencrypted(&pkey)).unwrap();
+    let (pkey, pkey_path) = funded_key(&net, dir.path(), "provider");
     let paddr = pkey.address().to_string();
-    cli(&net, &["transfer", "--key", &dev_key, "--to", &paddr, "--amount", "100"]);
-    let config = dir.path().join("provider.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-node = "{node}"
-key = "{key}"
-listen = "127.0.0.1:0"
-data_dir = "{data}"
-models_dir = "{models}"
-claim_interval_secs = 2
-expiry_margin_blocks = 5
-[[model]]
-id = "all-MiniLM-L6-v2"
-backend = "embedder"
-input_price_per_mtok = "{IN_PRICE}"
-[[model]]
-id = "SmolLM2-135M-Instruct"
-backend = "generator"
-input_price_per_mtok = "{IN_PRICE}"
-output_price_per_mtok = "{OUT_PRICE}"
-"#,
-            node = net.api,
-            key = pkey_path.display(),
-            data = dir.path().join("provider-data").display(),
-            models = models_dir().display(),
-        ),
-    )
-    .unwrap();
+    let config = provider_config(
+        &net,
+        dir.path(),
+        "provider",
+        &pkey_path,
+        "claim_interval_secs = 2\nexpiry_margin_blocks = 5",
+        (IN_PRICE, IN_PRICE, OUT_PRICE),
+        None,
+    );
     let mut prov = start_provider(&config, true);
     let listed: Value = serde_json::from_str(&cli(&net, &["--json", "provider", "list"])).unwrap();
     assert_eq!(listed[0]["models"].as_array().unwrap().len(), 2);
@@ -377,14 +403,68 @@ fn devnet_paid_call_in_two_commands() {
     let listed: Value = serde_json::from_str(&cli(&net, &["--json", "provider", "list"])).unwrap();
     let provider = listed[0]["address"].as_str().expect("the devnet registered its provider").to_string();
     let endpoint = listed[0]["endpoint"].as_str().unwrap().to_string();
+    // The devnet's evaluator opens channels too, so the dev account's channel need not be 1:
+    // `ai` finds the payer's newest channel to the provider.
     let out = cli(&net, &["channel", "open", "--key", &key, "--to", &provider, "--amount", "5"]);
-    assert!(out.contains("channel 1 open"), "{out}");
-    let out = cli(
-        &net,
-        &["ai", "chat", "--key", &key, "--channel", "1", "--provider", &endpoint, "--max-tokens", "8", "Hello!"],
-    );
+    assert!(out.contains(" open"), "{out}");
+    let out = cli(&net, &["ai", "chat", "--key", &key, "--provider", &endpoint, "--max-tokens", "8", "Hello!"]);
     assert!(out.contains("completion tokens, cost"), "{out}");
-    let out = cli(&net, &["--json", "ai", "embed", "--key", &key, "--channel", "1", "--provider", &endpoint, "hello"]);
+    let out = cli(&net, &["--json", "ai", "embed", "--key", &key, "--provider", &endpoint, "hello"]);
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["data"][0]["embedding"].as_array().unwrap().len(), 384);
+}
+
+/// The incentive loop end to end: the devnet's provider (A, the default Q8_0 weights at the
+/// devnet's prices) and a second provider (B, the Q4_1 weights at five times the prices)
+/// both join the network; the devnet's evaluator pays both for probes, scores them against
+/// its own reference runs and sets weights; after a few epochs A earns the larger
+/// incentive.
+#[test]
+fn the_better_provider_earns_the_larger_incentive() {
+    assert!(
+        models_dir().join("all-MiniLM-L6-v2").exists(),
+        "model weights missing in {}: run scripts/fetch-models.sh",
+        models_dir().display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let models = models_dir();
+    let net = Devnet::start(&dir.path().join("data"), &["--models-dir", models.to_str().unwrap()]);
+    let network = |net: &Devnet| -> Value { serde_json::from_str(&cli(net, &["--json", "network", "show"])).unwrap() };
+    let a = {
+        let listed: Value = serde_json::from_str(&cli(&net, &["--json", "provider", "list"])).unwrap();
+        listed[0]["address"].as_str().unwrap().to_string()
+    };
+
+    let (bkey, bkey_path) = funded_key(&net, dir.path(), "b");
+    let b = bkey.address().to_string();
+    let config =
+        provider_config(&net, dir.path(), "b", &bkey_path, "", (50_000_000, 500_000_000, 2_000_000_000), Some("q4_1"));
+    let _b_proc = start_provider(&config, true);
+    cli(&net, &["neuron", "register", "--key", bkey_path.to_str().unwrap()]);
+
+    let uid_of = |v: &Value, who: &str| -> usize {
+        v["neurons"].as_array().unwrap().iter().position(|n| n["hotkey"] == who).expect("registered")
+    };
+    let start = std::time::Instant::now();
+    let v = loop {
+        let v = network(&net);
+        let (ia, ib) = (uid_of(&v, &a), uid_of(&v, &b));
+        let inc = |i: usize| v["neurons"][i]["incentive"].as_f64().unwrap();
+        // Both scored (B's first weights need a round after its registration), then A ahead.
+        if inc(ib) > 0.0 && inc(ia) > inc(ib) && v["epochs"].as_u64().unwrap() >= 4 {
+            break v;
+        }
+        assert!(start.elapsed() < Duration::from_secs(150), "A should out-earn B; network: {v}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let (ia, ib) = (uid_of(&v, &a), uid_of(&v, &b));
+    let paid = |i: usize| v["neurons"][i]["last_incentive_paid"].as_str().unwrap().parse::<u128>().unwrap();
+    assert!(paid(ia) > paid(ib), "{v}");
+    let evaluator = v["neurons"].as_array().unwrap().iter().find(|n| n["role"] == "evaluator").expect("an evaluator");
+    assert!(evaluator["dividends"].as_f64().unwrap() > 0.0, "{v}");
+    // The evaluator paid B for its probes through a channel.
+    let b_base = _b_proc.api.trim_end_matches("/v1");
+    let claims: Value =
+        serde_json::from_str(&cli(&net, &["--json", "provider", "claims", "--provider", b_base])).unwrap();
+    assert!(!claims["channels"].as_array().unwrap().is_empty(), "{claims}");
 }

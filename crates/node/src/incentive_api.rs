@@ -91,6 +91,7 @@ async fn network(State(chain): State<Arc<Chain>>) -> ApiResult<Json<NetworkView>
         max_uids: p.max_uids,
         max_validators: p.max_validators,
         tempo: p.tempo,
+        weights_rate_limit: p.weights_rate_limit,
         epochs: sub.epochs,
         last_epoch_height: sub.last_epoch_height,
         next_epoch_height: (height / tempo + 1) * tempo,

@@ -37,6 +37,20 @@ pub fn cost(offer: &ModelOffer, input_tokens: u64, output_tokens: u64) -> Amount
     Amount(micro.div_ceil(TOKENS_PER_PRICE_UNIT))
 }
 
+/// What a `GET /v1/tessera/claims` answer says is owed on `channel` (0 when it lists none).
+pub fn owed_in_claims(claims: &serde_json::Value, channel: u64) -> Result<Amount, String> {
+    let owed = claims["channels"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["channel"].as_str() == Some(&channel.to_string()))
+        .and_then(|r| r["owed"].as_str());
+    match owed {
+        None => Ok(Amount::ZERO),
+        Some(s) => s.parse().map(Amount).map_err(|_| format!("owed {s:?} is not an amount")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

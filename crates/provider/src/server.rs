@@ -87,6 +87,9 @@ pub struct ModelConfig {
     pub input_price_per_mtok: String,
     #[serde(default)]
     pub output_price_per_mtok: Option<String>,
+    /// Generator weights: `q8_0` (default, fastest), `q4_1` (the GGUF as shipped) or `f32`.
+    #[serde(default)]
+    pub precision: Option<String>,
 }
 
 impl ProviderConfig {
@@ -163,10 +166,18 @@ pub async fn start(config: &ProviderConfig) -> Result<Arc<Provider>, String> {
                 Backend::Embedder(embedder.clone().expect("loaded"))
             }
             "generator" => {
+                let precision = match m.precision.as_deref() {
+                    None | Some("q8_0") => models::Precision::Q8_0,
+                    Some("q4_1") => models::Precision::Q4_1,
+                    Some("f32") => models::Precision::F32,
+                    Some(other) => {
+                        return Err(format!("model {:?}: precision {other:?} is not q8_0, q4_1 or f32", m.id))
+                    }
+                };
                 if generator.is_none() {
                     let g = tokio::task::spawn_blocking({
                         let dir = dir.clone();
-                        move || Generator::load(&dir, Default::default())
+                        move || Generator::load(&dir, precision)
                     })
                     .await
                     .map_err(|e| e.to_string())?
