@@ -8,7 +8,7 @@
 //! Yuma3 with liquid alpha), and so is the order of cells in stored rows (weights are stored
 //! in submission order; the liquid-alpha cursor depends on it).
 
-use crate::fixed::{exp_safe, tao_weight, I32F32, I64F64};
+use crate::fixed::{exp_safe, tao_weight, Divisor, I32F32, I64F64};
 
 /// A sparse row: `(column, value)` cells in stored order.
 pub type Row<T> = Vec<(u16, T)>;
@@ -179,6 +179,75 @@ impl EpochResult {
 
 /// Runs one epoch at `current_block`. `state` must pass [`SubnetState::check`].
 pub fn run_epoch(p: &Params, s: &SubnetState, current_block: u64) -> EpochResult {
+    run_epoch_with(p, s, current_block, &mut Workspace::default())
+}
+
+/// Sparse matrix in compressed rows: row `i` is `col[ptr[i]..ptr[i + 1]]` with its values,
+/// columns ascending. Values are `I32F32` bits.
+#[derive(Debug, Default)]
+struct Csr {
+    ptr: Vec<usize>,
+    col: Vec<u16>,
+    val: Vec<i64>,
+}
+
+impl Csr {
+    fn clear(&mut self) {
+        self.ptr.clear();
+        self.ptr.push(0);
+        self.col.clear();
+        self.val.clear();
+    }
+
+    fn range(&self, i: usize) -> std::ops::Range<usize> {
+        self.ptr[i]..self.ptr[i + 1]
+    }
+
+    /// Ends the current row, sorting its cells by column when they came in another order.
+    fn end_row(&mut self, sorted: bool, scratch: &mut Vec<(u16, i64)>) {
+        let start = *self.ptr.last().unwrap_or(&0);
+        if !sorted {
+            scratch.clear();
+            scratch.extend(self.col[start..].iter().copied().zip(self.val[start..].iter().copied()));
+            scratch.sort_unstable_by_key(|c| c.0);
+            for (k, &(j, v)) in scratch.iter().enumerate() {
+                self.col[start + k] = j;
+                self.val[start + k] = v;
+            }
+        }
+        self.ptr.push(self.col.len());
+    }
+}
+
+/// Buffers one epoch needs, kept between epochs so that a node running an epoch every tempo
+/// reuses them instead of faulting in fresh memory each time. Holds no state that changes a
+/// result: any workspace gives the same [`EpochResult`].
+#[derive(Debug, Default)]
+pub struct Workspace {
+    /// W, then Wc or Wb, then (original Yuma) ΔB, in place.
+    w: Csr,
+    /// Previous bonds (original Yuma).
+    b: Csr,
+    /// EMA bonds (original Yuma).
+    e: Csr,
+    /// Column-major consensus input: `(score − 1) << 16 | validator` per positive score.
+    keys: Vec<u64>,
+    starts: Vec<u32>,
+    fill: Vec<u32>,
+    cursors: Vec<usize>,
+    select: Vec<u64>,
+    select_next: Vec<u64>,
+    sort: Vec<(u16, i64)>,
+    col_sums: Vec<I32F32>,
+    col_div: Vec<Divisor>,
+}
+
+/// Columns per tile of the consensus transposition: the tile's open cache lines (one per
+/// column) stay in L1 while every validator row is scattered into it.
+const TILE: usize = 512;
+
+/// [`run_epoch`] with caller-owned buffers (the same result for any `ws`).
+pub fn run_epoch_with(p: &Params, s: &SubnetState, current_block: u64, ws: &mut Workspace) -> EpochResult {
     let n = s.n();
     let cutoff = p.activity_cutoff_blocks();
 
@@ -228,67 +297,83 @@ pub fn run_epoch(p: &Params, s: &SubnetState, current_block: u64) -> EpochResult
     normalize(&mut active_stake);
 
     // §3.6 weights: forbidden rows, diagonal (except the owner's), outdated cells,
-    // commit-reveal, then row normalisation.
-    let weights: Vec<Row<I32F32>> = (0..n)
-        .map(|i| {
-            if !permit_used[i] {
-                return Vec::new();
-            }
+    // commit-reveal, then row normalisation; cells sorted by column.
+    let reg = &s.block_at_registration;
+    let w = &mut ws.w;
+    w.clear();
+    for (i, &permitted) in permit_used.iter().enumerate() {
+        if permitted {
             let lu = s.last_update[i];
             let commit = if p.commit_reveal_enabled { s.commit_block[i].unwrap_or(u64::MAX) } else { u64::MAX };
-            let mut row: Row<I32F32> = s.weights[i]
-                .iter()
-                .filter(|&&(j, _)| {
-                    let ju = j as usize;
-                    ju < n
-                        && (ju != i || p.owner_uid == Some(j))
-                        && lu > s.block_at_registration[ju]
-                        && commit >= s.block_at_registration[ju]
-                })
-                .map(|&(j, w)| (j, I32F32::from_u16(w)))
-                .collect();
-            let row_sum: I32F32 = row.iter().map(|c| c.1).sum();
-            if row_sum > I32F32::ZERO {
-                row.iter_mut().for_each(|c| c.1 = c.1.safe_div(row_sum));
+            let start = w.col.len();
+            let mut sorted = true;
+            let mut last = -1i32;
+            for &(j, v) in &s.weights[i] {
+                let ju = j as usize;
+                if ju < n && (ju != i || p.owner_uid == Some(j)) && lu > reg[ju] && commit >= reg[ju] {
+                    sorted &= j as i32 > last;
+                    last = j as i32;
+                    w.col.push(j);
+                    w.val.push(I32F32::from_u16(v).0);
+                }
             }
-            row
-        })
-        .collect();
+            let row_sum = w.val[start..].iter().fold(I32F32::ZERO, |a, &b| a.sat_add(I32F32(b)));
+            if row_sum > I32F32::ZERO {
+                let d = Divisor::new(row_sum);
+                w.val[start..].iter_mut().for_each(|v| *v = d.div(I32F32(*v)).0);
+            }
+            w.end_row(sorted, &mut ws.sort);
+        } else {
+            w.end_row(true, &mut ws.sort);
+        }
+    }
 
     // §3.7 consensus.
     let kappa = I32F32::from_u16_proportion(p.kappa);
-    let consensus = weighted_median_cols(&active_stake, &weights, n, kappa);
+    let consensus = weighted_median_cols(&active_stake, ws, n, kappa);
 
-    // §3.8 clipping and validator trust. With the default bonds penalty of 1 the unclipped
-    // weights are not needed any more, so they are clipped in place.
+    // §3.8 clipping and validator trust, §3.9 ranks. With the default bonds penalty of 1 the
+    // unclipped weights are not needed any more, so they are clipped in place.
     let bonds_penalty = I32F32::from_u16_proportion(p.bonds_penalty);
-    let (clipped, unclipped) = if bonds_penalty == I32F32::ONE {
-        let mut w = weights;
-        clip(&mut w, &consensus);
-        (w, None)
-    } else {
-        let mut w = weights.clone();
-        clip(&mut w, &consensus);
-        (w, Some(weights))
-    };
-    let validator_trust: Vec<I32F32> = clipped.iter().map(|row| row.iter().map(|c| c.1).sum()).collect();
-
-    // §3.9 ranks and incentive.
+    let clip_in_place = bonds_penalty == I32F32::ONE;
+    let w = &mut ws.w;
+    let mut validator_trust = vec![I32F32::ZERO; n];
     let mut incentive = vec![I32F32::ZERO; n];
-    for (row, &a) in clipped.iter().zip(&active_stake) {
-        for &(j, w) in row {
-            let r = &mut incentive[j as usize];
-            *r = r.sat_add(a.sat_mul(w));
+    let mut out = 0;
+    for i in 0..n {
+        let range = w.range(i);
+        w.ptr[i] = out;
+        let a = active_stake[i];
+        let mut trust = I32F32::ZERO;
+        for k in range {
+            let j = w.col[k] as usize;
+            let v = I32F32(w.val[k]);
+            let c = consensus[j];
+            let clipped = if c < v { c } else { v };
+            trust = trust.sat_add(clipped);
+            let r = &mut incentive[j];
+            *r = r.sat_add(a.sat_mul(clipped));
+            // Sparse clipping removes a cell above a zero consensus.
+            let keep = !(c < v && c <= I32F32::ZERO);
+            if clip_in_place {
+                w.col[out] = w.col[k];
+                w.val[out] = clipped.0;
+                out += keep as usize;
+            } else {
+                out += 1;
+            }
         }
+        validator_trust[i] = trust;
     }
+    w.ptr[n] = out;
+    w.col.truncate(out);
+    w.val.truncate(out);
     normalize(&mut incentive);
 
-    // §3.10 bonds.
-    let weights_for_bonds = match unclipped {
-        None => clipped,
-        Some(w) if bonds_penalty == I32F32::ZERO => w,
-        Some(w) => interpolate(&w, &consensus, bonds_penalty),
-    };
+    // §3.10 bonds: weights for bonds, in place.
+    if !clip_in_place && bonds_penalty != I32F32::ZERO {
+        interpolate(w, &consensus, bonds_penalty, n);
+    }
     let last_tempo = if s.last_mechanism_step_block == 0 {
         current_block.saturating_sub(p.tempo as u64)
     } else {
@@ -297,6 +382,11 @@ pub fn run_epoch(p: &Params, s: &SubnetState, current_block: u64) -> EpochResult
     let registration = |j: u16| s.block_at_registration.get(j as usize).copied().unwrap_or(0);
 
     let (dividends, ema_bonds) = if p.yuma3_enabled {
+        // Yuma3 runs on rows: the weights for bonds in the order the production code holds
+        // them (stored order, or ascending after interpolation), which the liquid-alpha
+        // cursor depends on.
+        let stored_order = clip_in_place || bonds_penalty == I32F32::ZERO;
+        let weights_for_bonds = csr_to_rows(&ws.w, s, n, stored_order);
         let bonds: Vec<Row<I32F32>> = s
             .bonds
             .iter()
@@ -326,30 +416,7 @@ pub fn run_epoch(p: &Params, s: &SubnetState, current_block: u64) -> EpochResult
         normalize(&mut dividends);
         (dividends, ema)
     } else {
-        let mut bonds: Vec<Row<I32F32>> = s
-            .bonds
-            .iter()
-            .map(|row| {
-                row.iter()
-                    .filter(|&&(j, _)| last_tempo > registration(j))
-                    .map(|&(j, b)| (j, I32F32::from_u16(b)))
-                    .collect()
-            })
-            .collect();
-        col_normalize(&mut bonds, n);
-        let mut delta = weights_for_bonds;
-        for (row, &a) in delta.iter_mut().zip(&active_stake) {
-            row.iter_mut().for_each(|c| c.1 = c.1.sat_mul(a));
-        }
-        col_normalize(&mut delta, n);
-        let alpha = I32F32::ONE.sat_sub(moving_average(p.bonds_moving_average));
-        let mut ema = mat_ema(&delta, &bonds, alpha, n);
-        col_normalize(&mut ema, n);
-        let mut dividends: Vec<I32F32> =
-            ema.iter().map(|row| row.iter().map(|&(j, b)| incentive[j as usize].sat_mul(b)).sum()).collect();
-        normalize(&mut dividends);
-        col_max_upscale(&mut ema, n);
-        (dividends, ema)
+        original_bonds(p, s, ws, &active_stake, &incentive, last_tempo, n)
     };
 
     // §3.11 emission.
@@ -411,6 +478,180 @@ pub fn run_epoch(p: &Params, s: &SubnetState, current_block: u64) -> EpochResult
     }
 }
 
+/// Rows of the CSR matrix `m`, either in ascending column order or in the order the cells
+/// have in the stored weight rows.
+fn csr_to_rows(m: &Csr, s: &SubnetState, n: usize, stored_order: bool) -> Vec<Row<I32F32>> {
+    let mut value = vec![None; if stored_order { n } else { 0 }];
+    (0..n)
+        .map(|i| {
+            let range = m.range(i);
+            if !stored_order {
+                return range.map(|k| (m.col[k], I32F32(m.val[k]))).collect();
+            }
+            for k in range.clone() {
+                value[m.col[k] as usize] = Some(I32F32(m.val[k]));
+            }
+            let row: Row<I32F32> = s.weights[i]
+                .iter()
+                .filter_map(|&(j, _)| value.get(j as usize).copied().flatten().map(|v| (j, v)))
+                .collect();
+            for k in range {
+                value[m.col[k] as usize] = None;
+            }
+            row
+        })
+        .collect()
+}
+
+/// Original Yuma bonds and dividends (§3.10.1) on the workspace's CSR matrices: previous
+/// bonds column-normalised, ΔB = Wb·a column-normalised (in place of Wb), the EMA merged row
+/// by row, column-normalised, dividends, and the column max-upscaled EMA as rows.
+fn original_bonds(
+    p: &Params,
+    s: &SubnetState,
+    ws: &mut Workspace,
+    active_stake: &[I32F32],
+    incentive: &[I32F32],
+    last_tempo: u64,
+    n: usize,
+) -> (Vec<I32F32>, Vec<Row<I32F32>>) {
+    let Workspace { w, b, e, sort, col_sums, col_div, .. } = ws;
+    let reg = &s.block_at_registration;
+
+    // Previous bonds: cells of recently registered columns removed; cells on columns ≥ n
+    // dropped too (the EMA ignores them). Column sums on the way.
+    b.clear();
+    let b_sums = col_sums;
+    b_sums.clear();
+    b_sums.resize(n, I32F32::ZERO);
+    for row in &s.bonds {
+        let mut sorted = true;
+        let mut last = -1i32;
+        for &(j, v) in row {
+            let ju = j as usize;
+            if ju < n && last_tempo > reg[ju] {
+                sorted &= j as i32 > last;
+                last = j as i32;
+                b.col.push(j);
+                let v = I32F32::from_u16(v);
+                b.val.push(v.0);
+                b_sums[ju] = b_sums[ju].sat_add(v);
+            }
+        }
+        b.end_row(sorted, sort);
+    }
+    // Column normalisation is division by the column sum; a column whose sum is 0 has only
+    // zero cells (every value here is non-negative), which `Divisor(0)` leaves at 0.
+    let b_div: Vec<Divisor> = b_sums.iter().map(|&s| Divisor::new(s)).collect();
+
+    // ΔB = Wb · a and its column sums.
+    let d_sums = b_sums;
+    d_sums.clear();
+    d_sums.resize(n, I32F32::ZERO);
+    for (i, &a) in active_stake.iter().enumerate() {
+        let range = w.range(i);
+        for (&j, v) in w.col[range.clone()].iter().zip(&mut w.val[range]) {
+            let x = I32F32(*v).mul_unit(a);
+            *v = x.0;
+            d_sums[j as usize] = d_sums[j as usize].sat_add(x);
+        }
+    }
+    let d_div = col_div;
+    d_div.clear();
+    d_div.extend(d_sums.iter().map(|&s| Divisor::new(s)));
+
+    // EMA = α·ΔB/ΣΔB + (1 − α)·B/ΣB, positive cells, ascending columns; its column sums.
+    let alpha = I32F32::ONE.sat_sub(moving_average(p.bonds_moving_average));
+    let one_minus = I32F32::ONE.sat_sub(alpha);
+    let e_sums = d_sums;
+    e_sums.clear();
+    e_sums.resize(n, I32F32::ZERO);
+    e.clear();
+    for i in 0..n {
+        let (mut x, xe) = (w.ptr[i], w.ptr[i + 1]);
+        let (mut y, ye) = (b.ptr[i], b.ptr[i + 1]);
+        while x < xe || y < ye {
+            let jx = if x < xe { w.col[x] as u32 } else { u32::MAX };
+            let jy = if y < ye { b.col[y] as u32 } else { u32::MAX };
+            let j = jx.min(jy);
+            let ju = j as usize;
+            let mut v = I32F32::ZERO;
+            if jx == j {
+                v = v.sat_add(alpha.mul_unit(d_div[ju].div(I32F32(w.val[x]))));
+                x += 1;
+            }
+            if jy == j {
+                v = v.sat_add(one_minus.mul_unit(b_div[ju].div(I32F32(b.val[y]))));
+                y += 1;
+            }
+            if v > I32F32::ZERO {
+                e.col.push(j as u16);
+                e.val.push(v.0);
+                e_sums[ju] = e_sums[ju].sat_add(v);
+            }
+        }
+        e.end_row(true, sort);
+    }
+    d_div.clear();
+    d_div.extend(e_sums.iter().map(|&s| Divisor::new(s)));
+    let e_div = d_div;
+
+    // EMA column-normalised in place; dividends; column maxima for storage.
+    let maxes = e_sums;
+    maxes.clear();
+    maxes.resize(n, I32F32::ZERO);
+    let mut dividends = vec![I32F32::ZERO; n];
+    for (i, d) in dividends.iter_mut().enumerate() {
+        let mut t = I32F32::ZERO;
+        let range = e.range(i);
+        for (&j, v) in e.col[range.clone()].iter().zip(&mut e.val[range]) {
+            let j = j as usize;
+            let x = e_div[j].div(I32F32(*v));
+            *v = x.0;
+            t = t.sat_add(incentive[j].mul_unit(x));
+            maxes[j] = maxes[j].max(x);
+        }
+        *d = t;
+    }
+    normalize(&mut dividends);
+    e_div.clear();
+    e_div.extend(maxes.iter().map(|&m| Divisor::new(m)));
+    let max_div = e_div;
+    let ema_bonds = (0..n)
+        .map(|i| {
+            let range = e.range(i);
+            e.col[range.clone()]
+                .iter()
+                .zip(&e.val[range])
+                .map(|(&j, &v)| (j, max_div[j as usize].div(I32F32(v))))
+                .collect()
+        })
+        .collect();
+    (dividends, ema_bonds)
+}
+
+/// Weights for bonds (§3.10) for a penalty strictly between 0 and 1, in place:
+/// `W + β·(Wc − W)` per cell, keeping positive cells.
+fn interpolate(w: &mut Csr, consensus: &[I32F32], ratio: I32F32, n: usize) {
+    let mut out = 0;
+    for i in 0..n {
+        let range = w.range(i);
+        w.ptr[i] = out;
+        for k in range {
+            let v = I32F32(w.val[k]);
+            let c = consensus[w.col[k] as usize];
+            let wc = if c < v { c.max(I32F32::ZERO) } else { v };
+            let x = v.sat_add(ratio.sat_mul(wc.sat_sub(v)));
+            w.col[out] = w.col[k];
+            w.val[out] = x.0;
+            out += (x > I32F32::ZERO) as usize;
+        }
+    }
+    w.ptr[n] = out;
+    w.col.truncate(out);
+    w.val.truncate(out);
+}
+
 /// `floor(I96F32(share) · E)`: the I96F32 product of `share` bits and `E · 2^32`, shifted back,
 /// is exactly `share_bits · E >> 32`.
 fn rao_share(share: I32F32, emission: u64) -> u64 {
@@ -470,33 +711,10 @@ fn col_normalize(m: &mut [Row<I32F32>], n: usize) {
     }
 }
 
-/// Each column with a non-zero maximum divided by that maximum.
-fn col_max_upscale(m: &mut [Row<I32F32>], n: usize) {
-    let mut maxes = vec![I32F32::ZERO; n];
-    for row in m.iter() {
-        for &(j, v) in row {
-            if let Some(x) = maxes.get_mut(j as usize) {
-                if *x < v {
-                    *x = v;
-                }
-            }
-        }
-    }
-    for row in m.iter_mut() {
-        for (j, v) in row.iter_mut() {
-            if let Some(&x) = maxes.get(*j as usize) {
-                if x != I32F32::ZERO {
-                    *v = v.safe_div(x);
-                }
-            }
-        }
-    }
-}
-
 /// Stake-weighted median per column (§3.7): the smallest score `x*` such that the
 /// renormalised stake of validators scoring at most `x*` exceeds `Σσ − κ`; the largest score
 /// when none does; 0 when no validator has stake.
-fn weighted_median_cols(active_stake: &[I32F32], weights: &[Row<I32F32>], n: usize, kappa: I32F32) -> Vec<I32F32> {
+fn weighted_median_cols(active_stake: &[I32F32], ws: &mut Workspace, n: usize, kappa: I32F32) -> Vec<I32F32> {
     let mut use_stake: Vec<I32F32> = active_stake.iter().copied().filter(|&s| s > I32F32::ZERO).collect();
     normalize(&mut use_stake);
     let validators = use_stake.len();
@@ -504,151 +722,183 @@ fn weighted_median_cols(active_stake: &[I32F32], weights: &[Row<I32F32>], n: usi
     if validators == 0 {
         return result;
     }
+    let sigma: Vec<i64> = use_stake.iter().map(|s| s.0).collect();
     let stake_sum: I32F32 = use_stake.iter().copied().sum();
     let minority = stake_sum.sat_sub(kappa);
+    let Workspace { w, keys, starts, fill, cursors, select, select_next, .. } = ws;
 
-    // Gather each column's positive scores and the renormalised stakes of their validators,
-    // column-major (two parallel arrays).
-    let mut starts = vec![0u32; n + 1];
-    let mut rows: Vec<(&Row<I32F32>, i64)> = Vec::with_capacity(validators);
-    let mut k = 0;
-    for (row, &a) in weights.iter().zip(active_stake) {
-        if a > I32F32::ZERO {
-            rows.push((row, use_stake[k].0));
-            k += 1;
-            for &(j, w) in row {
-                starts[j as usize + 1] += (w > I32F32::ZERO) as u32;
-            }
+    // Each column's positive scores, column-major, as keys `(score − 1) << 16 | k` for the
+    // k-th staked validator (scores are in (0, 1], so `score − 1` fits 32 bits): keys order
+    // by score, and the low bits find the validator's stake. Validators go in order, so each
+    // column's keys are in validator order, though the selection does not need that.
+    let rows: Vec<usize> = (0..n).filter(|&i| active_stake[i] > I32F32::ZERO).collect();
+    starts.clear();
+    starts.resize(n + 1, 0);
+    for &i in &rows {
+        for k in w.range(i) {
+            starts[w.col[k] as usize + 1] += (w.val[k] > 0) as u32;
         }
     }
     for j in 0..n {
         starts[j + 1] += starts[j];
     }
-    let total = starts[n] as usize;
-    let mut fill = starts.clone();
-    let mut scores = vec![0i64; total];
-    let mut sigmas = vec![0i64; total];
-    for &(row, sigma) in &rows {
-        for &(j, w) in row {
-            if w > I32F32::ZERO {
-                let slot = &mut fill[j as usize];
-                scores[*slot as usize] = w.0;
-                sigmas[*slot as usize] = sigma;
-                *slot += 1;
+    fill.clear();
+    fill.extend_from_slice(&starts[..n]);
+    keys.clear();
+    keys.resize(starts[n] as usize, 0);
+    cursors.clear();
+    cursors.extend(rows.iter().map(|&i| w.ptr[i]));
+    // Tiled scatter: all rows for columns [c0, c0 + TILE), then the next tile (rows are
+    // sorted, so each row's cursor only moves forward).
+    for c0 in (0..n).step_by(TILE) {
+        let c1 = if c0 + TILE >= n { u32::MAX } else { (c0 + TILE) as u32 };
+        for (k, (&i, cur)) in rows.iter().zip(cursors.iter_mut()).enumerate() {
+            let end = w.ptr[i + 1];
+            let mut x = *cur;
+            while x < end && (w.col[x] as u32) < c1 {
+                let v = w.val[x];
+                if v > 0 {
+                    let slot = &mut fill[w.col[x] as usize];
+                    keys[*slot as usize] = ((v - 1) as u64) << 16 | k as u64;
+                    *slot += 1;
+                }
+                x += 1;
             }
+            *cur = x;
         }
     }
-    let mut scratch = Select::default();
     for j in 0..n {
-        let range = starts[j] as usize..starts[j + 1] as usize;
-        let positive_mass: i64 = sigmas[range.clone()].iter().sum();
+        let column = &keys[starts[j] as usize..starts[j + 1] as usize];
+        if column.is_empty() {
+            continue;
+        }
+        let positive_mass: i64 = column.iter().map(|&key| sigma[(key & 0xFFFF) as usize]).sum();
         let zero_mass = stake_sum.0 - positive_mass;
-        let zero_count = validators - range.len();
-        result[j] = if (zero_count > 0 && minority.0 < zero_mass) || range.is_empty() {
-            I32F32::ZERO
-        } else {
-            let t = minority.0 - if zero_count > 0 { zero_mass } else { 0 };
-            I32F32(scratch.run(&scores[range.clone()], &sigmas[range], t))
-        };
+        let zero_count = validators - column.len();
+        if zero_count > 0 && minority.0 < zero_mass {
+            continue;
+        }
+        let t = minority.0 - if zero_count > 0 { zero_mass } else { 0 };
+        result[j] = I32F32(bracketed_select(column, &sigma, t, positive_mass, select, select_next));
     }
     result
 }
 
-/// Weighted selection with reusable buffers.
-#[derive(Default)]
-struct Select {
-    scores: Vec<i64>,
-    sigmas: Vec<i64>,
-    next_scores: Vec<i64>,
-    next_sigmas: Vec<i64>,
-}
+/// Columns at least this long are first narrowed to a window around the answer.
+const BRACKET_MIN: usize = 48;
 
-impl Select {
-    /// The smallest score whose cumulative stake (over scores ≤ it) exceeds `t`, or the
-    /// largest score when none does. Quickselect with the middle element as pivot; each round
-    /// sums the stake below and at the pivot in one branch-free pass, then keeps only the
-    /// side that holds the answer.
-    fn run(&mut self, scores: &[i64], sigmas: &[i64], mut t: i64) -> i64 {
-        self.scores.clear();
-        self.scores.extend_from_slice(scores);
-        self.sigmas.clear();
-        self.sigmas.extend_from_slice(sigmas);
-        loop {
-            let len = self.scores.len();
-            if len == 1 {
-                return self.scores[0];
-            }
-            let pivot = self.scores[len / 2];
-            let (mut sum_lt, mut sum_eq, mut n_lt, mut n_gt) = (0i64, 0i64, 0usize, 0usize);
-            for (&s, &w) in self.scores.iter().zip(&self.sigmas) {
-                let lt = (s < pivot) as i64;
-                let eq = (s == pivot) as i64;
-                sum_lt += w & -lt;
-                sum_eq += w & -eq;
-                n_lt += lt as usize;
-                n_gt += (s > pivot) as usize;
-            }
-            let keep_lower = n_lt > 0 && t < sum_lt;
-            let keep_upper = !keep_lower && n_gt > 0 && sum_lt + sum_eq <= t;
-            if !keep_lower && !keep_upper {
-                return pivot;
-            }
-            if keep_upper {
-                t -= sum_lt + sum_eq;
-            }
-            // Branch-free compaction: write every element, advance past the kept ones.
-            self.next_scores.resize(len, 0);
-            self.next_sigmas.resize(len, 0);
-            let mut k = 0;
-            for (&s, &w) in self.scores.iter().zip(&self.sigmas) {
-                self.next_scores[k] = s;
-                self.next_sigmas[k] = w;
-                k += (if keep_lower { s < pivot } else { s > pivot }) as usize;
-            }
-            self.next_scores.truncate(k);
-            self.next_sigmas.truncate(k);
-            std::mem::swap(&mut self.scores, &mut self.next_scores);
-            std::mem::swap(&mut self.sigmas, &mut self.next_sigmas);
+/// [`weighted_select`], usually on a small window: 32 keys sampled at fixed positions,
+/// sorted, give bounds `lo ≤ hi` a few samples either side of where the stake-weighted
+/// quantile `t / mass` falls; one pass sums the stake below `lo` and in `[lo, hi]` and
+/// gathers the keys in `[lo, hi]`. The sums say which of the three parts holds the answer
+/// (the first key at which the cumulative stake exceeds `t`): below `lo` when the stake
+/// below exceeds `t`; the window when the stake through `hi` does, or when nothing lies
+/// above the window; otherwise above `hi`. The selection then runs on that part alone, with
+/// `t` less the stake before it. The bounds only decide where to look, never the answer.
+fn bracketed_select(keys: &[u64], sigma: &[i64], t: i64, mass: i64, cur: &mut Vec<u64>, next: &mut Vec<u64>) -> i64 {
+    const SAMPLES: usize = 64;
+    const MARGIN: usize = 6;
+    let len = keys.len();
+    let stake = |key: u64| sigma[(key & 0xFFFF) as usize];
+    if len < BRACKET_MIN || t < 0 || t >= mass {
+        return weighted_select(keys, sigma, t, cur, next);
+    }
+    let t_all = t;
+    let mut sample = [0u64; SAMPLES];
+    for (k, x) in sample.iter_mut().enumerate() {
+        *x = keys[k * len / SAMPLES];
+    }
+    sample.sort_unstable();
+    // First sample whose cumulative share of the sample's stake exceeds t / mass.
+    let sample_mass: i128 = sample.iter().map(|&k| stake(k) as i128).sum();
+    let mut acc = 0i128;
+    let mut r = SAMPLES - 1;
+    for (k, &key) in sample.iter().enumerate() {
+        acc += stake(key) as i128;
+        if acc * mass as i128 > t as i128 * sample_mass {
+            r = k;
+            break;
         }
     }
-}
-
-/// subtensor's `col_clip_sparse`: a cell above its column's consensus is clipped to it, or
-/// removed when the consensus is 0.
-fn clip(m: &mut [Row<I32F32>], consensus: &[I32F32]) {
-    for row in m.iter_mut() {
-        row.retain_mut(|(j, w)| {
-            let c = consensus[*j as usize];
-            if c < *w {
-                *w = c;
-                c > I32F32::ZERO
-            } else {
-                true
-            }
-        });
+    let lo = if r >= MARGIN { sample[r - MARGIN] } else { 0 };
+    let hi = if r + MARGIN < SAMPLES { sample[r + MARGIN] } else { u64::MAX };
+    let (mut below, mut inside) = (0i64, 0i64);
+    next.resize(len, 0);
+    let mut k = 0;
+    for &key in keys {
+        let lt = (key < lo) as i64;
+        let within = (key >= lo) & (key <= hi);
+        below += stake(key) & -lt;
+        inside += stake(key) & -(within as i64);
+        next[k] = key;
+        k += within as usize;
     }
+    let (t, keep) = if below > t {
+        // The answer lies below lo.
+        (t, 0u8)
+    } else if below + inside > t || hi == u64::MAX {
+        (t - below, 1)
+    } else {
+        // Above hi (or nowhere, when no key lies above hi: then the whole column).
+        (t - below - inside, 2)
+    };
+    if keep != 1 {
+        k = 0;
+        for &key in keys {
+            next[k] = key;
+            k += (if keep == 0 { key < lo } else { key > hi }) as usize;
+        }
+    }
+    if k == 0 {
+        // No key on that side (cannot happen when the window is consistent); whole column.
+        return weighted_select(keys, sigma, t_all, cur, next);
+    }
+    next.truncate(k);
+    let window = std::mem::take(next);
+    let v = weighted_select(&window, sigma, t, cur, next);
+    *next = window;
+    v
 }
 
-/// Weights for bonds (§3.10) for a penalty strictly between 0 and 1:
-/// `W + β·(Wc − W)` per cell in ascending column order, keeping positive cells.
-fn interpolate(weights: &[Row<I32F32>], consensus: &[I32F32], ratio: I32F32) -> Vec<Row<I32F32>> {
-    weights
-        .iter()
-        .map(|row| {
-            // The clipped cell: clipped to the consensus, or removed (0) when it is 0.
-            let mut out: Row<I32F32> = row
-                .iter()
-                .filter_map(|&(j, w)| {
-                    let c = consensus[j as usize];
-                    let wc = if c < w { c.max(I32F32::ZERO) } else { w };
-                    let v = w.sat_add(ratio.sat_mul(wc.sat_sub(w)));
-                    (v > I32F32::ZERO).then_some((j, v))
-                })
-                .collect();
-            out.sort_unstable_by_key(|c| c.0);
-            out
-        })
-        .collect()
+/// The score of the first key, in ascending key order, at which the cumulative stake exceeds
+/// `t`, or the largest score when none does. Keys are distinct (they carry the validator),
+/// so this is the smallest score whose cumulative stake over scores ≤ it exceeds `t`.
+/// Quickselect with the middle element as pivot; each round sums the stake below the pivot
+/// in one branch-free pass, then keeps the side that holds the answer.
+fn weighted_select(keys: &[u64], sigma: &[i64], mut t: i64, cur: &mut Vec<u64>, next: &mut Vec<u64>) -> i64 {
+    let score = |key: u64| (key >> 16) as i64 + 1;
+    let stake = |key: u64| sigma[(key & 0xFFFF) as usize];
+    cur.clear();
+    cur.extend_from_slice(keys);
+    loop {
+        let len = cur.len();
+        let pivot = cur[len / 2];
+        if len == 1 {
+            return score(pivot);
+        }
+        let (mut sum_lt, mut n_lt) = (0i64, 0usize);
+        for &key in cur.iter() {
+            let lt = (key < pivot) as i64;
+            sum_lt += stake(key) & -lt;
+            n_lt += lt as usize;
+        }
+        let keep_lower = n_lt > 0 && t < sum_lt;
+        if !keep_lower {
+            let through = sum_lt + stake(pivot);
+            if through > t || n_lt + 1 == len {
+                return score(pivot);
+            }
+            t -= through;
+        }
+        next.resize(len, 0);
+        let mut k = 0;
+        for &key in cur.iter() {
+            next[k] = key;
+            k += (if keep_lower { key < pivot } else { key > pivot }) as usize;
+        }
+        next.truncate(k);
+        std::mem::swap(cur, next);
+    }
 }
 
 /// `mat_ema_sparse`: per row, `α·new + (1−α)·old` accumulated densely, positive cells kept in
@@ -801,4 +1051,49 @@ pub fn max_upscale(values: &[u16]) -> Vec<u16> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The definition: sort, scan, the first key whose cumulative stake exceeds `t`, or the
+    /// largest.
+    fn naive(keys: &[u64], sigma: &[i64], t: i64) -> i64 {
+        let mut sorted = keys.to_vec();
+        sorted.sort_unstable();
+        let mut acc = 0;
+        for &k in &sorted {
+            acc += sigma[(k & 0xFFFF) as usize];
+            if acc > t {
+                return (k >> 16) as i64 + 1;
+            }
+        }
+        (sorted[sorted.len() - 1] >> 16) as i64 + 1
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        /// Few distinct scores and tiny stakes, so cumulative stakes hit `t` exactly and the
+        /// window bounds fall on ties; `t` across and beyond the whole range.
+        #[test]
+        fn selection_matches_the_definition(
+            scores in proptest::collection::vec(0u64..1000, 1..300),
+            distinct in 1u64..50,
+            stakes in proptest::collection::vec(0i64..4, 300),
+            t_frac in 0u64..=64,
+            t_shift in -3i64..=3,
+        ) {
+            let keys: Vec<u64> = scores.iter().enumerate().map(|(k, &s)| (s % distinct) << 16 | k as u64).collect();
+            let sigma = &stakes[..keys.len()];
+            let mass: i64 = sigma.iter().sum();
+            let t = (mass * t_frac as i64) / 64 + t_shift;
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            let want = naive(&keys, sigma, t);
+            prop_assert_eq!(weighted_select(&keys, sigma, t, &mut a, &mut b), want);
+            prop_assert_eq!(bracketed_select(&keys, sigma, t, mass, &mut a, &mut b), want);
+        }
+    }
 }

@@ -90,6 +90,18 @@ impl I32F32 {
         }
     }
 
+    /// `sat_mul`, faster when both operands lie in `[0, 2^33)` (every proportion the epoch
+    /// multiplies: stakes, weights, bonds, incentive): the product then has no sign and fits
+    /// after the shift, so one unsigned 64×64 multiplication gives it.
+    #[inline]
+    pub fn mul_unit(self, o: Self) -> Self {
+        if ((self.0 | o.0) as u64) >> 33 == 0 {
+            Self(((self.0 as u128 * o.0 as u128) >> FRAC) as i64)
+        } else {
+            self.sat_mul(o)
+        }
+    }
+
     /// Quotient truncated toward zero; `None` for a zero divisor or an overflow (`checked_div`).
     #[inline]
     pub fn checked_div(self, o: Self) -> Option<Self> {
@@ -170,6 +182,59 @@ impl I32F32 {
     pub fn clamp_to(self, low: Self, high: Self) -> Self {
         // subtensor's clamp_value: min(high) then max(low).
         self.min(high).max(low)
+    }
+}
+
+/// Division of `I32F32` values by one invariant divisor `d`, exactly `a.safe_div(d)`, with
+/// the 128-bit division replaced by a multiplication with a precomputed reciprocal and one
+/// correction step (for the column and row normalisations, where one divisor serves
+/// thousands of cells).
+///
+/// For `d > 0` with `2^k ≤ d < 2^(k+1)`, `m = ⌊(2^(64+k) − 1) / d⌋ < 2^64`. A non-negative
+/// `a` whose quotient `⌊a·2^32 / d⌋` fits `i64` has `a < d·2^31`; then the estimate
+/// `⌊a·m / 2^(32+k)⌋` is at most the quotient and more than the quotient minus one (the error
+/// term `a·(1+d) / (d·2^(32+k))` is below 1), so adding `[remainder ≥ d]` gives the exact
+/// quotient. `a ≥ d·2^31` overflows, which `safe_div` answers with 0; negative `a` and
+/// `d ≤ 0` go through `safe_div` itself.
+#[derive(Clone, Copy, Debug)]
+pub struct Divisor {
+    /// The divisor's bits (as `u64`).
+    d: u64,
+    m: u64,
+    limit: u64,
+    shift: u32,
+}
+
+impl Divisor {
+    pub fn new(d: I32F32) -> Self {
+        let raw = d.0;
+        if raw <= 0 {
+            return Self { d: raw as u64, m: 0, limit: 0, shift: 0 };
+        }
+        let du = raw as u64;
+        let k = 63 - du.leading_zeros();
+        let m = (((1u128 << (64 + k)) - 1) / du as u128) as u64;
+        // Non-negative dividends below the limit take the fast path; a negative one reads as
+        // at least 2^63 and a zero divisor has limit 0, so both go through `safe_div`.
+        let limit = du.saturating_mul(1 << 31).min(1 << 63);
+        Self { d: du, m, limit, shift: 32 + k }
+    }
+
+    /// Whether the divisor is not zero.
+    pub fn is_nonzero(&self) -> bool {
+        self.d != 0
+    }
+
+    /// `a.safe_div(d)`.
+    #[inline]
+    pub fn div(&self, a: I32F32) -> I32F32 {
+        let au = a.0 as u64;
+        if au >= self.limit {
+            return a.safe_div(I32F32(self.d as i64));
+        }
+        let q = ((au as u128 * self.m as u128) >> self.shift) as u64;
+        let r = ((au as u128) << FRAC) - q as u128 * self.d as u128;
+        I32F32((q + (r >= self.d as u128) as u64) as i64)
     }
 }
 
@@ -339,6 +404,55 @@ mod tests {
         assert_eq!(I32F32::from_u16_proportion(65535), I32F32::ONE);
         assert_eq!(I32F32(-5).to_u16_proportion(), 0);
         assert_eq!(I32F32::from_int(2).to_u16_proportion(), 65535);
+    }
+
+    /// The textbook quotient `safe_div` must equal.
+    fn plain_div(a: i64, d: i64) -> i64 {
+        if d == 0 {
+            return 0;
+        }
+        i64::try_from(((a as i128) << FRAC) / d as i128).unwrap_or(0)
+    }
+
+    fn edge_values() -> Vec<i64> {
+        let mut v = vec![0, 1, 2, 3, 7, 65_535, 1 << 31, (1 << 32) - 1, 1 << 32, (1 << 32) + 1, i64::MAX, i64::MAX - 1];
+        for k in 0..63 {
+            v.extend([(1i64 << k) - 1, 1i64 << k, (1i64 << k) + 1, (1i64 << k).wrapping_mul(3) & i64::MAX]);
+        }
+        let neg: Vec<i64> = v.iter().filter(|&&x| x > 0).map(|&x| -x).collect();
+        v.extend(neg);
+        v.extend([i64::MIN, i64::MIN + 1]);
+        v
+    }
+
+    #[test]
+    fn divisor_equals_safe_div_on_edge_values() {
+        let vals = edge_values();
+        for &d in &vals {
+            let dv = Divisor::new(I32F32(d));
+            for &a in &vals {
+                let want = plain_div(a, d);
+                assert_eq!(I32F32(a).safe_div(I32F32(d)).0, want, "safe_div {a} / {d}");
+                assert_eq!(dv.div(I32F32(a)).0, want, "Divisor {a} / {d}");
+                assert_eq!(I32F32(a).mul_unit(I32F32(d)), I32F32(a).sat_mul(I32F32(d)), "mul {a} * {d}");
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn divisor_equals_safe_div(a: i64, d: i64, sa in 0u32..64, sd in 0u32..64) {
+            // Random bit lengths, so small, large and near-overflow quotients all occur.
+            let (a, d) = (a >> sa, d >> sd);
+            let want = plain_div(a, d);
+            proptest::prop_assert_eq!(I32F32(a).safe_div(I32F32(d)).0, want);
+            proptest::prop_assert_eq!(Divisor::new(I32F32(d)).div(I32F32(a)).0, want);
+            proptest::prop_assert_eq!(I32F32(a).mul_unit(I32F32(d)), I32F32(a).sat_mul(I32F32(d)));
+            // Quotients of non-negative values near 1 (the normalisations' case).
+            let (a, d) = (a.unsigned_abs() >> 1, d.unsigned_abs() >> 1);
+            let (a, d) = (a.min(d) as i64, d.max(1) as i64);
+            proptest::prop_assert_eq!(Divisor::new(I32F32(d)).div(I32F32(a)).0, plain_div(a, d));
+        }
     }
 
     #[test]
