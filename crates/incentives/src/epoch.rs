@@ -192,30 +192,8 @@ struct Csr {
 }
 
 impl Csr {
-    fn clear(&mut self) {
-        self.ptr.clear();
-        self.ptr.push(0);
-        self.col.clear();
-        self.val.clear();
-    }
-
     fn range(&self, i: usize) -> std::ops::Range<usize> {
         self.ptr[i]..self.ptr[i + 1]
-    }
-
-    /// Ends the current row, sorting its cells by column when they came in another order.
-    fn end_row(&mut self, sorted: bool, scratch: &mut Vec<(u16, i64)>) {
-        let start = *self.ptr.last().unwrap_or(&0);
-        if !sorted {
-            scratch.clear();
-            scratch.extend(self.col[start..].iter().copied().zip(self.val[start..].iter().copied()));
-            scratch.sort_unstable_by_key(|c| c.0);
-            for (k, &(j, v)) in scratch.iter().enumerate() {
-                self.col[start + k] = j;
-                self.val[start + k] = v;
-            }
-        }
-        self.ptr.push(self.col.len());
     }
 }
 
@@ -226,17 +204,15 @@ impl Csr {
 pub struct Workspace {
     /// W, then Wc or Wb, then (original Yuma) ΔB, in place.
     w: Csr,
-    /// Previous bonds (original Yuma).
-    b: Csr,
-    /// EMA bonds (original Yuma).
+    /// EMA bonds (original Yuma; the values borrow `keys`' buffer).
     e: Csr,
     /// Column-major consensus input: `(score − 1) << 16 | validator` per positive score.
-    keys: Vec<u64>,
+    keys: Vec<i64>,
     starts: Vec<u32>,
     fill: Vec<u32>,
     cursors: Vec<usize>,
-    select: Vec<u64>,
-    select_next: Vec<u64>,
+    select: Vec<i64>,
+    select_next: Vec<i64>,
     sort: Vec<(u16, i64)>,
     col_sums: Vec<I32F32>,
     col_div: Vec<Divisor>,
@@ -300,33 +276,52 @@ pub fn run_epoch_with(p: &Params, s: &SubnetState, current_block: u64, ws: &mut 
     // commit-reveal, then row normalisation; cells sorted by column.
     let reg = &s.block_at_registration;
     let w = &mut ws.w;
-    w.clear();
+    let (mut col, mut val) = (std::mem::take(&mut w.col), std::mem::take(&mut w.val));
+    w.ptr.clear();
+    w.ptr.push(0);
+    col.clear();
+    val.clear();
+    let cap: usize = (0..n).filter(|&i| permit_used[i]).map(|i| s.weights[i].len()).sum();
+    col.reserve(cap);
+    val.reserve(cap);
     for (i, &permitted) in permit_used.iter().enumerate() {
         if permitted {
             let lu = s.last_update[i];
             let commit = if p.commit_reveal_enabled { s.commit_block[i].unwrap_or(u64::MAX) } else { u64::MAX };
-            let start = w.col.len();
+            let start = col.len();
             let mut sorted = true;
             let mut last = -1i32;
+            // The row sum of u16 values is exact in u64; as an I32F32 sum it saturates.
+            let mut sum = 0u64;
             for &(j, v) in &s.weights[i] {
                 let ju = j as usize;
                 if ju < n && (ju != i || p.owner_uid == Some(j)) && lu > reg[ju] && commit >= reg[ju] {
                     sorted &= j as i32 > last;
                     last = j as i32;
-                    w.col.push(j);
-                    w.val.push(I32F32::from_u16(v).0);
+                    sum += v as u64;
+                    col.push(j);
+                    val.push(I32F32::from_u16(v).0);
                 }
             }
-            let row_sum = w.val[start..].iter().fold(I32F32::ZERO, |a, &b| a.sat_add(I32F32(b)));
-            if row_sum > I32F32::ZERO {
+            if sum > 0 {
+                let row_sum = if sum < 1 << 31 { I32F32((sum as i64) << 32) } else { I32F32::MAX };
                 let d = Divisor::new(row_sum);
-                w.val[start..].iter_mut().for_each(|v| *v = d.div(I32F32(*v)).0);
+                val[start..].iter_mut().for_each(|v| *v = d.div(I32F32(*v)).0);
             }
-            w.end_row(sorted, &mut ws.sort);
-        } else {
-            w.end_row(true, &mut ws.sort);
+            if !sorted {
+                let scratch = &mut ws.sort;
+                scratch.clear();
+                scratch.extend(col[start..].iter().copied().zip(val[start..].iter().copied()));
+                scratch.sort_unstable_by_key(|c| c.0);
+                for (k, &(j, v)) in scratch.iter().enumerate() {
+                    col[start + k] = j;
+                    val[start + k] = v;
+                }
+            }
         }
+        w.ptr.push(col.len());
     }
+    (w.col, w.val) = (col, val);
 
     // §3.7 consensus.
     let kappa = I32F32::from_u16_proportion(p.kappa);
@@ -352,7 +347,7 @@ pub fn run_epoch_with(p: &Params, s: &SubnetState, current_block: u64, ws: &mut 
             let clipped = if c < v { c } else { v };
             trust = trust.sat_add(clipped);
             let r = &mut incentive[j];
-            *r = r.sat_add(a.sat_mul(clipped));
+            *r = r.sat_add(a.mul_unit(clipped));
             // Sparse clipping removes a cell above a zero consensus.
             let keep = !(c < v && c <= I32F32::ZERO);
             if clip_in_place {
@@ -515,30 +510,28 @@ fn original_bonds(
     last_tempo: u64,
     n: usize,
 ) -> (Vec<I32F32>, Vec<Row<I32F32>>) {
-    let Workspace { w, b, e, sort, col_sums, col_div, .. } = ws;
+    let Workspace { w, e, keys, sort, col_sums, col_div, .. } = ws;
     let reg = &s.block_at_registration;
 
-    // Previous bonds: cells of recently registered columns removed; cells on columns ≥ n
-    // dropped too (the EMA ignores them). Column sums on the way.
-    b.clear();
+    // Previous bonds: cells of recently registered columns removed, cells on columns ≥ n
+    // dropped too (the EMA ignores them); read straight from the stored rows. Column sums,
+    // and per row whether it is already clean (ascending, nothing removed).
+    let kept = |j: u16| (j as usize) < n && last_tempo > reg[j as usize];
     let b_sums = col_sums;
     b_sums.clear();
     b_sums.resize(n, I32F32::ZERO);
-    for row in &s.bonds {
-        let mut sorted = true;
+    let mut clean = vec![true; n];
+    for (row, clean) in s.bonds.iter().zip(clean.iter_mut()) {
         let mut last = -1i32;
         for &(j, v) in row {
-            let ju = j as usize;
-            if ju < n && last_tempo > reg[ju] {
-                sorted &= j as i32 > last;
+            if kept(j) {
+                *clean &= j as i32 > last;
                 last = j as i32;
-                b.col.push(j);
-                let v = I32F32::from_u16(v);
-                b.val.push(v.0);
-                b_sums[ju] = b_sums[ju].sat_add(v);
+                b_sums[j as usize] = b_sums[j as usize].sat_add(I32F32::from_u16(v));
+            } else {
+                *clean = false;
             }
         }
-        b.end_row(sorted, sort);
     }
     // Column normalisation is division by the column sum; a column whose sum is 0 has only
     // zero cells (every value here is non-negative), which `Divisor(0)` leaves at 0.
@@ -561,37 +554,72 @@ fn original_bonds(
     d_div.extend(d_sums.iter().map(|&s| Divisor::new(s)));
 
     // EMA = α·ΔB/ΣΔB + (1 − α)·B/ΣB, positive cells, ascending columns; its column sums.
+    // The values go into the consensus keys' buffer (free by now).
     let alpha = I32F32::ONE.sat_sub(moving_average(p.bonds_moving_average));
     let one_minus = I32F32::ONE.sat_sub(alpha);
     let e_sums = d_sums;
     e_sums.clear();
     e_sums.resize(n, I32F32::ZERO);
-    e.clear();
-    for i in 0..n {
-        let (mut x, xe) = (w.ptr[i], w.ptr[i + 1]);
-        let (mut y, ye) = (b.ptr[i], b.ptr[i + 1]);
-        while x < xe || y < ye {
-            let jx = if x < xe { w.col[x] as u32 } else { u32::MAX };
-            let jy = if y < ye { b.col[y] as u32 } else { u32::MAX };
-            let j = jx.min(jy);
-            let ju = j as usize;
-            let mut v = I32F32::ZERO;
-            if jx == j {
-                v = v.sat_add(alpha.mul_unit(d_div[ju].div(I32F32(w.val[x]))));
-                x += 1;
+    let (mut ecol, mut eval, mut eptr) = (std::mem::take(&mut e.col), std::mem::take(keys), std::mem::take(&mut e.ptr));
+    ecol.clear();
+    eval.clear();
+    eptr.clear();
+    eptr.push(0);
+    let cap = w.col.len() + s.bonds.iter().map(Vec::len).sum::<usize>();
+    ecol.reserve(cap);
+    eval.reserve(cap);
+    let cell = |j: usize, delta: Option<i64>, bond: Option<i64>| {
+        let mut v = I32F32::ZERO;
+        if let Some(x) = delta {
+            v = v.sat_add(alpha.mul_unit(d_div[j].div(I32F32(x))));
+        }
+        if let Some(y) = bond {
+            v = v.sat_add(one_minus.mul_unit(b_div[j].div(I32F32(y))));
+        }
+        v
+    };
+    for (i, (brow, &clean)) in s.bonds.iter().zip(&clean).enumerate() {
+        let range = w.range(i);
+        let (wc, wv) = (&w.col[range.clone()], &w.val[range]);
+        if clean && brow.len() == wc.len() && wc.iter().zip(brow).all(|(&j, c)| j == c.0) {
+            // The same columns in both: one straight pass.
+            for ((&j, &x), &(_, y)) in wc.iter().zip(wv).zip(brow) {
+                let ju = j as usize;
+                let v = alpha
+                    .mul_unit(d_div[ju].div(I32F32(x)))
+                    .sat_add(one_minus.mul_unit(b_div[ju].div(I32F32::from_u16(y))));
+                if v > I32F32::ZERO {
+                    ecol.push(j);
+                    eval.push(v.0);
+                    e_sums[ju] = e_sums[ju].sat_add(v);
+                }
             }
-            if jy == j {
-                v = v.sat_add(one_minus.mul_unit(b_div[ju].div(I32F32(b.val[y]))));
-                y += 1;
+        } else {
+            sort.clear();
+            sort.extend(brow.iter().filter(|c| kept(c.0)).map(|&(j, v)| (j, I32F32::from_u16(v).0)));
+            if !clean {
+                sort.sort_unstable_by_key(|c| c.0);
             }
-            if v > I32F32::ZERO {
-                e.col.push(j as u16);
-                e.val.push(v.0);
-                e_sums[ju] = e_sums[ju].sat_add(v);
+            let (mut x, mut y) = (0, 0);
+            while x < wc.len() || y < sort.len() {
+                let jx = wc.get(x).map_or(u32::MAX, |&j| j as u32);
+                let jy = sort.get(y).map_or(u32::MAX, |c| c.0 as u32);
+                let j = jx.min(jy) as usize;
+                let delta = (jx as usize == j).then(|| wv[x]);
+                let bond = (jy as usize == j).then(|| sort[y].1);
+                x += delta.is_some() as usize;
+                y += bond.is_some() as usize;
+                let v = cell(j, delta, bond);
+                if v > I32F32::ZERO {
+                    ecol.push(j as u16);
+                    eval.push(v.0);
+                    e_sums[j] = e_sums[j].sat_add(v);
+                }
             }
         }
-        e.end_row(true, sort);
+        eptr.push(ecol.len());
     }
+    (e.col, e.val, e.ptr) = (ecol, eval, eptr);
     d_div.clear();
     d_div.extend(e_sums.iter().map(|&s| Divisor::new(s)));
     let e_div = d_div;
@@ -627,6 +655,7 @@ fn original_bonds(
                 .collect()
         })
         .collect();
+    *keys = std::mem::take(&mut e.val);
     (dividends, ema_bonds)
 }
 
@@ -759,7 +788,7 @@ fn weighted_median_cols(active_stake: &[I32F32], ws: &mut Workspace, n: usize, k
                 let v = w.val[x];
                 if v > 0 {
                     let slot = &mut fill[w.col[x] as usize];
-                    keys[*slot as usize] = ((v - 1) as u64) << 16 | k as u64;
+                    keys[*slot as usize] = (v - 1) << 16 | k as i64;
                     *slot += 1;
                 }
                 x += 1;
@@ -793,18 +822,18 @@ const BRACKET_MIN: usize = 48;
 /// gathers the keys in `[lo, hi]`. The sums say which of the three parts holds the answer
 /// (the first key at which the cumulative stake exceeds `t`): below `lo` when the stake
 /// below exceeds `t`; the window when the stake through `hi` does, or when nothing lies
-/// above the window; otherwise above `hi`. The selection then runs on that part alone, with
+/// above the window; otherwise above `hi`. That part alone is then sorted and scanned, with
 /// `t` less the stake before it. The bounds only decide where to look, never the answer.
-fn bracketed_select(keys: &[u64], sigma: &[i64], t: i64, mass: i64, cur: &mut Vec<u64>, next: &mut Vec<u64>) -> i64 {
-    const SAMPLES: usize = 64;
-    const MARGIN: usize = 6;
+fn bracketed_select(keys: &[i64], sigma: &[i64], t: i64, mass: i64, cur: &mut Vec<i64>, next: &mut Vec<i64>) -> i64 {
+    const SAMPLES: usize = 32;
+    const MARGIN: usize = 3;
     let len = keys.len();
-    let stake = |key: u64| sigma[(key & 0xFFFF) as usize];
+    let stake = |key: i64| sigma[(key & 0xFFFF) as usize];
     if len < BRACKET_MIN || t < 0 || t >= mass {
         return weighted_select(keys, sigma, t, cur, next);
     }
     let t_all = t;
-    let mut sample = [0u64; SAMPLES];
+    let mut sample = [0i64; SAMPLES];
     for (k, x) in sample.iter_mut().enumerate() {
         *x = keys[k * len / SAMPLES];
     }
@@ -821,7 +850,7 @@ fn bracketed_select(keys: &[u64], sigma: &[i64], t: i64, mass: i64, cur: &mut Ve
         }
     }
     let lo = if r >= MARGIN { sample[r - MARGIN] } else { 0 };
-    let hi = if r + MARGIN < SAMPLES { sample[r + MARGIN] } else { u64::MAX };
+    let hi = if r + MARGIN < SAMPLES { sample[r + MARGIN] } else { i64::MAX };
     let (mut below, mut inside) = (0i64, 0i64);
     next.resize(len, 0);
     let mut k = 0;
@@ -836,7 +865,7 @@ fn bracketed_select(keys: &[u64], sigma: &[i64], t: i64, mass: i64, cur: &mut Ve
     let (t, keep) = if below > t {
         // The answer lies below lo.
         (t, 0u8)
-    } else if below + inside > t || hi == u64::MAX {
+    } else if below + inside > t || hi == i64::MAX {
         (t - below, 1)
     } else {
         // Above hi (or nowhere, when no key lies above hi: then the whole column).
@@ -854,10 +883,23 @@ fn bracketed_select(keys: &[u64], sigma: &[i64], t: i64, mass: i64, cur: &mut Ve
         return weighted_select(keys, sigma, t_all, cur, next);
     }
     next.truncate(k);
-    let window = std::mem::take(next);
-    let v = weighted_select(&window, sigma, t, cur, next);
+    let mut window = std::mem::take(next);
+    let v = sorted_select(window.as_mut_slice(), sigma, t);
     *next = window;
     v
+}
+
+/// [`weighted_select`] by sorting the (small) slice and scanning it.
+fn sorted_select(keys: &mut [i64], sigma: &[i64], t: i64) -> i64 {
+    keys.sort_unstable();
+    let mut acc = 0;
+    for &key in keys.iter() {
+        acc += sigma[(key & 0xFFFF) as usize];
+        if acc > t {
+            return (key >> 16) + 1;
+        }
+    }
+    (keys[keys.len() - 1] >> 16) + 1
 }
 
 /// The score of the first key, in ascending key order, at which the cumulative stake exceeds
@@ -865,9 +907,9 @@ fn bracketed_select(keys: &[u64], sigma: &[i64], t: i64, mass: i64, cur: &mut Ve
 /// so this is the smallest score whose cumulative stake over scores ≤ it exceeds `t`.
 /// Quickselect with the middle element as pivot; each round sums the stake below the pivot
 /// in one branch-free pass, then keeps the side that holds the answer.
-fn weighted_select(keys: &[u64], sigma: &[i64], mut t: i64, cur: &mut Vec<u64>, next: &mut Vec<u64>) -> i64 {
-    let score = |key: u64| (key >> 16) as i64 + 1;
-    let stake = |key: u64| sigma[(key & 0xFFFF) as usize];
+fn weighted_select(keys: &[i64], sigma: &[i64], mut t: i64, cur: &mut Vec<i64>, next: &mut Vec<i64>) -> i64 {
+    let score = |key: i64| (key >> 16) + 1;
+    let stake = |key: i64| sigma[(key & 0xFFFF) as usize];
     cur.clear();
     cur.extend_from_slice(keys);
     loop {
@@ -1060,17 +1102,17 @@ mod tests {
 
     /// The definition: sort, scan, the first key whose cumulative stake exceeds `t`, or the
     /// largest.
-    fn naive(keys: &[u64], sigma: &[i64], t: i64) -> i64 {
+    fn naive(keys: &[i64], sigma: &[i64], t: i64) -> i64 {
         let mut sorted = keys.to_vec();
         sorted.sort_unstable();
         let mut acc = 0;
         for &k in &sorted {
             acc += sigma[(k & 0xFFFF) as usize];
             if acc > t {
-                return (k >> 16) as i64 + 1;
+                return (k >> 16) + 1;
             }
         }
-        (sorted[sorted.len() - 1] >> 16) as i64 + 1
+        (sorted[sorted.len() - 1] >> 16) + 1
     }
 
     proptest! {
@@ -1080,16 +1122,16 @@ mod tests {
         /// window bounds fall on ties; `t` across and beyond the whole range.
         #[test]
         fn selection_matches_the_definition(
-            scores in proptest::collection::vec(0u64..1000, 1..300),
-            distinct in 1u64..50,
+            scores in proptest::collection::vec(0i64..1000, 1..300),
+            distinct in 1i64..50,
             stakes in proptest::collection::vec(0i64..4, 300),
-            t_frac in 0u64..=64,
+            t_frac in 0i64..=64,
             t_shift in -3i64..=3,
         ) {
-            let keys: Vec<u64> = scores.iter().enumerate().map(|(k, &s)| (s % distinct) << 16 | k as u64).collect();
+            let keys: Vec<i64> = scores.iter().enumerate().map(|(k, &s)| (s % distinct) << 16 | k as i64).collect();
             let sigma = &stakes[..keys.len()];
             let mass: i64 = sigma.iter().sum();
-            let t = (mass * t_frac as i64) / 64 + t_shift;
+            let t = (mass * t_frac) / 64 + t_shift;
             let (mut a, mut b) = (Vec::new(), Vec::new());
             let want = naive(&keys, sigma, t);
             prop_assert_eq!(weighted_select(&keys, sigma, t, &mut a, &mut b), want);
