@@ -204,12 +204,11 @@ impl Csr {
 pub struct Workspace {
     /// W, then Wc or Wb, then (original Yuma) ΔB, in place.
     w: Csr,
-    /// EMA bonds (original Yuma; the values borrow `keys`' buffer).
-    e: Csr,
-    /// Column-major consensus input: `(score − 1) << 16 | validator` per positive score.
+    /// Column-major consensus input of one tile: `(score − 1) << 16 | validator` per positive
+    /// score.
     keys: Vec<i64>,
-    starts: Vec<u32>,
-    fill: Vec<u32>,
+    starts: Vec<usize>,
+    fill: Vec<usize>,
     cursors: Vec<usize>,
     select: Vec<i64>,
     select_next: Vec<i64>,
@@ -221,6 +220,9 @@ pub struct Workspace {
 /// Columns per tile of the consensus transposition: the tile's open cache lines (one per
 /// column) stay in L1 while every validator row is scattered into it.
 const TILE: usize = 512;
+
+/// Keys of padding after each column of the transposition (one cache line).
+const COLUMN_PAD: usize = 8;
 
 /// [`run_epoch`] with caller-owned buffers (the same result for any `ws`).
 pub fn run_epoch_with(p: &Params, s: &SubnetState, current_block: u64, ws: &mut Workspace) -> EpochResult {
@@ -376,6 +378,8 @@ pub fn run_epoch_with(p: &Params, s: &SubnetState, current_block: u64, ws: &mut 
     };
     let registration = |j: u16| s.block_at_registration.get(j as usize).copied().unwrap_or(0);
 
+    // Original Yuma writes the stored rows with its EMA; Yuma3 below.
+    let mut bonds_next = None;
     let (dividends, ema_bonds) = if p.yuma3_enabled {
         // Yuma3 runs on rows: the weights for bonds in the order the production code holds
         // them (stored order, or ascending after interpolation), which the liquid-alpha
@@ -411,7 +415,9 @@ pub fn run_epoch_with(p: &Params, s: &SubnetState, current_block: u64, ws: &mut 
         normalize(&mut dividends);
         (dividends, ema)
     } else {
-        original_bonds(p, s, ws, &active_stake, &incentive, last_tempo, n)
+        let (dividends, ema, next) = original_bonds(p, s, ws, &active_stake, &incentive, last_tempo, &new_permit);
+        bonds_next = Some(next);
+        (dividends, ema)
     };
 
     // §3.11 emission.
@@ -437,17 +443,23 @@ pub fn run_epoch_with(p: &Params, s: &SubnetState, current_block: u64, ws: &mut 
     let combined_emission = norm_combined.iter().map(to_rao).collect();
 
     // §3.12 bonds written back.
-    let mut bond_row_action = Vec::with_capacity(n);
-    let mut bonds_next = Vec::with_capacity(n);
-    for i in 0..n {
-        if new_permit[i] {
-            bond_row_action.push(BondRowAction::Set);
-            bonds_next.push(ema_bonds[i].iter().map(|&(j, b)| (j, b.to_u16_proportion())).collect());
-        } else {
-            bond_row_action.push(BondRowAction::Clear);
-            bonds_next.push(Vec::new());
-        }
-    }
+    let bond_row_action =
+        new_permit.iter().map(|&set| if set { BondRowAction::Set } else { BondRowAction::Clear }).collect();
+    let bonds_next = bonds_next.unwrap_or_else(|| {
+        ema_bonds
+            .iter()
+            .zip(&new_permit)
+            .map(
+                |(row, &set)| {
+                    if set {
+                        row.iter().map(|&(j, b)| (j, b.to_u16_proportion())).collect()
+                    } else {
+                        Vec::new()
+                    }
+                },
+            )
+            .collect()
+    });
 
     EpochResult {
         activity_cutoff_blocks: cutoff,
@@ -508,9 +520,10 @@ fn original_bonds(
     active_stake: &[I32F32],
     incentive: &[I32F32],
     last_tempo: u64,
-    n: usize,
-) -> (Vec<I32F32>, Vec<Row<I32F32>>) {
-    let Workspace { w, e, keys, sort, col_sums, col_div, .. } = ws;
+    new_permit: &[bool],
+) -> (Vec<I32F32>, Vec<Row<I32F32>>, Vec<Row<u16>>) {
+    let n = s.n();
+    let Workspace { w, sort, col_sums, col_div, .. } = ws;
     let reg = &s.block_at_registration;
 
     // Previous bonds: cells of recently registered columns removed, cells on columns ≥ n
@@ -553,21 +566,13 @@ fn original_bonds(
     d_div.clear();
     d_div.extend(d_sums.iter().map(|&s| Divisor::new(s)));
 
-    // EMA = α·ΔB/ΣΔB + (1 − α)·B/ΣB, positive cells, ascending columns; its column sums.
-    // The values go into the consensus keys' buffer (free by now).
+    // EMA = α·ΔB/ΣΔB + (1 − α)·B/ΣB, positive cells, ascending columns, written straight
+    // into the result's rows (normalised and upscaled there in place); its column sums.
     let alpha = I32F32::ONE.sat_sub(moving_average(p.bonds_moving_average));
     let one_minus = I32F32::ONE.sat_sub(alpha);
     let e_sums = d_sums;
     e_sums.clear();
     e_sums.resize(n, I32F32::ZERO);
-    let (mut ecol, mut eval, mut eptr) = (std::mem::take(&mut e.col), std::mem::take(keys), std::mem::take(&mut e.ptr));
-    ecol.clear();
-    eval.clear();
-    eptr.clear();
-    eptr.push(0);
-    let cap = w.col.len() + s.bonds.iter().map(Vec::len).sum::<usize>();
-    ecol.reserve(cap);
-    eval.reserve(cap);
     let cell = |j: usize, delta: Option<i64>, bond: Option<i64>| {
         let mut v = I32F32::ZERO;
         if let Some(x) = delta {
@@ -578,19 +583,21 @@ fn original_bonds(
         }
         v
     };
+    let mut ema: Vec<Row<I32F32>> = Vec::with_capacity(n);
     for (i, (brow, &clean)) in s.bonds.iter().zip(&clean).enumerate() {
         let range = w.range(i);
         let (wc, wv) = (&w.col[range.clone()], &w.val[range]);
+        let mut out = Vec::new();
         if clean && brow.len() == wc.len() && wc.iter().zip(brow).all(|(&j, c)| j == c.0) {
             // The same columns in both: one straight pass.
+            out.reserve_exact(wc.len());
             for ((&j, &x), &(_, y)) in wc.iter().zip(wv).zip(brow) {
                 let ju = j as usize;
                 let v = alpha
                     .mul_unit(d_div[ju].div(I32F32(x)))
                     .sat_add(one_minus.mul_unit(b_div[ju].div(I32F32::from_u16(y))));
                 if v > I32F32::ZERO {
-                    ecol.push(j);
-                    eval.push(v.0);
+                    out.push((j, v));
                     e_sums[ju] = e_sums[ju].sat_add(v);
                 }
             }
@@ -600,6 +607,7 @@ fn original_bonds(
             if !clean {
                 sort.sort_unstable_by_key(|c| c.0);
             }
+            out.reserve_exact(wc.len() + sort.len());
             let (mut x, mut y) = (0, 0);
             while x < wc.len() || y < sort.len() {
                 let jx = wc.get(x).map_or(u32::MAX, |&j| j as u32);
@@ -611,15 +619,13 @@ fn original_bonds(
                 y += bond.is_some() as usize;
                 let v = cell(j, delta, bond);
                 if v > I32F32::ZERO {
-                    ecol.push(j as u16);
-                    eval.push(v.0);
+                    out.push((j as u16, v));
                     e_sums[j] = e_sums[j].sat_add(v);
                 }
             }
         }
-        eptr.push(ecol.len());
+        ema.push(out);
     }
-    (e.col, e.val, e.ptr) = (ecol, eval, eptr);
     d_div.clear();
     d_div.extend(e_sums.iter().map(|&s| Divisor::new(s)));
     let e_div = d_div;
@@ -629,13 +635,12 @@ fn original_bonds(
     maxes.clear();
     maxes.resize(n, I32F32::ZERO);
     let mut dividends = vec![I32F32::ZERO; n];
-    for (i, d) in dividends.iter_mut().enumerate() {
+    for (row, d) in ema.iter_mut().zip(dividends.iter_mut()) {
         let mut t = I32F32::ZERO;
-        let range = e.range(i);
-        for (&j, v) in e.col[range.clone()].iter().zip(&mut e.val[range]) {
-            let j = j as usize;
-            let x = e_div[j].div(I32F32(*v));
-            *v = x.0;
+        for (j, v) in row.iter_mut() {
+            let j = *j as usize;
+            let x = e_div[j].div(*v);
+            *v = x;
             t = t.sat_add(incentive[j].mul_unit(x));
             maxes[j] = maxes[j].max(x);
         }
@@ -645,18 +650,21 @@ fn original_bonds(
     e_div.clear();
     e_div.extend(maxes.iter().map(|&m| Divisor::new(m)));
     let max_div = e_div;
-    let ema_bonds = (0..n)
-        .map(|i| {
-            let range = e.range(i);
-            e.col[range.clone()]
-                .iter()
-                .zip(&e.val[range])
-                .map(|(&j, &v)| (j, max_div[j as usize].div(I32F32(v))))
-                .collect()
+    // The upscaled EMA, and the stored rows (§3.12) of uids with a new permit.
+    let bonds_next = ema
+        .iter_mut()
+        .zip(new_permit)
+        .map(|(row, &set)| {
+            row.iter_mut().for_each(|(j, v)| *v = max_div[*j as usize].div(*v));
+            if set {
+                row.iter().map(|&(j, b)| (j, b.to_u16_proportion())).collect()
+            } else {
+                Vec::new()
+            }
         })
         .collect();
-    *keys = std::mem::take(&mut e.val);
-    (dividends, ema_bonds)
+    let ema_bonds = ema;
+    (dividends, ema_bonds, bonds_next)
 }
 
 /// Weights for bonds (§3.10) for a penalty strictly between 0 and 1, in place:
@@ -765,50 +773,60 @@ fn weighted_median_cols(active_stake: &[I32F32], ws: &mut Workspace, n: usize, k
     starts.resize(n + 1, 0);
     for &i in &rows {
         for k in w.range(i) {
-            starts[w.col[k] as usize + 1] += (w.val[k] > 0) as u32;
+            starts[w.col[k] as usize + 1] += (w.val[k] > 0) as usize;
         }
     }
+    // Each column's region starts a cache line after the previous one ends, so that regions
+    // of equal columns are not a power of two apart (which would put every column's open
+    // line of a tile in the same cache set).
     for j in 0..n {
-        starts[j + 1] += starts[j];
+        starts[j + 1] += starts[j] + COLUMN_PAD;
     }
-    fill.clear();
-    fill.extend_from_slice(&starts[..n]);
+    // Tile by tile: scatter all rows' cells of columns [c0, c1) into a buffer that holds one
+    // tile (rows are sorted, so each row's cursor only moves forward), then select those
+    // columns while their keys are still in cache.
+    let tiles: Vec<usize> = (0..n).step_by(TILE).chain([n]).collect();
+    let span = tiles.windows(2).map(|t| starts[t[1]] - starts[t[0]]).max().unwrap_or(0);
     keys.clear();
-    keys.resize(starts[n] as usize, 0);
+    keys.resize(span, 0);
+    fill.clear();
+    fill.resize(n, 0);
     cursors.clear();
     cursors.extend(rows.iter().map(|&i| w.ptr[i]));
-    // Tiled scatter: all rows for columns [c0, c0 + TILE), then the next tile (rows are
-    // sorted, so each row's cursor only moves forward).
-    for c0 in (0..n).step_by(TILE) {
-        let c1 = if c0 + TILE >= n { u32::MAX } else { (c0 + TILE) as u32 };
+    for t in tiles.windows(2) {
+        let (c0, c1) = (t[0], t[1]);
+        let base = starts[c0];
+        for j in c0..c1 {
+            fill[j] = starts[j] - base;
+        }
         for (k, (&i, cur)) in rows.iter().zip(cursors.iter_mut()).enumerate() {
             let end = w.ptr[i + 1];
             let mut x = *cur;
-            while x < end && (w.col[x] as u32) < c1 {
+            while x < end && (w.col[x] as usize) < c1 {
                 let v = w.val[x];
                 if v > 0 {
                     let slot = &mut fill[w.col[x] as usize];
-                    keys[*slot as usize] = (v - 1) << 16 | k as i64;
+                    keys[*slot] = (v - 1) << 16 | k as i64;
                     *slot += 1;
                 }
                 x += 1;
             }
             *cur = x;
         }
-    }
-    for j in 0..n {
-        let column = &keys[starts[j] as usize..starts[j + 1] as usize];
-        if column.is_empty() {
-            continue;
+        for j in c0..c1 {
+            let column = &keys[starts[j] - base..fill[j]];
+            if column.is_empty() {
+                continue;
+            }
+            let positive_mass: i64 = column.iter().map(|&key| sigma[(key & 0xFFFF) as usize]).sum();
+            let zero_mass = stake_sum.0 - positive_mass;
+            let zero_count = validators - column.len();
+            if zero_count > 0 && minority.0 < zero_mass {
+                continue;
+            }
+            let t = minority.0 - if zero_count > 0 { zero_mass } else { 0 };
+            result[j] = I32F32(bracketed_select(column, &sigma, t, positive_mass, select, select_next));
         }
-        let positive_mass: i64 = column.iter().map(|&key| sigma[(key & 0xFFFF) as usize]).sum();
-        let zero_mass = stake_sum.0 - positive_mass;
-        let zero_count = validators - column.len();
-        if zero_count > 0 && minority.0 < zero_mass {
-            continue;
-        }
-        let t = minority.0 - if zero_count > 0 { zero_mass } else { 0 };
-        result[j] = I32F32(bracketed_select(column, &sigma, t, positive_mass, select, select_next));
     }
     result
 }

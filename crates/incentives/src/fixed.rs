@@ -200,24 +200,19 @@ impl I32F32 {
 pub struct Divisor {
     /// The divisor's bits (as `u64`).
     d: u64,
+    /// The reciprocal `m`, or 0 for `d ≤ 0`.
     m: u64,
-    limit: u64,
-    shift: u32,
 }
 
 impl Divisor {
     pub fn new(d: I32F32) -> Self {
         let raw = d.0;
         if raw <= 0 {
-            return Self { d: raw as u64, m: 0, limit: 0, shift: 0 };
+            return Self { d: raw as u64, m: 0 };
         }
         let du = raw as u64;
         let k = 63 - du.leading_zeros();
-        let m = (((1u128 << (64 + k)) - 1) / du as u128) as u64;
-        // Non-negative dividends below the limit take the fast path; a negative one reads as
-        // at least 2^63 and a zero divisor has limit 0, so both go through `safe_div`.
-        let limit = du.saturating_mul(1 << 31).min(1 << 63);
-        Self { d: du, m, limit, shift: 32 + k }
+        Self { d: du, m: (((1u128 << (64 + k)) - 1) / du as u128) as u64 }
     }
 
     /// Whether the divisor is not zero.
@@ -228,13 +223,17 @@ impl Divisor {
     /// `a.safe_div(d)`.
     #[inline]
     pub fn div(&self, a: I32F32) -> I32F32 {
-        let au = a.0 as u64;
-        if au >= self.limit {
-            return a.safe_div(I32F32(self.d as i64));
+        let (au, d) = (a.0 as u64, self.d);
+        // Non-negative dividends below the limit `min(d·2^31, 2^63)` take the fast path; a
+        // negative one reads as at least 2^63, and `d ≤ 0` (m = 0) goes to `safe_div` too.
+        let limit = if d >> 32 == 0 { d << 31 } else { 1 << 63 };
+        if au >= limit || self.m == 0 {
+            return a.safe_div(I32F32(d as i64));
         }
-        let q = ((au as u128 * self.m as u128) >> self.shift) as u64;
-        let r = ((au as u128) << FRAC) - q as u128 * self.d as u128;
-        I32F32((q + (r >= self.d as u128) as u64) as i64)
+        let shift = 32 + 63 - d.leading_zeros();
+        let q = ((au as u128 * self.m as u128) >> shift) as u64;
+        let r = ((au as u128) << FRAC) - q as u128 * d as u128;
+        I32F32((q + (r >= d as u128) as u64) as i64)
     }
 }
 
