@@ -186,54 +186,59 @@ impl I32F32 {
 }
 
 /// Division of `I32F32` values by one invariant divisor `d`, exactly `a.safe_div(d)`, with
-/// the 128-bit division replaced by a multiplication with a precomputed reciprocal and one
-/// correction step (for the column and row normalisations, where one divisor serves
+/// the 128-bit division replaced by a 64-bit multiplication with a precomputed reciprocal and
+/// one correction step (for the row and column normalisations, where one divisor serves
 /// thousands of cells).
 ///
-/// For `d > 0` with `2^k ≤ d < 2^(k+1)`, `m = ⌊(2^(64+k) − 1) / d⌋ < 2^64`. A non-negative
-/// `a` whose quotient `⌊a·2^32 / d⌋` fits `i64` has `a < d·2^31`; then the estimate
-/// `⌊a·m / 2^(32+k)⌋` is at most the quotient and more than the quotient minus one (the error
-/// term `a·(1+d) / (d·2^(32+k))` is below 1), so adding `[remainder ≥ d]` gives the exact
-/// quotient. `a ≥ d·2^31` overflows, which `safe_div` answers with 0; negative `a` and
-/// `d ≤ 0` go through `safe_div` itself.
+/// The quotient `⌊a·2^32 / d⌋` is `⌊x / e⌋` for a 64-bit `x`: when `d` is a whole number
+/// (`d = e·2^32`: sums and maxima of stored u16 values) `x = a` for every `a ≥ 0`; otherwise
+/// `x = a·2^32, e = d` for `0 ≤ a < 2^32` (every proportion), as long as the quotient fits
+/// `i64` (`a < d·2^31`). With `m = ⌊2^64 / e⌋` (`2^64 − 1` for `e = 1`), `⌊x·m / 2^64⌋` is
+/// the quotient or one less (the error `x/2^64` is below 1), and `[x − q·e ≥ e]` corrects
+/// it. Other dividends (negative, large, overflowing) and `d ≤ 0` go through `safe_div`.
 #[derive(Clone, Copy, Debug)]
 pub struct Divisor {
-    /// The divisor's bits (as `u64`).
-    d: u64,
-    /// The reciprocal `m`, or 0 for `d ≤ 0`.
+    /// `e`, or the divisor's bits when `d ≤ 0`.
+    e: u64,
     m: u64,
+    /// Dividends `a` with `0 ≤ a < limit` take the fast path.
+    limit: u64,
+    /// `x = a << shift` (0 or 32).
+    shift: u32,
 }
 
 impl Divisor {
     pub fn new(d: I32F32) -> Self {
         let raw = d.0;
         if raw <= 0 {
-            return Self { d: raw as u64, m: 0 };
+            return Self { e: raw as u64, m: 0, limit: 0, shift: 32 };
         }
         let du = raw as u64;
-        let k = 63 - du.leading_zeros();
-        Self { d: du, m: (((1u128 << (64 + k)) - 1) / du as u128) as u64 }
+        let (e, shift, limit) = if du & 0xFFFF_FFFF == 0 {
+            (du >> 32, 0, 1 << 63)
+        } else {
+            (du, 32, du.saturating_mul(1 << 31).min(1 << 32))
+        };
+        let m = if e == 1 { u64::MAX } else { ((1u128 << 64) / e as u128) as u64 };
+        Self { e, m, limit, shift }
     }
 
     /// Whether the divisor is not zero.
     pub fn is_nonzero(&self) -> bool {
-        self.d != 0
+        self.e != 0
     }
 
     /// `a.safe_div(d)`.
     #[inline]
     pub fn div(&self, a: I32F32) -> I32F32 {
-        let (au, d) = (a.0 as u64, self.d);
-        // Non-negative dividends below the limit `min(d·2^31, 2^63)` take the fast path; a
-        // negative one reads as at least 2^63, and `d ≤ 0` (m = 0) goes to `safe_div` too.
-        let limit = if d >> 32 == 0 { d << 31 } else { 1 << 63 };
-        if au >= limit || self.m == 0 {
-            return a.safe_div(I32F32(d as i64));
+        let au = a.0 as u64;
+        if au >= self.limit {
+            return a.safe_div(I32F32((self.e << (32 - self.shift)) as i64));
         }
-        let shift = 32 + 63 - d.leading_zeros();
-        let q = ((au as u128 * self.m as u128) >> shift) as u64;
-        let r = ((au as u128) << FRAC) - q as u128 * d as u128;
-        I32F32((q + (r >= d as u128) as u64) as i64)
+        let x = au << self.shift;
+        let q = ((x as u128 * self.m as u128) >> 64) as u64;
+        let r = x.wrapping_sub(q.wrapping_mul(self.e));
+        I32F32((q + (r >= self.e) as u64) as i64)
     }
 }
 
