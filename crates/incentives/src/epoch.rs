@@ -333,6 +333,10 @@ pub fn run_epoch_with(p: &Params, s: &SubnetState, current_block: u64, ws: &mut 
     // unclipped weights are not needed any more, so they are clipped in place.
     let bonds_penalty = I32F32::from_u16_proportion(p.bonds_penalty);
     let clip_in_place = bonds_penalty == I32F32::ONE;
+    // Original Yuma with that penalty goes on with ΔB = Wc·a (§3.10.1), whose cells are the
+    // terms of the ranks: the pass stores those instead, and the raw ranks are ΔB's column
+    // sums.
+    let delta_in_place = clip_in_place && !p.yuma3_enabled;
     let w = &mut ws.w;
     let mut validator_trust = vec![I32F32::ZERO; n];
     let mut incentive = vec![I32F32::ZERO; n];
@@ -348,13 +352,14 @@ pub fn run_epoch_with(p: &Params, s: &SubnetState, current_block: u64, ws: &mut 
             let c = consensus[j];
             let clipped = if c < v { c } else { v };
             trust = trust.sat_add(clipped);
+            let rank_term = a.mul_unit(clipped);
             let r = &mut incentive[j];
-            *r = r.sat_add(a.mul_unit(clipped));
+            *r = r.sat_add(rank_term);
             // Sparse clipping removes a cell above a zero consensus.
             let keep = !(c < v && c <= I32F32::ZERO);
             if clip_in_place {
                 w.col[out] = w.col[k];
-                w.val[out] = clipped.0;
+                w.val[out] = if delta_in_place { rank_term.0 } else { clipped.0 };
                 out += keep as usize;
             } else {
                 out += 1;
@@ -365,6 +370,7 @@ pub fn run_epoch_with(p: &Params, s: &SubnetState, current_block: u64, ws: &mut 
     w.ptr[n] = out;
     w.col.truncate(out);
     w.val.truncate(out);
+    let raw_ranks = delta_in_place.then(|| incentive.clone());
     normalize(&mut incentive);
 
     // §3.10 bonds: weights for bonds, in place.
@@ -415,7 +421,18 @@ pub fn run_epoch_with(p: &Params, s: &SubnetState, current_block: u64, ws: &mut 
         normalize(&mut dividends);
         (dividends, ema)
     } else {
-        let (dividends, ema, next) = original_bonds(p, s, ws, &active_stake, &incentive, last_tempo, &new_permit);
+        let (dividends, ema, next) = original_bonds(
+            p,
+            s,
+            ws,
+            BondInputs {
+                active_stake: &active_stake,
+                incentive: &incentive,
+                raw_ranks: raw_ranks.as_deref(),
+                last_tempo,
+                new_permit: &new_permit,
+            },
+        );
         bonds_next = Some(next);
         (dividends, ema)
     };
@@ -510,18 +527,29 @@ fn csr_to_rows(m: &Csr, s: &SubnetState, n: usize, stored_order: bool) -> Vec<Ro
         .collect()
 }
 
-/// Original Yuma bonds and dividends (§3.10.1) on the workspace's CSR matrices: previous
-/// bonds column-normalised, ΔB = Wb·a column-normalised (in place of Wb), the EMA merged row
-/// by row, column-normalised, dividends, and the column max-upscaled EMA as rows.
+/// What [`original_bonds`] reads from the earlier steps.
+struct BondInputs<'a> {
+    active_stake: &'a [I32F32],
+    /// Normalised incentive.
+    incentive: &'a [I32F32],
+    /// Ranks before normalisation, when the weights matrix holds ΔB already.
+    raw_ranks: Option<&'a [I32F32]>,
+    last_tempo: u64,
+    new_permit: &'a [bool],
+}
+
+/// Original Yuma bonds and dividends (§3.10.1): previous bonds read from the stored rows and
+/// column-normalised on the fly, ΔB = Wb·a (in place of Wb in the workspace, unless the
+/// clipping pass stored it already) column-normalised on the fly, the EMA merged row by row
+/// into the result rows, column-normalised there, dividends, and the column max-upscaled EMA
+/// with the stored rows built from it.
 fn original_bonds(
     p: &Params,
     s: &SubnetState,
     ws: &mut Workspace,
-    active_stake: &[I32F32],
-    incentive: &[I32F32],
-    last_tempo: u64,
-    new_permit: &[bool],
+    inputs: BondInputs,
 ) -> (Vec<I32F32>, Vec<Row<I32F32>>, Vec<Row<u16>>) {
+    let BondInputs { active_stake, incentive, raw_ranks, last_tempo, new_permit } = inputs;
     let n = s.n();
     let Workspace { w, sort, col_sums, col_div, .. } = ws;
     let reg = &s.block_at_registration;
@@ -550,16 +578,20 @@ fn original_bonds(
     // zero cells (every value here is non-negative), which `Divisor(0)` leaves at 0.
     let b_div: Vec<Divisor> = b_sums.iter().map(|&s| Divisor::new(s)).collect();
 
-    // ΔB = Wb · a and its column sums.
+    // ΔB = Wb · a and its column sums (done already when the clipping pass stored ΔB).
     let d_sums = b_sums;
     d_sums.clear();
-    d_sums.resize(n, I32F32::ZERO);
-    for (i, &a) in active_stake.iter().enumerate() {
-        let range = w.range(i);
-        for (&j, v) in w.col[range.clone()].iter().zip(&mut w.val[range]) {
-            let x = I32F32(*v).mul_unit(a);
-            *v = x.0;
-            d_sums[j as usize] = d_sums[j as usize].sat_add(x);
+    if let Some(ranks) = raw_ranks {
+        d_sums.extend_from_slice(ranks);
+    } else {
+        d_sums.resize(n, I32F32::ZERO);
+        for (i, &a) in active_stake.iter().enumerate() {
+            let range = w.range(i);
+            for (&j, v) in w.col[range.clone()].iter().zip(&mut w.val[range]) {
+                let x = I32F32(*v).mul_unit(a);
+                *v = x.0;
+                d_sums[j as usize] = d_sums[j as usize].sat_add(x);
+            }
         }
     }
     let d_div = col_div;

@@ -176,6 +176,10 @@ impl I32F32 {
 
     /// A proportion stored as `u16`: `floor(x · 65535)` saturated (`fixed_proportion_to_u16`).
     pub fn to_u16_proportion(self) -> u16 {
+        // For 0 ≤ x < 2^33 the product x·65535 is exact and the floor is a shift.
+        if (self.0 as u64) >> 33 == 0 {
+            return ((self.0 as u64 * 65_535) >> FRAC).min(65_535) as u16;
+        }
         self.sat_mul(Self::U16_MAX).to_u16_sat()
     }
 
@@ -439,6 +443,11 @@ mod tests {
                 assert_eq!(I32F32(a).safe_div(I32F32(d)).0, want, "safe_div {a} / {d}");
                 assert_eq!(dv.div(I32F32(a)).0, want, "Divisor {a} / {d}");
                 assert_eq!(I32F32(a).mul_unit(I32F32(d)), I32F32(a).sat_mul(I32F32(d)), "mul {a} * {d}");
+                assert_eq!(
+                    I32F32(a).to_u16_proportion(),
+                    I32F32(a).sat_mul(I32F32::U16_MAX).to_u16_sat(),
+                    "to_u16_proportion {a}"
+                );
             }
         }
     }
