@@ -214,6 +214,7 @@ pub struct Workspace {
     select_next: Vec<i64>,
     sort: Vec<(u16, i64)>,
     col_sums: Vec<I32F32>,
+    col_max: Vec<I32F32>,
     col_div: Vec<Divisor>,
 }
 
@@ -551,7 +552,7 @@ fn original_bonds(
 ) -> (Vec<I32F32>, Vec<Row<I32F32>>, Vec<Row<u16>>) {
     let BondInputs { active_stake, incentive, raw_ranks, last_tempo, new_permit } = inputs;
     let n = s.n();
-    let Workspace { w, sort, col_sums, col_div, .. } = ws;
+    let Workspace { w, sort, col_sums, col_div, col_max, .. } = ws;
     let reg = &s.block_at_registration;
 
     // Previous bonds: cells of recently registered columns removed, cells on columns ≥ n
@@ -605,6 +606,9 @@ fn original_bonds(
     let e_sums = d_sums;
     e_sums.clear();
     e_sums.resize(n, I32F32::ZERO);
+    col_max.clear();
+    col_max.resize(n, I32F32::ZERO);
+    let e_max = col_max;
     let cell = |j: usize, delta: Option<i64>, bond: Option<i64>| {
         let mut v = I32F32::ZERO;
         if let Some(x) = delta {
@@ -631,6 +635,7 @@ fn original_bonds(
                 if v > I32F32::ZERO {
                     out.push((j, v));
                     e_sums[ju] = e_sums[ju].sat_add(v);
+                    e_max[ju] = e_max[ju].max(v);
                 }
             }
         } else {
@@ -653,6 +658,7 @@ fn original_bonds(
                 if v > I32F32::ZERO {
                     out.push((j as u16, v));
                     e_sums[j] = e_sums[j].sat_add(v);
+                    e_max[j] = e_max[j].max(v);
                 }
             }
         }
@@ -662,39 +668,25 @@ fn original_bonds(
     d_div.extend(e_sums.iter().map(|&s| Divisor::new(s)));
     let e_div = d_div;
 
-    // EMA column-normalised in place; dividends; column maxima for storage.
-    let maxes = e_sums;
-    maxes.clear();
-    maxes.resize(n, I32F32::ZERO);
+    // One pass: EMA column-normalised in place, dividends, upscaled by the column maxima of
+    // the normalised EMA, stored rows (§3.12) of uids with a new permit. Division by a
+    // positive divisor rounds down monotonically, so the largest normalised cell of a column
+    // is its largest raw cell normalised.
+    let max_div: Vec<Divisor> = e_max.iter().zip(e_div.iter()).map(|(&m, d)| Divisor::new(d.div(m))).collect();
     let mut dividends = vec![I32F32::ZERO; n];
-    for (row, d) in ema.iter_mut().zip(dividends.iter_mut()) {
+    let mut bonds_next = Vec::with_capacity(n);
+    for ((row, d), &set) in ema.iter_mut().zip(dividends.iter_mut()).zip(new_permit) {
         let mut t = I32F32::ZERO;
         for (j, v) in row.iter_mut() {
             let j = *j as usize;
             let x = e_div[j].div(*v);
-            *v = x;
             t = t.sat_add(incentive[j].mul_unit(x));
-            maxes[j] = maxes[j].max(x);
+            *v = max_div[j].div(x);
         }
         *d = t;
+        bonds_next.push(if set { row.iter().map(|&(j, b)| (j, b.to_u16_proportion())).collect() } else { Vec::new() });
     }
     normalize(&mut dividends);
-    e_div.clear();
-    e_div.extend(maxes.iter().map(|&m| Divisor::new(m)));
-    let max_div = e_div;
-    // The upscaled EMA, and the stored rows (§3.12) of uids with a new permit.
-    let bonds_next = ema
-        .iter_mut()
-        .zip(new_permit)
-        .map(|(row, &set)| {
-            row.iter_mut().for_each(|(j, v)| *v = max_div[*j as usize].div(*v));
-            if set {
-                row.iter().map(|&(j, b)| (j, b.to_u16_proportion())).collect()
-            } else {
-                Vec::new()
-            }
-        })
-        .collect();
     let ema_bonds = ema;
     (dividends, ema_bonds, bonds_next)
 }
