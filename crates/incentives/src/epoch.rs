@@ -352,10 +352,12 @@ pub fn run_epoch_with(p: &Params, s: &SubnetState, current_block: u64, ws: &mut 
             let v = I32F32(w.val[k]);
             let c = consensus[j];
             let clipped = if c < v { c } else { v };
-            trust = trust.sat_add(clipped);
+            // Cells and stakes are at most 1 and a row or column has fewer than 2^16 of
+            // them, so these sums stay below 2^48 and need no saturation.
+            trust = I32F32(trust.0 + clipped.0);
             let rank_term = a.mul_unit(clipped);
             let r = &mut incentive[j];
-            *r = r.sat_add(rank_term);
+            *r = I32F32(r.0 + rank_term.0);
             // Sparse clipping removes a cell above a zero consensus.
             let keep = !(c < v && c <= I32F32::ZERO);
             if clip_in_place {
@@ -559,9 +561,8 @@ fn original_bonds(
     // dropped too (the EMA ignores them); read straight from the stored rows. Column sums,
     // and per row whether it is already clean (ascending, nothing removed).
     let kept = |j: u16| (j as usize) < n && last_tempo > reg[j as usize];
-    let b_sums = col_sums;
-    b_sums.clear();
-    b_sums.resize(n, I32F32::ZERO);
+    // Sums of u16 values are exact in u64; as I32F32 sums they saturate.
+    let mut b_int = vec![0u64; n];
     let mut clean = vec![true; n];
     for (row, clean) in s.bonds.iter().zip(clean.iter_mut()) {
         let mut last = -1i32;
@@ -569,7 +570,7 @@ fn original_bonds(
             if kept(j) {
                 *clean &= j as i32 > last;
                 last = j as i32;
-                b_sums[j as usize] = b_sums[j as usize].sat_add(I32F32::from_u16(v));
+                b_int[j as usize] += v as u64;
             } else {
                 *clean = false;
             }
@@ -577,7 +578,9 @@ fn original_bonds(
     }
     // Column normalisation is division by the column sum; a column whose sum is 0 has only
     // zero cells (every value here is non-negative), which `Divisor(0)` leaves at 0.
-    let b_div: Vec<Divisor> = b_sums.iter().map(|&s| Divisor::new(s)).collect();
+    let b_div: Vec<Divisor> =
+        b_int.iter().map(|&s| Divisor::new(if s < 1 << 31 { I32F32((s as i64) << 32) } else { I32F32::MAX })).collect();
+    let b_sums = col_sums;
 
     // ΔB = Wb · a and its column sums (done already when the clipping pass stored ΔB).
     let d_sums = b_sums;
@@ -680,7 +683,8 @@ fn original_bonds(
         for (j, v) in row.iter_mut() {
             let j = *j as usize;
             let x = e_div[j].div(*v);
-            t = t.sat_add(incentive[j].mul_unit(x));
+            // Both factors are at most 1: no saturation within a row.
+            t = I32F32(t.0 + incentive[j].mul_unit(x).0);
             *v = max_div[j].div(x);
         }
         *d = t;
@@ -867,8 +871,8 @@ const BRACKET_MIN: usize = 48;
 /// above the window; otherwise above `hi`. That part alone is then sorted and scanned, with
 /// `t` less the stake before it. The bounds only decide where to look, never the answer.
 fn bracketed_select(keys: &[i64], sigma: &[i64], t: i64, mass: i64, cur: &mut Vec<i64>, next: &mut Vec<i64>) -> i64 {
-    const SAMPLES: usize = 32;
-    const MARGIN: usize = 3;
+    const SAMPLES: usize = 24;
+    const MARGIN: usize = 2;
     let len = keys.len();
     let stake = |key: i64| sigma[(key & 0xFFFF) as usize];
     if len < BRACKET_MIN || t < 0 || t >= mass {
