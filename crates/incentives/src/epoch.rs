@@ -285,6 +285,9 @@ pub fn run_epoch_with(p: &Params, s: &SubnetState, current_block: u64, ws: &mut 
     col.clear();
     val.clear();
     let cap: usize = (0..n).filter(|&i| permit_used[i]).map(|i| s.weights[i].len()).sum();
+    let counts = &mut ws.starts;
+    counts.clear();
+    counts.resize(n + 1, 0);
     col.reserve(cap);
     val.reserve(cap);
     for (i, &permitted) in permit_used.iter().enumerate() {
@@ -309,7 +312,15 @@ pub fn run_epoch_with(p: &Params, s: &SubnetState, current_block: u64, ws: &mut 
             if sum > 0 {
                 let row_sum = if sum < 1 << 31 { I32F32((sum as i64) << 32) } else { I32F32::MAX };
                 let d = Divisor::new(row_sum);
-                val[start..].iter_mut().for_each(|v| *v = d.div(I32F32(*v)).0);
+                if active_stake[i] > I32F32::ZERO {
+                    // Consensus input: count each column's positive scores of staked rows.
+                    for (&j, v) in col[start..].iter().zip(&mut val[start..]) {
+                        *v = d.div(I32F32(*v)).0;
+                        counts[j as usize + 1] += (*v > 0) as usize;
+                    }
+                } else {
+                    val[start..].iter_mut().for_each(|v| *v = d.div(I32F32(*v)).0);
+                }
             }
             if !sorted {
                 let scratch = &mut ws.sort;
@@ -796,14 +807,8 @@ fn weighted_median_cols(active_stake: &[I32F32], ws: &mut Workspace, n: usize, k
     // k-th staked validator (scores are in (0, 1], so `score − 1` fits 32 bits): keys order
     // by score, and the low bits find the validator's stake. Validators go in order, so each
     // column's keys are in validator order, though the selection does not need that.
+    // `starts[j + 1]` holds column j's count of positive scores (from the weights pass).
     let rows: Vec<usize> = (0..n).filter(|&i| active_stake[i] > I32F32::ZERO).collect();
-    starts.clear();
-    starts.resize(n + 1, 0);
-    for &i in &rows {
-        for k in w.range(i) {
-            starts[w.col[k] as usize + 1] += (w.val[k] > 0) as usize;
-        }
-    }
     // Each column's region starts a cache line after the previous one ends, so that regions
     // of equal columns are not a power of two apart (which would put every column's open
     // line of a tile in the same cache set).
