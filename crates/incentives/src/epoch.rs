@@ -640,17 +640,22 @@ fn original_bonds(
         let mut out = Vec::new();
         if clean && brow.len() == wc.len() && wc.iter().zip(brow).all(|(&j, c)| j == c.0) {
             // The same columns in both: one straight pass.
-            out.reserve_exact(wc.len());
-            for ((&j, &x), &(_, y)) in wc.iter().zip(wv).zip(brow) {
+            let mut dropped = false;
+            out.extend(wc.iter().zip(wv).zip(brow).map(|((&j, &x), &(_, y))| {
                 let ju = j as usize;
                 let v = alpha
                     .mul_unit(d_div[ju].div(I32F32(x)))
                     .sat_add(one_minus.mul_unit(b_div[ju].div(I32F32::from_u16(y))));
                 if v > I32F32::ZERO {
-                    out.push((j, v));
                     e_sums[ju] = e_sums[ju].sat_add(v);
                     e_max[ju] = e_max[ju].max(v);
+                } else {
+                    dropped = true;
                 }
+                (j, v)
+            }));
+            if dropped {
+                out.retain(|c| c.1 > I32F32::ZERO);
             }
         } else {
             sort.clear();
