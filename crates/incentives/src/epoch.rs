@@ -7,6 +7,11 @@
 //! cell and a cell present with value 0 is kept exactly as subtensor keeps it (it matters for
 //! Yuma3 with liquid alpha), and so is the order of cells in stored rows (weights are stored
 //! in submission order; the liquid-alpha cursor depends on it).
+//!
+//! Internally the weights live in one compressed-row matrix (`Workspace`), rows sorted by
+//! column, transformed in place from W to the weights for bonds; every division by a row or
+//! column sum goes through an exact reciprocal (`fixed::Divisor`). tests/reference holds the
+//! straightforward version this must agree with bit for bit (tests/differential.rs).
 
 use crate::fixed::{exp_safe, tao_weight, Divisor, I32F32, I64F64};
 
@@ -202,7 +207,7 @@ impl Csr {
 /// result: any workspace gives the same [`EpochResult`].
 #[derive(Debug, Default)]
 pub struct Workspace {
-    /// W, then Wc or Wb, then (original Yuma) ΔB, in place.
+    /// W, then in place Wc, Wb or (original Yuma with bonds penalty 1) ΔB = a·Wc.
     w: Csr,
     /// Column-major consensus input of one tile: `(score − 1) << 16 | validator` per positive
     /// score.
