@@ -7,8 +7,13 @@
 //! cell and a cell present with value 0 is kept exactly as subtensor keeps it (it matters for
 //! Yuma3 with liquid alpha), and so is the order of cells in stored rows (weights are stored
 //! in submission order; the liquid-alpha cursor depends on it).
+//!
+//! Internally the weights live in one compressed-row matrix (`Workspace`), rows sorted by
+//! column, transformed in place from W to the weights for bonds; every division by a row or
+//! column sum goes through an exact reciprocal (`fixed::Divisor`). tests/reference holds the
+//! straightforward version this must agree with bit for bit (tests/differential.rs).
 
-use crate::fixed::{exp_safe, tao_weight, I32F32, I64F64};
+use crate::fixed::{exp_safe, tao_weight, Divisor, I32F32, I64F64};
 
 /// A sparse row: `(column, value)` cells in stored order.
 pub type Row<T> = Vec<(u16, T)>;
@@ -179,6 +184,54 @@ impl EpochResult {
 
 /// Runs one epoch at `current_block`. `state` must pass [`SubnetState::check`].
 pub fn run_epoch(p: &Params, s: &SubnetState, current_block: u64) -> EpochResult {
+    run_epoch_with(p, s, current_block, &mut Workspace::default())
+}
+
+/// Sparse matrix in compressed rows: row `i` is `col[ptr[i]..ptr[i + 1]]` with its values,
+/// columns ascending. Values are `I32F32` bits.
+#[derive(Debug, Default)]
+struct Csr {
+    ptr: Vec<usize>,
+    col: Vec<u16>,
+    val: Vec<i64>,
+}
+
+impl Csr {
+    fn range(&self, i: usize) -> std::ops::Range<usize> {
+        self.ptr[i]..self.ptr[i + 1]
+    }
+}
+
+/// Buffers one epoch needs, kept between epochs so that a node running an epoch every tempo
+/// reuses them instead of faulting in fresh memory each time. Holds no state that changes a
+/// result: any workspace gives the same [`EpochResult`].
+#[derive(Debug, Default)]
+pub struct Workspace {
+    /// W, then in place Wc, Wb or (original Yuma with bonds penalty 1) ΔB = a·Wc.
+    w: Csr,
+    /// Column-major consensus input of one tile: `(score − 1) << 16 | validator` per positive
+    /// score.
+    keys: Vec<i64>,
+    starts: Vec<usize>,
+    fill: Vec<usize>,
+    cursors: Vec<usize>,
+    select: Vec<i64>,
+    select_next: Vec<i64>,
+    sort: Vec<(u16, i64)>,
+    col_sums: Vec<I32F32>,
+    col_max: Vec<I32F32>,
+    col_div: Vec<Divisor>,
+}
+
+/// Columns per tile of the consensus transposition: the tile's open cache lines (one per
+/// column) stay in L1 while every validator row is scattered into it.
+const TILE: usize = 512;
+
+/// Keys of padding after each column of the transposition (one cache line).
+const COLUMN_PAD: usize = 8;
+
+/// [`run_epoch`] with caller-owned buffers (the same result for any `ws`).
+pub fn run_epoch_with(p: &Params, s: &SubnetState, current_block: u64, ws: &mut Workspace) -> EpochResult {
     let n = s.n();
     let cutoff = p.activity_cutoff_blocks();
 
@@ -228,67 +281,121 @@ pub fn run_epoch(p: &Params, s: &SubnetState, current_block: u64) -> EpochResult
     normalize(&mut active_stake);
 
     // §3.6 weights: forbidden rows, diagonal (except the owner's), outdated cells,
-    // commit-reveal, then row normalisation.
-    let weights: Vec<Row<I32F32>> = (0..n)
-        .map(|i| {
-            if !permit_used[i] {
-                return Vec::new();
-            }
+    // commit-reveal, then row normalisation; cells sorted by column.
+    let reg = &s.block_at_registration;
+    let w = &mut ws.w;
+    let (mut col, mut val) = (std::mem::take(&mut w.col), std::mem::take(&mut w.val));
+    w.ptr.clear();
+    w.ptr.push(0);
+    col.clear();
+    val.clear();
+    let cap: usize = (0..n).filter(|&i| permit_used[i]).map(|i| s.weights[i].len()).sum();
+    let counts = &mut ws.starts;
+    counts.clear();
+    counts.resize(n + 1, 0);
+    col.reserve(cap);
+    val.reserve(cap);
+    for (i, &permitted) in permit_used.iter().enumerate() {
+        if permitted {
             let lu = s.last_update[i];
             let commit = if p.commit_reveal_enabled { s.commit_block[i].unwrap_or(u64::MAX) } else { u64::MAX };
-            let mut row: Row<I32F32> = s.weights[i]
-                .iter()
-                .filter(|&&(j, _)| {
-                    let ju = j as usize;
-                    ju < n
-                        && (ju != i || p.owner_uid == Some(j))
-                        && lu > s.block_at_registration[ju]
-                        && commit >= s.block_at_registration[ju]
-                })
-                .map(|&(j, w)| (j, I32F32::from_u16(w)))
-                .collect();
-            let row_sum: I32F32 = row.iter().map(|c| c.1).sum();
-            if row_sum > I32F32::ZERO {
-                row.iter_mut().for_each(|c| c.1 = c.1.safe_div(row_sum));
+            let start = col.len();
+            let mut sorted = true;
+            let mut last = -1i32;
+            // The row sum of u16 values is exact in u64; as an I32F32 sum it saturates.
+            let mut sum = 0u64;
+            for &(j, v) in &s.weights[i] {
+                let ju = j as usize;
+                if ju < n && (ju != i || p.owner_uid == Some(j)) && lu > reg[ju] && commit >= reg[ju] {
+                    sorted &= j as i32 > last;
+                    last = j as i32;
+                    sum += v as u64;
+                    col.push(j);
+                    val.push(I32F32::from_u16(v).0);
+                }
             }
-            row
-        })
-        .collect();
+            if sum > 0 {
+                let row_sum = if sum < 1 << 31 { I32F32((sum as i64) << 32) } else { I32F32::MAX };
+                let d = Divisor::new(row_sum);
+                if active_stake[i] > I32F32::ZERO {
+                    // Consensus input: count each column's positive scores of staked rows.
+                    for (&j, v) in col[start..].iter().zip(&mut val[start..]) {
+                        *v = d.div(I32F32(*v)).0;
+                        counts[j as usize + 1] += (*v > 0) as usize;
+                    }
+                } else {
+                    val[start..].iter_mut().for_each(|v| *v = d.div(I32F32(*v)).0);
+                }
+            }
+            if !sorted {
+                let scratch = &mut ws.sort;
+                scratch.clear();
+                scratch.extend(col[start..].iter().copied().zip(val[start..].iter().copied()));
+                scratch.sort_unstable_by_key(|c| c.0);
+                for (k, &(j, v)) in scratch.iter().enumerate() {
+                    col[start + k] = j;
+                    val[start + k] = v;
+                }
+            }
+        }
+        w.ptr.push(col.len());
+    }
+    (w.col, w.val) = (col, val);
 
     // §3.7 consensus.
     let kappa = I32F32::from_u16_proportion(p.kappa);
-    let consensus = weighted_median_cols(&active_stake, &weights, n, kappa);
+    let consensus = weighted_median_cols(&active_stake, ws, n, kappa);
 
-    // §3.8 clipping and validator trust. With the default bonds penalty of 1 the unclipped
-    // weights are not needed any more, so they are clipped in place.
+    // §3.8 clipping and validator trust, §3.9 ranks. With the default bonds penalty of 1 the
+    // unclipped weights are not needed any more, so they are clipped in place.
     let bonds_penalty = I32F32::from_u16_proportion(p.bonds_penalty);
-    let (clipped, unclipped) = if bonds_penalty == I32F32::ONE {
-        let mut w = weights;
-        clip(&mut w, &consensus);
-        (w, None)
-    } else {
-        let mut w = weights.clone();
-        clip(&mut w, &consensus);
-        (w, Some(weights))
-    };
-    let validator_trust: Vec<I32F32> = clipped.iter().map(|row| row.iter().map(|c| c.1).sum()).collect();
-
-    // §3.9 ranks and incentive.
+    let clip_in_place = bonds_penalty == I32F32::ONE;
+    // Original Yuma with that penalty goes on with ΔB = Wc·a (§3.10.1), whose cells are the
+    // terms of the ranks: the pass stores those instead, and the raw ranks are ΔB's column
+    // sums.
+    let delta_in_place = clip_in_place && !p.yuma3_enabled;
+    let w = &mut ws.w;
+    let mut validator_trust = vec![I32F32::ZERO; n];
     let mut incentive = vec![I32F32::ZERO; n];
-    for (row, &a) in clipped.iter().zip(&active_stake) {
-        for &(j, w) in row {
-            let r = &mut incentive[j as usize];
-            *r = r.sat_add(a.sat_mul(w));
+    let mut out = 0;
+    for i in 0..n {
+        let range = w.range(i);
+        w.ptr[i] = out;
+        let a = active_stake[i];
+        let mut trust = I32F32::ZERO;
+        for k in range {
+            let j = w.col[k] as usize;
+            let v = I32F32(w.val[k]);
+            let c = consensus[j];
+            let clipped = if c < v { c } else { v };
+            // Cells and stakes are at most 1 and a row or column has fewer than 2^16 of
+            // them, so these sums stay below 2^48 and need no saturation.
+            trust = I32F32(trust.0 + clipped.0);
+            let rank_term = a.mul_unit(clipped);
+            let r = &mut incentive[j];
+            *r = I32F32(r.0 + rank_term.0);
+            // Sparse clipping removes a cell above a zero consensus.
+            let keep = !(c < v && c <= I32F32::ZERO);
+            if clip_in_place {
+                w.col[out] = w.col[k];
+                w.val[out] = if delta_in_place { rank_term.0 } else { clipped.0 };
+                out += keep as usize;
+            } else {
+                out += 1;
+            }
         }
+        validator_trust[i] = trust;
     }
+    w.ptr[n] = out;
+    w.col.truncate(out);
+    w.val.truncate(out);
+    let raw_ranks = delta_in_place.then(|| incentive.clone());
     normalize(&mut incentive);
 
-    // §3.10 bonds.
-    let weights_for_bonds = match unclipped {
-        None => clipped,
-        Some(w) if bonds_penalty == I32F32::ZERO => w,
-        Some(w) => interpolate(&w, &consensus, bonds_penalty),
-    };
+    // §3.10 bonds: weights for bonds, in place.
+    if !clip_in_place && bonds_penalty != I32F32::ZERO {
+        interpolate(w, &consensus, bonds_penalty, n);
+    }
     let last_tempo = if s.last_mechanism_step_block == 0 {
         current_block.saturating_sub(p.tempo as u64)
     } else {
@@ -296,7 +403,14 @@ pub fn run_epoch(p: &Params, s: &SubnetState, current_block: u64) -> EpochResult
     };
     let registration = |j: u16| s.block_at_registration.get(j as usize).copied().unwrap_or(0);
 
+    // Original Yuma writes the stored rows with its EMA; Yuma3 below.
+    let mut bonds_next = None;
     let (dividends, ema_bonds) = if p.yuma3_enabled {
+        // Yuma3 runs on rows: the weights for bonds in the order the production code holds
+        // them (stored order, or ascending after interpolation), which the liquid-alpha
+        // cursor depends on.
+        let stored_order = clip_in_place || bonds_penalty == I32F32::ZERO;
+        let weights_for_bonds = csr_to_rows(&ws.w, s, n, stored_order);
         let bonds: Vec<Row<I32F32>> = s
             .bonds
             .iter()
@@ -326,29 +440,19 @@ pub fn run_epoch(p: &Params, s: &SubnetState, current_block: u64) -> EpochResult
         normalize(&mut dividends);
         (dividends, ema)
     } else {
-        let mut bonds: Vec<Row<I32F32>> = s
-            .bonds
-            .iter()
-            .map(|row| {
-                row.iter()
-                    .filter(|&&(j, _)| last_tempo > registration(j))
-                    .map(|&(j, b)| (j, I32F32::from_u16(b)))
-                    .collect()
-            })
-            .collect();
-        col_normalize(&mut bonds, n);
-        let mut delta = weights_for_bonds;
-        for (row, &a) in delta.iter_mut().zip(&active_stake) {
-            row.iter_mut().for_each(|c| c.1 = c.1.sat_mul(a));
-        }
-        col_normalize(&mut delta, n);
-        let alpha = I32F32::ONE.sat_sub(moving_average(p.bonds_moving_average));
-        let mut ema = mat_ema(&delta, &bonds, alpha, n);
-        col_normalize(&mut ema, n);
-        let mut dividends: Vec<I32F32> =
-            ema.iter().map(|row| row.iter().map(|&(j, b)| incentive[j as usize].sat_mul(b)).sum()).collect();
-        normalize(&mut dividends);
-        col_max_upscale(&mut ema, n);
+        let (dividends, ema, next) = original_bonds(
+            p,
+            s,
+            ws,
+            BondInputs {
+                active_stake: &active_stake,
+                incentive: &incentive,
+                raw_ranks: raw_ranks.as_deref(),
+                last_tempo,
+                new_permit: &new_permit,
+            },
+        );
+        bonds_next = Some(next);
         (dividends, ema)
     };
 
@@ -375,17 +479,23 @@ pub fn run_epoch(p: &Params, s: &SubnetState, current_block: u64) -> EpochResult
     let combined_emission = norm_combined.iter().map(to_rao).collect();
 
     // §3.12 bonds written back.
-    let mut bond_row_action = Vec::with_capacity(n);
-    let mut bonds_next = Vec::with_capacity(n);
-    for i in 0..n {
-        if new_permit[i] {
-            bond_row_action.push(BondRowAction::Set);
-            bonds_next.push(ema_bonds[i].iter().map(|&(j, b)| (j, b.to_u16_proportion())).collect());
-        } else {
-            bond_row_action.push(BondRowAction::Clear);
-            bonds_next.push(Vec::new());
-        }
-    }
+    let bond_row_action =
+        new_permit.iter().map(|&set| if set { BondRowAction::Set } else { BondRowAction::Clear }).collect();
+    let bonds_next = bonds_next.unwrap_or_else(|| {
+        ema_bonds
+            .iter()
+            .zip(&new_permit)
+            .map(
+                |(row, &set)| {
+                    if set {
+                        row.iter().map(|&(j, b)| (j, b.to_u16_proportion())).collect()
+                    } else {
+                        Vec::new()
+                    }
+                },
+            )
+            .collect()
+    });
 
     EpochResult {
         activity_cutoff_blocks: cutoff,
@@ -409,6 +519,223 @@ pub fn run_epoch(p: &Params, s: &SubnetState, current_block: u64) -> EpochResult
         ema_bonds,
         bonds_next,
     }
+}
+
+/// Rows of the CSR matrix `m`, either in ascending column order or in the order the cells
+/// have in the stored weight rows.
+fn csr_to_rows(m: &Csr, s: &SubnetState, n: usize, stored_order: bool) -> Vec<Row<I32F32>> {
+    let mut value = vec![None; if stored_order { n } else { 0 }];
+    (0..n)
+        .map(|i| {
+            let range = m.range(i);
+            if !stored_order {
+                return range.map(|k| (m.col[k], I32F32(m.val[k]))).collect();
+            }
+            for k in range.clone() {
+                value[m.col[k] as usize] = Some(I32F32(m.val[k]));
+            }
+            let row: Row<I32F32> = s.weights[i]
+                .iter()
+                .filter_map(|&(j, _)| value.get(j as usize).copied().flatten().map(|v| (j, v)))
+                .collect();
+            for k in range {
+                value[m.col[k] as usize] = None;
+            }
+            row
+        })
+        .collect()
+}
+
+/// What [`original_bonds`] reads from the earlier steps.
+struct BondInputs<'a> {
+    active_stake: &'a [I32F32],
+    /// Normalised incentive.
+    incentive: &'a [I32F32],
+    /// Ranks before normalisation, when the weights matrix holds ΔB already.
+    raw_ranks: Option<&'a [I32F32]>,
+    last_tempo: u64,
+    new_permit: &'a [bool],
+}
+
+/// Original Yuma bonds and dividends (§3.10.1): previous bonds read from the stored rows and
+/// column-normalised on the fly, ΔB = Wb·a (in place of Wb in the workspace, unless the
+/// clipping pass stored it already) column-normalised on the fly, the EMA merged row by row
+/// into the result rows, column-normalised there, dividends, and the column max-upscaled EMA
+/// with the stored rows built from it.
+fn original_bonds(
+    p: &Params,
+    s: &SubnetState,
+    ws: &mut Workspace,
+    inputs: BondInputs,
+) -> (Vec<I32F32>, Vec<Row<I32F32>>, Vec<Row<u16>>) {
+    let BondInputs { active_stake, incentive, raw_ranks, last_tempo, new_permit } = inputs;
+    let n = s.n();
+    let Workspace { w, sort, col_sums, col_div, col_max, .. } = ws;
+    let reg = &s.block_at_registration;
+
+    // Previous bonds: cells of recently registered columns removed, cells on columns ≥ n
+    // dropped too (the EMA ignores them); read straight from the stored rows. Column sums,
+    // and per row whether it is already clean (ascending, nothing removed).
+    let kept = |j: u16| (j as usize) < n && last_tempo > reg[j as usize];
+    // Sums of u16 values are exact in u64; as I32F32 sums they saturate.
+    let mut b_int = vec![0u64; n];
+    let mut clean = vec![true; n];
+    for (row, clean) in s.bonds.iter().zip(clean.iter_mut()) {
+        let mut last = -1i32;
+        for &(j, v) in row {
+            if kept(j) {
+                *clean &= j as i32 > last;
+                last = j as i32;
+                b_int[j as usize] += v as u64;
+            } else {
+                *clean = false;
+            }
+        }
+    }
+    // Column normalisation is division by the column sum; a column whose sum is 0 has only
+    // zero cells (every value here is non-negative), which `Divisor(0)` leaves at 0.
+    let b_div: Vec<Divisor> =
+        b_int.iter().map(|&s| Divisor::new(if s < 1 << 31 { I32F32((s as i64) << 32) } else { I32F32::MAX })).collect();
+    let b_sums = col_sums;
+
+    // ΔB = Wb · a and its column sums (done already when the clipping pass stored ΔB).
+    let d_sums = b_sums;
+    d_sums.clear();
+    if let Some(ranks) = raw_ranks {
+        d_sums.extend_from_slice(ranks);
+    } else {
+        d_sums.resize(n, I32F32::ZERO);
+        for (i, &a) in active_stake.iter().enumerate() {
+            let range = w.range(i);
+            for (&j, v) in w.col[range.clone()].iter().zip(&mut w.val[range]) {
+                let x = I32F32(*v).mul_unit(a);
+                *v = x.0;
+                d_sums[j as usize] = d_sums[j as usize].sat_add(x);
+            }
+        }
+    }
+    let d_div = col_div;
+    d_div.clear();
+    d_div.extend(d_sums.iter().map(|&s| Divisor::new(s)));
+
+    // EMA = α·ΔB/ΣΔB + (1 − α)·B/ΣB, positive cells, ascending columns, written straight
+    // into the result's rows (normalised and upscaled there in place); its column sums.
+    let alpha = I32F32::ONE.sat_sub(moving_average(p.bonds_moving_average));
+    let one_minus = I32F32::ONE.sat_sub(alpha);
+    let e_sums = d_sums;
+    e_sums.clear();
+    e_sums.resize(n, I32F32::ZERO);
+    col_max.clear();
+    col_max.resize(n, I32F32::ZERO);
+    let e_max = col_max;
+    let cell = |j: usize, delta: Option<i64>, bond: Option<i64>| {
+        let mut v = I32F32::ZERO;
+        if let Some(x) = delta {
+            v = v.sat_add(alpha.mul_unit(d_div[j].div(I32F32(x))));
+        }
+        if let Some(y) = bond {
+            v = v.sat_add(one_minus.mul_unit(b_div[j].div(I32F32(y))));
+        }
+        v
+    };
+    let mut ema: Vec<Row<I32F32>> = Vec::with_capacity(n);
+    for (i, (brow, &clean)) in s.bonds.iter().zip(&clean).enumerate() {
+        let range = w.range(i);
+        let (wc, wv) = (&w.col[range.clone()], &w.val[range]);
+        let mut out = Vec::new();
+        if clean && brow.len() == wc.len() && wc.iter().zip(brow).all(|(&j, c)| j == c.0) {
+            // The same columns in both: one straight pass.
+            let mut dropped = false;
+            out.extend(wc.iter().zip(wv).zip(brow).map(|((&j, &x), &(_, y))| {
+                let ju = j as usize;
+                let v = alpha
+                    .mul_unit(d_div[ju].div(I32F32(x)))
+                    .sat_add(one_minus.mul_unit(b_div[ju].div(I32F32::from_u16(y))));
+                if v > I32F32::ZERO {
+                    e_sums[ju] = e_sums[ju].sat_add(v);
+                    e_max[ju] = e_max[ju].max(v);
+                } else {
+                    dropped = true;
+                }
+                (j, v)
+            }));
+            if dropped {
+                out.retain(|c| c.1 > I32F32::ZERO);
+            }
+        } else {
+            sort.clear();
+            sort.extend(brow.iter().filter(|c| kept(c.0)).map(|&(j, v)| (j, I32F32::from_u16(v).0)));
+            if !clean {
+                sort.sort_unstable_by_key(|c| c.0);
+            }
+            out.reserve_exact(wc.len() + sort.len());
+            let (mut x, mut y) = (0, 0);
+            while x < wc.len() || y < sort.len() {
+                let jx = wc.get(x).map_or(u32::MAX, |&j| j as u32);
+                let jy = sort.get(y).map_or(u32::MAX, |c| c.0 as u32);
+                let j = jx.min(jy) as usize;
+                let delta = (jx as usize == j).then(|| wv[x]);
+                let bond = (jy as usize == j).then(|| sort[y].1);
+                x += delta.is_some() as usize;
+                y += bond.is_some() as usize;
+                let v = cell(j, delta, bond);
+                if v > I32F32::ZERO {
+                    out.push((j as u16, v));
+                    e_sums[j] = e_sums[j].sat_add(v);
+                    e_max[j] = e_max[j].max(v);
+                }
+            }
+        }
+        ema.push(out);
+    }
+    d_div.clear();
+    d_div.extend(e_sums.iter().map(|&s| Divisor::new(s)));
+    let e_div = d_div;
+
+    // One pass: EMA column-normalised in place, dividends, upscaled by the column maxima of
+    // the normalised EMA, stored rows (§3.12) of uids with a new permit. Division by a
+    // positive divisor rounds down monotonically, so the largest normalised cell of a column
+    // is its largest raw cell normalised.
+    let max_div: Vec<Divisor> = e_max.iter().zip(e_div.iter()).map(|(&m, d)| Divisor::new(d.div(m))).collect();
+    let mut dividends = vec![I32F32::ZERO; n];
+    let mut bonds_next = Vec::with_capacity(n);
+    for ((row, d), &set) in ema.iter_mut().zip(dividends.iter_mut()).zip(new_permit) {
+        let mut t = I32F32::ZERO;
+        for (j, v) in row.iter_mut() {
+            let j = *j as usize;
+            let x = e_div[j].div(*v);
+            // Both factors are at most 1: no saturation within a row.
+            t = I32F32(t.0 + incentive[j].mul_unit(x).0);
+            *v = max_div[j].div(x);
+        }
+        *d = t;
+        bonds_next.push(if set { row.iter().map(|&(j, b)| (j, b.to_u16_proportion())).collect() } else { Vec::new() });
+    }
+    normalize(&mut dividends);
+    let ema_bonds = ema;
+    (dividends, ema_bonds, bonds_next)
+}
+
+/// Weights for bonds (§3.10) for a penalty strictly between 0 and 1, in place:
+/// `W + β·(Wc − W)` per cell, keeping positive cells.
+fn interpolate(w: &mut Csr, consensus: &[I32F32], ratio: I32F32, n: usize) {
+    let mut out = 0;
+    for i in 0..n {
+        let range = w.range(i);
+        w.ptr[i] = out;
+        for k in range {
+            let v = I32F32(w.val[k]);
+            let c = consensus[w.col[k] as usize];
+            let wc = if c < v { c.max(I32F32::ZERO) } else { v };
+            let x = v.sat_add(ratio.sat_mul(wc.sat_sub(v)));
+            w.col[out] = w.col[k];
+            w.val[out] = x.0;
+            out += (x > I32F32::ZERO) as usize;
+        }
+    }
+    w.ptr[n] = out;
+    w.col.truncate(out);
+    w.val.truncate(out);
 }
 
 /// `floor(I96F32(share) · E)`: the I96F32 product of `share` bits and `E · 2^32`, shifted back,
@@ -470,33 +797,10 @@ fn col_normalize(m: &mut [Row<I32F32>], n: usize) {
     }
 }
 
-/// Each column with a non-zero maximum divided by that maximum.
-fn col_max_upscale(m: &mut [Row<I32F32>], n: usize) {
-    let mut maxes = vec![I32F32::ZERO; n];
-    for row in m.iter() {
-        for &(j, v) in row {
-            if let Some(x) = maxes.get_mut(j as usize) {
-                if *x < v {
-                    *x = v;
-                }
-            }
-        }
-    }
-    for row in m.iter_mut() {
-        for (j, v) in row.iter_mut() {
-            if let Some(&x) = maxes.get(*j as usize) {
-                if x != I32F32::ZERO {
-                    *v = v.safe_div(x);
-                }
-            }
-        }
-    }
-}
-
 /// Stake-weighted median per column (§3.7): the smallest score `x*` such that the
 /// renormalised stake of validators scoring at most `x*` exceeds `Σσ − κ`; the largest score
 /// when none does; 0 when no validator has stake.
-fn weighted_median_cols(active_stake: &[I32F32], weights: &[Row<I32F32>], n: usize, kappa: I32F32) -> Vec<I32F32> {
+fn weighted_median_cols(active_stake: &[I32F32], ws: &mut Workspace, n: usize, kappa: I32F32) -> Vec<I32F32> {
     let mut use_stake: Vec<I32F32> = active_stake.iter().copied().filter(|&s| s > I32F32::ZERO).collect();
     normalize(&mut use_stake);
     let validators = use_stake.len();
@@ -504,151 +808,191 @@ fn weighted_median_cols(active_stake: &[I32F32], weights: &[Row<I32F32>], n: usi
     if validators == 0 {
         return result;
     }
+    let sigma: Vec<i64> = use_stake.iter().map(|s| s.0).collect();
     let stake_sum: I32F32 = use_stake.iter().copied().sum();
     let minority = stake_sum.sat_sub(kappa);
+    let Workspace { w, keys, starts, fill, cursors, select, select_next, .. } = ws;
 
-    // Gather each column's positive scores and the renormalised stakes of their validators,
-    // column-major (two parallel arrays).
-    let mut starts = vec![0u32; n + 1];
-    let mut rows: Vec<(&Row<I32F32>, i64)> = Vec::with_capacity(validators);
-    let mut k = 0;
-    for (row, &a) in weights.iter().zip(active_stake) {
-        if a > I32F32::ZERO {
-            rows.push((row, use_stake[k].0));
-            k += 1;
-            for &(j, w) in row {
-                starts[j as usize + 1] += (w > I32F32::ZERO) as u32;
-            }
-        }
-    }
+    // Each column's positive scores, column-major, as keys `(score − 1) << 16 | k` for the
+    // k-th staked validator (scores are in (0, 1], so `score − 1` fits 32 bits): keys order
+    // by score, and the low bits find the validator's stake. Validators go in order, so each
+    // column's keys are in validator order, though the selection does not need that.
+    // `starts[j + 1]` holds column j's count of positive scores (from the weights pass).
+    let rows: Vec<usize> = (0..n).filter(|&i| active_stake[i] > I32F32::ZERO).collect();
+    // Each column's region starts a cache line after the previous one ends, so that regions
+    // of equal columns are not a power of two apart (which would put every column's open
+    // line of a tile in the same cache set).
     for j in 0..n {
-        starts[j + 1] += starts[j];
+        starts[j + 1] += starts[j] + COLUMN_PAD;
     }
-    let total = starts[n] as usize;
-    let mut fill = starts.clone();
-    let mut scores = vec![0i64; total];
-    let mut sigmas = vec![0i64; total];
-    for &(row, sigma) in &rows {
-        for &(j, w) in row {
-            if w > I32F32::ZERO {
-                let slot = &mut fill[j as usize];
-                scores[*slot as usize] = w.0;
-                sigmas[*slot as usize] = sigma;
-                *slot += 1;
-            }
+    // Tile by tile: scatter all rows' cells of columns [c0, c1) into a buffer that holds one
+    // tile (rows are sorted, so each row's cursor only moves forward), then select those
+    // columns while their keys are still in cache.
+    let tiles: Vec<usize> = (0..n).step_by(TILE).chain([n]).collect();
+    let span = tiles.windows(2).map(|t| starts[t[1]] - starts[t[0]]).max().unwrap_or(0);
+    keys.clear();
+    keys.resize(span, 0);
+    fill.clear();
+    fill.resize(n, 0);
+    cursors.clear();
+    cursors.extend(rows.iter().map(|&i| w.ptr[i]));
+    for t in tiles.windows(2) {
+        let (c0, c1) = (t[0], t[1]);
+        let base = starts[c0];
+        for j in c0..c1 {
+            fill[j] = starts[j] - base;
         }
-    }
-    let mut scratch = Select::default();
-    for j in 0..n {
-        let range = starts[j] as usize..starts[j + 1] as usize;
-        let positive_mass: i64 = sigmas[range.clone()].iter().sum();
-        let zero_mass = stake_sum.0 - positive_mass;
-        let zero_count = validators - range.len();
-        result[j] = if (zero_count > 0 && minority.0 < zero_mass) || range.is_empty() {
-            I32F32::ZERO
-        } else {
+        for (k, (&i, cur)) in rows.iter().zip(cursors.iter_mut()).enumerate() {
+            let end = w.ptr[i + 1];
+            let mut x = *cur;
+            while x < end && (w.col[x] as usize) < c1 {
+                let v = w.val[x];
+                if v > 0 {
+                    let slot = &mut fill[w.col[x] as usize];
+                    keys[*slot] = (v - 1) << 16 | k as i64;
+                    *slot += 1;
+                }
+                x += 1;
+            }
+            *cur = x;
+        }
+        for j in c0..c1 {
+            let column = &keys[starts[j] - base..fill[j]];
+            if column.is_empty() {
+                continue;
+            }
+            // A full column holds every staked validator: its stake is the whole sum.
+            let positive_mass: i64 = if column.len() == validators {
+                stake_sum.0
+            } else {
+                column.iter().map(|&key| sigma[(key & 0xFFFF) as usize]).sum()
+            };
+            let zero_mass = stake_sum.0 - positive_mass;
+            let zero_count = validators - column.len();
+            if zero_count > 0 && minority.0 < zero_mass {
+                continue;
+            }
             let t = minority.0 - if zero_count > 0 { zero_mass } else { 0 };
-            I32F32(scratch.run(&scores[range.clone()], &sigmas[range], t))
-        };
+            result[j] = I32F32(bracketed_select(column, &sigma, t, positive_mass, select, select_next));
+        }
     }
     result
 }
 
-/// Weighted selection with reusable buffers.
-#[derive(Default)]
-struct Select {
-    scores: Vec<i64>,
-    sigmas: Vec<i64>,
-    next_scores: Vec<i64>,
-    next_sigmas: Vec<i64>,
+/// Parts at least this long are narrowed further before the rest is sorted.
+const BRACKET_MIN: usize = 32;
+
+/// The score of the first key, in ascending key order, at which the cumulative stake exceeds
+/// `t` (the largest score when none does), `mass` being the keys' total stake. Sample-based
+/// narrowing (Floyd–Rivest style), repeated while the part is long: 16 keys sampled at fixed
+/// positions, sorted, give bounds `lo ≤ hi` a few samples either side of where the
+/// stake-weighted quantile `t / mass` falls; one pass sums the stake below `lo` and in
+/// `[lo, hi]` and gathers the keys in `[lo, hi]`. The sums say which of the three parts
+/// holds the answer: below `lo` when the stake below exceeds `t`; the window when the stake
+/// through `hi` does, or when nothing lies above the window; otherwise above `hi`. The search
+/// goes on in that part with `t` less the stake before it; a short part is sorted and
+/// scanned. The bounds only decide where to look, never the answer.
+fn bracketed_select(
+    keys: &[i64],
+    sigma: &[i64],
+    mut t: i64,
+    mut mass: i64,
+    cur: &mut Vec<i64>,
+    next: &mut Vec<i64>,
+) -> i64 {
+    const SAMPLES: usize = 16;
+    const MARGIN: usize = 3;
+    let stake = |key: i64| sigma[(key & 0xFFFF) as usize];
+    let score = |key: i64| (key >> 16) + 1;
+    let (mut src, mut dst) = (std::mem::take(cur), std::mem::take(next));
+    src.clear();
+    src.extend_from_slice(keys);
+    let result = loop {
+        let len = src.len();
+        if t < 0 {
+            // The first key's cumulative stake (≥ 0) already exceeds t.
+            break score(*src.iter().min().unwrap_or(&0));
+        }
+        if t >= mass {
+            // No cumulative stake exceeds t: the largest.
+            break score(*src.iter().max().unwrap_or(&0));
+        }
+        if len < BRACKET_MIN {
+            break sorted_select(&mut src, sigma, t);
+        }
+        let mut sample = [0i64; SAMPLES];
+        for (k, x) in sample.iter_mut().enumerate() {
+            *x = src[k * len / SAMPLES];
+        }
+        sample.sort_unstable();
+        // First sample whose cumulative share of the sample's stake exceeds t / mass.
+        let sample_mass: i128 = sample.iter().map(|&k| stake(k) as i128).sum();
+        let mut acc = 0i128;
+        let mut r = SAMPLES - 1;
+        for (k, &key) in sample.iter().enumerate() {
+            acc += stake(key) as i128;
+            if acc * mass as i128 > t as i128 * sample_mass {
+                r = k;
+                break;
+            }
+        }
+        let lo = if r >= MARGIN { sample[r - MARGIN] } else { i64::MIN };
+        let hi = if r + MARGIN < SAMPLES { sample[r + MARGIN] } else { i64::MAX };
+        let (mut below, mut inside) = (0i64, 0i64);
+        dst.resize(len, 0);
+        let mut k = 0;
+        for &key in src.iter() {
+            let lt = (key < lo) as i64;
+            let within = (key >= lo) & (key <= hi);
+            below += stake(key) & -lt;
+            inside += stake(key) & -(within as i64);
+            dst[k] = key;
+            k += within as usize;
+        }
+        let part = if below > t {
+            mass = below;
+            0
+        } else if below + inside > t || hi == i64::MAX {
+            t -= below;
+            mass = inside;
+            1
+        } else {
+            t -= below + inside;
+            mass -= below + inside;
+            2
+        };
+        if part != 1 {
+            k = 0;
+            for &key in src.iter() {
+                dst[k] = key;
+                k += (if part == 0 { key < lo } else { key > hi }) as usize;
+            }
+        }
+        if k == 0 || k == len {
+            // Nothing there (no key above hi: the answer is the largest) or no narrowing.
+            break if k == 0 { score(*src.iter().max().unwrap_or(&0)) } else { sorted_select(&mut src, sigma, t) };
+        }
+        dst.truncate(k);
+        std::mem::swap(&mut src, &mut dst);
+    };
+    (*cur, *next) = (src, dst);
+    result
 }
 
-impl Select {
-    /// The smallest score whose cumulative stake (over scores ≤ it) exceeds `t`, or the
-    /// largest score when none does. Quickselect with the middle element as pivot; each round
-    /// sums the stake below and at the pivot in one branch-free pass, then keeps only the
-    /// side that holds the answer.
-    fn run(&mut self, scores: &[i64], sigmas: &[i64], mut t: i64) -> i64 {
-        self.scores.clear();
-        self.scores.extend_from_slice(scores);
-        self.sigmas.clear();
-        self.sigmas.extend_from_slice(sigmas);
-        loop {
-            let len = self.scores.len();
-            if len == 1 {
-                return self.scores[0];
-            }
-            let pivot = self.scores[len / 2];
-            let (mut sum_lt, mut sum_eq, mut n_lt, mut n_gt) = (0i64, 0i64, 0usize, 0usize);
-            for (&s, &w) in self.scores.iter().zip(&self.sigmas) {
-                let lt = (s < pivot) as i64;
-                let eq = (s == pivot) as i64;
-                sum_lt += w & -lt;
-                sum_eq += w & -eq;
-                n_lt += lt as usize;
-                n_gt += (s > pivot) as usize;
-            }
-            let keep_lower = n_lt > 0 && t < sum_lt;
-            let keep_upper = !keep_lower && n_gt > 0 && sum_lt + sum_eq <= t;
-            if !keep_lower && !keep_upper {
-                return pivot;
-            }
-            if keep_upper {
-                t -= sum_lt + sum_eq;
-            }
-            // Branch-free compaction: write every element, advance past the kept ones.
-            self.next_scores.resize(len, 0);
-            self.next_sigmas.resize(len, 0);
-            let mut k = 0;
-            for (&s, &w) in self.scores.iter().zip(&self.sigmas) {
-                self.next_scores[k] = s;
-                self.next_sigmas[k] = w;
-                k += (if keep_lower { s < pivot } else { s > pivot }) as usize;
-            }
-            self.next_scores.truncate(k);
-            self.next_sigmas.truncate(k);
-            std::mem::swap(&mut self.scores, &mut self.next_scores);
-            std::mem::swap(&mut self.sigmas, &mut self.next_sigmas);
+/// The first key, in ascending order, at which the cumulative stake exceeds `t` (the largest
+/// when none does), by sorting the (short) slice and scanning it; its score. Keys are distinct
+/// (they carry the validator), so this is the smallest score whose cumulative stake over
+/// scores ≤ it exceeds `t`.
+fn sorted_select(keys: &mut [i64], sigma: &[i64], t: i64) -> i64 {
+    keys.sort_unstable();
+    let mut acc = 0;
+    for &key in keys.iter() {
+        acc += sigma[(key & 0xFFFF) as usize];
+        if acc > t {
+            return (key >> 16) + 1;
         }
     }
-}
-
-/// subtensor's `col_clip_sparse`: a cell above its column's consensus is clipped to it, or
-/// removed when the consensus is 0.
-fn clip(m: &mut [Row<I32F32>], consensus: &[I32F32]) {
-    for row in m.iter_mut() {
-        row.retain_mut(|(j, w)| {
-            let c = consensus[*j as usize];
-            if c < *w {
-                *w = c;
-                c > I32F32::ZERO
-            } else {
-                true
-            }
-        });
-    }
-}
-
-/// Weights for bonds (§3.10) for a penalty strictly between 0 and 1:
-/// `W + β·(Wc − W)` per cell in ascending column order, keeping positive cells.
-fn interpolate(weights: &[Row<I32F32>], consensus: &[I32F32], ratio: I32F32) -> Vec<Row<I32F32>> {
-    weights
-        .iter()
-        .map(|row| {
-            // The clipped cell: clipped to the consensus, or removed (0) when it is 0.
-            let mut out: Row<I32F32> = row
-                .iter()
-                .filter_map(|&(j, w)| {
-                    let c = consensus[j as usize];
-                    let wc = if c < w { c.max(I32F32::ZERO) } else { w };
-                    let v = w.sat_add(ratio.sat_mul(wc.sat_sub(w)));
-                    (v > I32F32::ZERO).then_some((j, v))
-                })
-                .collect();
-            out.sort_unstable_by_key(|c| c.0);
-            out
-        })
-        .collect()
+    (keys[keys.len() - 1] >> 16) + 1
 }
 
 /// `mat_ema_sparse`: per row, `α·new + (1−α)·old` accumulated densely, positive cells kept in
@@ -801,4 +1145,65 @@ pub fn max_upscale(values: &[u16]) -> Vec<u16> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The definition: sort, scan, the first key whose cumulative stake exceeds `t`, or the
+    /// largest.
+    fn naive(keys: &[i64], sigma: &[i64], t: i64) -> i64 {
+        let mut sorted = keys.to_vec();
+        sorted.sort_unstable();
+        let mut acc = 0;
+        for &k in &sorted {
+            acc += sigma[(k & 0xFFFF) as usize];
+            if acc > t {
+                return (k >> 16) + 1;
+            }
+        }
+        (sorted[sorted.len() - 1] >> 16) + 1
+    }
+
+    /// Trailing keys without stake and `t` one below the total: the answer is the last key
+    /// with stake, not the largest key, whichever part the narrowing picks.
+    #[test]
+    fn selection_stops_at_the_last_staked_key() {
+        for len in [40, 64, 100, 257] {
+            for zeros in [1, 3, 10, 30] {
+                let keys: Vec<i64> = (0..len).map(|k| (k as i64) << 16 | k as i64).collect();
+                let sigma: Vec<i64> = (0..len).map(|k| (k + zeros < len) as i64).collect();
+                let mass: i64 = sigma.iter().sum();
+                for t in [mass - 2, mass - 1, mass] {
+                    let (mut a, mut b) = (Vec::new(), Vec::new());
+                    assert_eq!(bracketed_select(&keys, &sigma, t, mass, &mut a, &mut b), naive(&keys, &sigma, t));
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 20_000, ..ProptestConfig::default() })]
+
+        /// Few distinct scores and tiny stakes, so cumulative stakes hit `t` exactly and the
+        /// window bounds fall on ties; `t` across and beyond the whole range.
+        #[test]
+        fn selection_matches_the_definition(
+            scores in proptest::collection::vec(0i64..1000, 1..300),
+            distinct in 1i64..50,
+            stakes in proptest::collection::vec(0i64..4, 300),
+            t_frac in 0i64..=64,
+            t_shift in -3i64..=3,
+        ) {
+            let keys: Vec<i64> = scores.iter().enumerate().map(|(k, &s)| (s % distinct) << 16 | k as i64).collect();
+            let sigma = &stakes[..keys.len()];
+            let mass: i64 = sigma.iter().sum();
+            let t = (mass * t_frac) / 64 + t_shift;
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            let want = naive(&keys, sigma, t);
+            prop_assert_eq!(bracketed_select(&keys, sigma, t, mass, &mut a, &mut b), want);
+        }
+    }
 }

@@ -90,6 +90,18 @@ impl I32F32 {
         }
     }
 
+    /// `sat_mul`, faster when both operands lie in `[0, 2^33)` (every proportion the epoch
+    /// multiplies: stakes, weights, bonds, incentive): the product then has no sign and fits
+    /// after the shift, so one unsigned 64×64 multiplication gives it.
+    #[inline]
+    pub fn mul_unit(self, o: Self) -> Self {
+        if ((self.0 | o.0) as u64) >> 33 == 0 {
+            Self(((self.0 as u128 * o.0 as u128) >> FRAC) as i64)
+        } else {
+            self.sat_mul(o)
+        }
+    }
+
     /// Quotient truncated toward zero; `None` for a zero divisor or an overflow (`checked_div`).
     #[inline]
     pub fn checked_div(self, o: Self) -> Option<Self> {
@@ -164,12 +176,73 @@ impl I32F32 {
 
     /// A proportion stored as `u16`: `floor(x · 65535)` saturated (`fixed_proportion_to_u16`).
     pub fn to_u16_proportion(self) -> u16 {
+        // For 0 ≤ x < 2^33 the product x·65535 is exact and the floor is a shift.
+        if (self.0 as u64) >> 33 == 0 {
+            return ((self.0 as u64 * 65_535) >> FRAC).min(65_535) as u16;
+        }
         self.sat_mul(Self::U16_MAX).to_u16_sat()
     }
 
     pub fn clamp_to(self, low: Self, high: Self) -> Self {
         // subtensor's clamp_value: min(high) then max(low).
         self.min(high).max(low)
+    }
+}
+
+/// Division of `I32F32` values by one invariant divisor `d`, exactly `a.safe_div(d)`, with
+/// the 128-bit division replaced by a 64-bit multiplication with a precomputed reciprocal and
+/// one correction step (for the row and column normalisations, where one divisor serves
+/// thousands of cells).
+///
+/// The quotient `⌊a·2^32 / d⌋` is `⌊x / e⌋` for a 64-bit `x`: when `d` is a whole number
+/// (`d = e·2^32`: sums and maxima of stored u16 values) `x = a` for every `a ≥ 0`; otherwise
+/// `x = a·2^32, e = d` for `0 ≤ a < 2^32` (every proportion), as long as the quotient fits
+/// `i64` (`a < d·2^31`). With `m = ⌊2^64 / e⌋` (`2^64 − 1` for `e = 1`), `⌊x·m / 2^64⌋` is
+/// the quotient or one less (the error `x/2^64` is below 1), and `[x − q·e ≥ e]` corrects
+/// it. Other dividends (negative, large, overflowing) and `d ≤ 0` go through `safe_div`.
+#[derive(Clone, Copy, Debug)]
+pub struct Divisor {
+    /// `e`, or the divisor's bits when `d ≤ 0`.
+    e: u64,
+    m: u64,
+    /// Dividends `a` with `0 ≤ a < limit` take the fast path.
+    limit: u64,
+    /// `x = a << shift` (0 or 32).
+    shift: u32,
+}
+
+impl Divisor {
+    pub fn new(d: I32F32) -> Self {
+        let raw = d.0;
+        if raw <= 0 {
+            return Self { e: raw as u64, m: 0, limit: 0, shift: 32 };
+        }
+        let du = raw as u64;
+        let (e, shift, limit) = if du & 0xFFFF_FFFF == 0 {
+            (du >> 32, 0, 1 << 63)
+        } else {
+            (du, 32, du.saturating_mul(1 << 31).min(1 << 32))
+        };
+        let m = if e == 1 { u64::MAX } else { ((1u128 << 64) / e as u128) as u64 };
+        Self { e, m, limit, shift }
+    }
+
+    /// Whether the divisor is not zero.
+    pub fn is_nonzero(&self) -> bool {
+        self.e != 0
+    }
+
+    /// `a.safe_div(d)`.
+    #[inline]
+    pub fn div(&self, a: I32F32) -> I32F32 {
+        let au = a.0 as u64;
+        if au >= self.limit {
+            return a.safe_div(I32F32((self.e << (32 - self.shift)) as i64));
+        }
+        let x = au << self.shift;
+        let q = ((x as u128 * self.m as u128) >> 64) as u64;
+        let r = x.wrapping_sub(q.wrapping_mul(self.e));
+        I32F32((q + (r >= self.e) as u64) as i64)
     }
 }
 
@@ -339,6 +412,60 @@ mod tests {
         assert_eq!(I32F32::from_u16_proportion(65535), I32F32::ONE);
         assert_eq!(I32F32(-5).to_u16_proportion(), 0);
         assert_eq!(I32F32::from_int(2).to_u16_proportion(), 65535);
+    }
+
+    /// The textbook quotient `safe_div` must equal.
+    fn plain_div(a: i64, d: i64) -> i64 {
+        if d == 0 {
+            return 0;
+        }
+        i64::try_from(((a as i128) << FRAC) / d as i128).unwrap_or(0)
+    }
+
+    fn edge_values() -> Vec<i64> {
+        let mut v = vec![0, 1, 2, 3, 7, 65_535, 1 << 31, (1 << 32) - 1, 1 << 32, (1 << 32) + 1, i64::MAX, i64::MAX - 1];
+        for k in 0..63 {
+            v.extend([(1i64 << k) - 1, 1i64 << k, (1i64 << k) + 1, (1i64 << k).wrapping_mul(3) & i64::MAX]);
+        }
+        let neg: Vec<i64> = v.iter().filter(|&&x| x > 0).map(|&x| -x).collect();
+        v.extend(neg);
+        v.extend([i64::MIN, i64::MIN + 1]);
+        v
+    }
+
+    #[test]
+    fn divisor_equals_safe_div_on_edge_values() {
+        let vals = edge_values();
+        for &d in &vals {
+            let dv = Divisor::new(I32F32(d));
+            for &a in &vals {
+                let want = plain_div(a, d);
+                assert_eq!(I32F32(a).safe_div(I32F32(d)).0, want, "safe_div {a} / {d}");
+                assert_eq!(dv.div(I32F32(a)).0, want, "Divisor {a} / {d}");
+                assert_eq!(I32F32(a).mul_unit(I32F32(d)), I32F32(a).sat_mul(I32F32(d)), "mul {a} * {d}");
+                assert_eq!(
+                    I32F32(a).to_u16_proportion(),
+                    I32F32(a).sat_mul(I32F32::U16_MAX).to_u16_sat(),
+                    "to_u16_proportion {a}"
+                );
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn divisor_equals_safe_div(a: i64, d: i64, sa in 0u32..64, sd in 0u32..64) {
+            // Random bit lengths, so small, large and near-overflow quotients all occur.
+            let (a, d) = (a >> sa, d >> sd);
+            let want = plain_div(a, d);
+            proptest::prop_assert_eq!(I32F32(a).safe_div(I32F32(d)).0, want);
+            proptest::prop_assert_eq!(Divisor::new(I32F32(d)).div(I32F32(a)).0, want);
+            proptest::prop_assert_eq!(I32F32(a).mul_unit(I32F32(d)), I32F32(a).sat_mul(I32F32(d)));
+            // Quotients of non-negative values near 1 (the normalisations' case).
+            let (a, d) = (a.unsigned_abs() >> 1, d.unsigned_abs() >> 1);
+            let (a, d) = (a.min(d) as i64, d.max(1) as i64);
+            proptest::prop_assert_eq!(Divisor::new(I32F32(d)).div(I32F32(a)).0, plain_div(a, d));
+        }
     }
 
     #[test]

@@ -8,5 +8,5 @@ pub mod fixed;
 pub mod synth;
 
 pub use doc::{run_document, DocError};
-pub use epoch::{run_epoch, BondRowAction, EpochResult, Params, Row, SubnetState};
-pub use fixed::{I32F32, I64F64};
+pub use epoch::{run_epoch, run_epoch_with, BondRowAction, EpochResult, Params, Row, SubnetState, Workspace};
+pub use fixed::{Divisor, I32F32, I64F64};
