@@ -275,3 +275,73 @@ fn incentives_off_rejects_the_actions() {
     assert_eq!(c.one(T0, 10, Action::WithdrawUnstaked), Outcome::Rejected(RejectCode::IncentivesDisabled));
     assert_eq!(c.balance(incentive_pool_account(), AssetId::TSR), 0);
 }
+
+mod properties {
+    use super::*;
+    use primitives::incentive::block_emission;
+    use proptest::prelude::*;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Register(u8),
+        Stake(u8, u8, u128),
+        Unstake(u8, u8, u128),
+        Weights(u8, Vec<(u16, u16)>),
+        Withdraw(u8),
+        Empty,
+    }
+
+    fn arb_op() -> impl Strategy<Value = Op> {
+        let who = 10u8..16;
+        prop_oneof![
+            who.clone().prop_map(Op::Register),
+            (who.clone(), 10u8..16, 1u128..3_000).prop_map(|(a, b, x)| Op::Stake(a, b, x)),
+            (who.clone(), 10u8..16, 1u128..3_000).prop_map(|(a, b, x)| Op::Unstake(a, b, x)),
+            (who.clone(), prop::collection::vec((0u16..6, any::<u16>()), 1..5)).prop_map(|(a, w)| Op::Weights(a, w)),
+            who.prop_map(Op::Withdraw),
+            Just(Op::Empty),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+        /// Whatever happens: each block mints exactly the scheduled emission; epochs pay only
+        /// at multiples of the tempo; what they pay is exactly what left the pool; and the
+        /// module's invariants (pool = emitted + fees − paid, stake account = Σ pools,
+        /// shares = Σ delegations) hold after every block (`Chain::block` checks them).
+        #[test]
+        fn emission_is_accrued_then_paid_only_at_epochs(ops in prop::collection::vec(arb_op(), 1..50)) {
+            let p = IncentiveParams { weights_rate_limit: 0, ..params() };
+            let mut c = Chain::with_incentives(Some(p.clone()));
+            for op in ops {
+                let (signer, action) = match op {
+                    Op::Register(a) => (a, Action::RegisterNeuron { max_burn: Amount(5_000) }),
+                    Op::Stake(a, b, x) => (a, Action::Stake { evaluator: addr(b), amount: Amount(x) }),
+                    Op::Unstake(a, b, x) => (a, Action::Unstake { evaluator: addr(b), amount: Amount(x) }),
+                    Op::Weights(a, w) => {
+                        let mut w = w;
+                        w.sort_by_key(|x| x.0);
+                        w.dedup_by_key(|x| x.0);
+                        (a, Action::SetWeights { uids: w.iter().map(|x| x.0).collect(), weights: w.iter().map(|x| x.1).collect() })
+                    }
+                    Op::Withdraw(a) => (a, Action::WithdrawUnstaked),
+                    Op::Empty => (ISSUER, Action::Transfer { to: addr(ISSUER), asset: AssetId::TSR, amount: Amount(1) }),
+                };
+                let before = c.state.object(&ObjKey::Subnet).map(|_| subnet(&c));
+                let pool_before = c.balance(incentive_pool_account(), AssetId::TSR);
+                c.one(T0, signer, action);
+                let after = subnet(&c);
+                let (emitted0, paid0, fees0) = before.map_or((0, 0, 0), |s| (s.emitted.0, s.paid.0, s.fees.0));
+                let expected = block_emission(p.block_reward_base_units, Amount(emitted0), p.emission_cap_base_units).0;
+                prop_assert_eq!(after.emitted.0 - emitted0, expected);
+                let paid_now = after.paid.0 - paid0;
+                if !c.state.height.0.is_multiple_of(p.tempo as u64) {
+                    prop_assert_eq!(paid_now, 0, "paid outside an epoch");
+                }
+                let pool_after = c.balance(incentive_pool_account(), AssetId::TSR);
+                prop_assert_eq!(pool_before + expected + (after.fees.0 - fees0), pool_after + paid_now);
+            }
+        }
+    }
+}
