@@ -7,7 +7,8 @@ use crate::wallet_cmds::{
 };
 use anyhow::{anyhow, bail, Result};
 use clap::Subcommand;
-use primitives::{Action, Amount, AssetId};
+use primitives::incentive::weight_commit_hash;
+use primitives::{Action, Amount, AssetId, Hash};
 
 #[derive(Subcommand, Debug)]
 pub enum NetworkCmd {
@@ -41,6 +42,29 @@ pub enum NeuronCmd {
     Weights {
         #[arg(long)]
         key: String,
+        #[arg(required = true, value_name = "UID=WEIGHT")]
+        weights: Vec<String>,
+        #[command(flatten)]
+        node: NodeArg,
+    },
+    /// Commit-reveal networks: commit to weights now (prints the salt to reveal with).
+    Commit {
+        #[arg(long)]
+        key: String,
+        /// 32 bytes in hex [default: random]
+        #[arg(long)]
+        salt: Option<String>,
+        #[arg(required = true, value_name = "UID=WEIGHT")]
+        weights: Vec<String>,
+        #[command(flatten)]
+        node: NodeArg,
+    },
+    /// Reveal committed weights (in the commit's reveal epoch), with the same salt.
+    Reveal {
+        #[arg(long)]
+        key: String,
+        #[arg(long)]
+        salt: String,
         #[arg(required = true, value_name = "UID=WEIGHT")]
         weights: Vec<String>,
         #[command(flatten)]
@@ -166,16 +190,45 @@ pub async fn run_neuron(cmd: NeuronCmd, out: &Output) -> Result<()> {
             Ok(())
         }
         NeuronCmd::Weights { key, weights, node } => {
-            let mut uids = Vec::with_capacity(weights.len());
-            let mut values = Vec::with_capacity(weights.len());
-            for w in &weights {
-                let (u, v) = w.split_once('=').ok_or_else(|| anyhow!("{w:?}: expected UID=WEIGHT"))?;
-                uids.push(u.trim().parse::<u16>().map_err(|_| anyhow!("{u:?} is not a uid"))?);
-                values.push(v.trim().parse::<u16>().map_err(|_| anyhow!("{v:?} is not a weight (0-65535)"))?);
+            let (uids, weights) = parse_weights(&weights)?;
+            submit(&node, &key, Action::SetWeights { uids, weights }, false, out).await.map(drop)
+        }
+        NeuronCmd::Commit { key, salt, weights, node } => {
+            let (uids, weights) = parse_weights(&weights)?;
+            let salt = match salt {
+                Some(s) => s.parse::<Hash>().map_err(|e| anyhow!("--salt: {e}"))?,
+                None => {
+                    let mut b = [0u8; 32];
+                    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);
+                    Hash(b)
+                }
+            };
+            let k = load_key(&key)?;
+            let hash = weight_commit_hash(&k.address(), &uids, &weights, &salt);
+            submit(&node, &key, Action::CommitWeights { hash }, false, out).await?;
+            if !out.json {
+                println!("committed; reveal in the next epoch with --salt {salt}");
             }
-            submit(&node, &key, Action::SetWeights { uids, weights: values }, false, out).await.map(drop)
+            Ok(())
+        }
+        NeuronCmd::Reveal { key, salt, weights, node } => {
+            let (uids, weights) = parse_weights(&weights)?;
+            let salt = salt.parse::<Hash>().map_err(|e| anyhow!("--salt: {e}"))?;
+            submit(&node, &key, Action::RevealWeights { uids, weights, salt }, false, out).await.map(drop)
         }
     }
+}
+
+/// `UID=WEIGHT` pairs.
+fn parse_weights(pairs: &[String]) -> Result<(Vec<u16>, Vec<u16>)> {
+    let mut uids = Vec::with_capacity(pairs.len());
+    let mut values = Vec::with_capacity(pairs.len());
+    for w in pairs {
+        let (u, v) = w.split_once('=').ok_or_else(|| anyhow!("{w:?}: expected UID=WEIGHT"))?;
+        uids.push(u.trim().parse::<u16>().map_err(|_| anyhow!("{u:?} is not a uid"))?);
+        values.push(v.trim().parse::<u16>().map_err(|_| anyhow!("{v:?} is not a weight (0-65535)"))?);
+    }
+    Ok((uids, values))
 }
 
 pub async fn run_stake(cmd: StakeCmd, out: &Output) -> Result<()> {

@@ -845,6 +845,8 @@ fn describe_action(chain: Option<&ChainInfo>, action: &Action) -> String {
         }
         Action::WithdrawUnstaked => "withdraw unstaked TSR whose unbonding is over".into(),
         Action::SetTake { take_bps } => format!("set evaluator take to {}.{:02} %", take_bps / 100, take_bps % 100),
+        Action::CommitWeights { hash } => format!("commit to weights {hash}"),
+        Action::RevealWeights { uids, .. } => format!("reveal weights on {} uids", uids.len()),
     }
 }
 

@@ -541,6 +541,10 @@ impl<'a> Overlay<'a> {
             Action::Unstake { evaluator, amount } => self.unstake(signer, evaluator, amount)?,
             Action::WithdrawUnstaked => self.withdraw_unstaked(signer)?,
             Action::SetTake { take_bps } => self.set_take(signer, take_bps)?,
+            Action::CommitWeights { hash } => self.commit_weights(signer, hash)?,
+            Action::RevealWeights { ref uids, ref weights, ref salt } => {
+                self.reveal_weights(signer, uids, weights, salt)?
+            }
         }
         Ok(())
     }

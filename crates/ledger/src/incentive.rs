@@ -15,11 +15,11 @@
 
 use crate::alloc::{mul_div, mul_div_ceil};
 use crate::execute::Overlay;
-use crate::objects::{module_account, Delegation, NeuronRecord, ObjKey, Object, StakePool, SubnetRecord};
+use crate::objects::{module_account, Delegation, NeuronRecord, ObjKey, Object, StakePool, SubnetRecord, WeightCommit};
 use crate::state::{Lock, LockKind};
 use incentives::{run_epoch, Params, SubnetState};
-use primitives::incentive::{block_emission, IncentiveParams, BPS};
-use primitives::{Address, Amount, AssetId, RejectCode};
+use primitives::incentive::{block_emission, weight_commit_hash, IncentiveParams, BPS, WEIGHT_COMMITS_MAX};
+use primitives::{Address, Amount, AssetId, Hash, RejectCode};
 
 /// The module account that holds emitted and recycled TSR until an epoch pays it out.
 pub fn incentive_pool_account() -> Address {
@@ -68,7 +68,7 @@ pub fn epoch_params(p: &IncentiveParams, emission: u64) -> Params {
         alpha_sigmoid_steepness: p.alpha_sigmoid_steepness,
         tao_weight: 0,
         rao_emission: emission,
-        commit_reveal_enabled: false,
+        commit_reveal_enabled: p.commit_reveal,
         owner_uid: None,
     }
 }
@@ -215,21 +215,10 @@ impl Overlay<'_> {
 
     pub(crate) fn set_weights(&mut self, signer: Address, uids: &[u16], weights: &[u16]) -> Result<(), RejectCode> {
         let p = self.incentive_params()?;
-        let uid = self.uid_of(&signer).ok_or(RejectCode::NotNeuron)?;
-        let subnet = self.subnet(&p);
-        if uids.iter().any(|&u| u >= subnet.n) {
-            return Err(RejectCode::UnknownUid);
+        if p.commit_reveal {
+            return Err(RejectCode::CommitRevealRequired);
         }
-        let mut nr = self.neuron(uid);
-        let self_weight_only = uids == [uid];
-        if !self_weight_only {
-            if !nr.validator_permit {
-                return Err(RejectCode::NoValidatorPermit);
-            }
-            if uids.len() < p.min_allowed_weights.min(subnet.n) as usize {
-                return Err(RejectCode::TooFewWeights);
-            }
-        }
+        let (mut nr, _) = self.weight_setter(&p, signer, uids)?;
         // The rate limit runs from the last accepted weights; registration counts as one.
         let height = self.height();
         if height.saturating_sub(nr.last_update) < p.weights_rate_limit {
@@ -237,6 +226,87 @@ impl Overlay<'_> {
         }
         nr.weights = uids.iter().copied().zip(incentives::epoch::max_upscale(weights)).collect();
         nr.last_update = height;
+        self.put_neuron(nr);
+        Ok(())
+    }
+
+    /// The signer's neuron, if it may set these weights: known uids, and a validator permit
+    /// and the minimum number of entries unless it is a single self-weight.
+    fn weight_setter(
+        &self,
+        p: &IncentiveParams,
+        signer: Address,
+        uids: &[u16],
+    ) -> Result<(NeuronRecord, u16), RejectCode> {
+        let uid = self.uid_of(&signer).ok_or(RejectCode::NotNeuron)?;
+        let subnet = self.subnet(p);
+        if uids.iter().any(|&u| u >= subnet.n) {
+            return Err(RejectCode::UnknownUid);
+        }
+        let nr = self.neuron(uid);
+        if uids != [uid] {
+            if !nr.validator_permit {
+                return Err(RejectCode::NoValidatorPermit);
+            }
+            if uids.len() < p.min_allowed_weights.min(subnet.n) as usize {
+                return Err(RejectCode::TooFewWeights);
+            }
+        }
+        Ok((nr, subnet.n))
+    }
+
+    fn epoch_index(&self, p: &IncentiveParams) -> u64 {
+        self.height() / p.tempo as u64
+    }
+
+    pub(crate) fn commit_weights(&mut self, signer: Address, hash: Hash) -> Result<(), RejectCode> {
+        let p = self.incentive_params()?;
+        if !p.commit_reveal {
+            return Err(RejectCode::CommitRevealDisabled);
+        }
+        let uid = self.uid_of(&signer).ok_or(RejectCode::NotNeuron)?;
+        let mut nr = self.neuron(uid);
+        let epoch = self.epoch_index(&p);
+        nr.commits.retain(|c| !c.expired(epoch, p.reveal_period_epochs));
+        if nr.commits.len() >= WEIGHT_COMMITS_MAX {
+            return Err(RejectCode::TooManyCommits);
+        }
+        let height = self.height();
+        if height.saturating_sub(nr.last_commit) < p.weights_rate_limit {
+            return Err(RejectCode::WeightsRateLimited);
+        }
+        nr.commits.push(WeightCommit { hash, epoch, block: height });
+        nr.last_commit = height;
+        self.put_neuron(nr);
+        Ok(())
+    }
+
+    pub(crate) fn reveal_weights(
+        &mut self,
+        signer: Address,
+        uids: &[u16],
+        weights: &[u16],
+        salt: &Hash,
+    ) -> Result<(), RejectCode> {
+        let p = self.incentive_params()?;
+        if !p.commit_reveal {
+            return Err(RejectCode::CommitRevealDisabled);
+        }
+        let (mut nr, _) = self.weight_setter(&p, signer, uids)?;
+        let epoch = self.epoch_index(&p);
+        let hash = weight_commit_hash(&signer, uids, weights, salt);
+        let i = nr
+            .commits
+            .iter()
+            .position(|c| c.hash == hash && !c.expired(epoch, p.reveal_period_epochs))
+            .ok_or(RejectCode::NoMatchingCommit)?;
+        let commit = nr.commits.remove(i);
+        if epoch < commit.epoch + p.reveal_period_epochs {
+            return Err(RejectCode::RevealTooEarly);
+        }
+        nr.weights = uids.iter().copied().zip(incentives::epoch::max_upscale(weights)).collect();
+        // As in subtensor: the weights count as set at the commit.
+        nr.last_update = commit.block;
         self.put_neuron(nr);
         Ok(())
     }
@@ -358,7 +428,13 @@ impl Overlay<'_> {
             weights: neurons.iter().map(|nr| nr.weights.clone()).collect(),
             bonds: neurons.iter().map(|nr| nr.bonds.clone()).collect(),
             last_mechanism_step_block: subnet.last_epoch_height,
-            commit_block: vec![None; n],
+            commit_block: neurons
+                .iter()
+                .map(|nr| {
+                    let epoch = height / p.tempo as u64;
+                    nr.commits.iter().filter(|c| !c.expired(epoch, p.reveal_period_epochs)).map(|c| c.block).min()
+                })
+                .collect(),
         };
         let result = run_epoch(&epoch_params(p, emission), &state, height);
 

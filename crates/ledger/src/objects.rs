@@ -321,6 +321,25 @@ pub struct NeuronRecord {
     pub emission: u64,
     pub last_incentive_paid: Amount,
     pub last_dividends_paid: Amount,
+    /// Commit-reveal: live weight commits, and the height of the last one.
+    pub commits: Vec<WeightCommit>,
+    pub last_commit: u64,
+}
+
+/// A committed, not yet revealed weight vector.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct WeightCommit {
+    pub hash: Hash,
+    /// Epoch index (height / tempo) and height of the commit.
+    pub epoch: u64,
+    pub block: u64,
+}
+
+impl WeightCommit {
+    /// Past its reveal epoch.
+    pub fn expired(&self, epoch: u64, reveal_period: u64) -> bool {
+        epoch > self.epoch + reveal_period
+    }
 }
 
 impl NeuronRecord {
@@ -342,6 +361,8 @@ impl NeuronRecord {
             emission: 0,
             last_incentive_paid: Amount::ZERO,
             last_dividends_paid: Amount::ZERO,
+            commits: Vec::new(),
+            last_commit: 0,
         }
     }
 }

@@ -265,6 +265,50 @@ fn consensus_clips_a_minority_evaluator() {
     assert!(honest.dividends > dissent.dividends);
 }
 
+/// Commit-reveal: weights are committed as a hash and revealed in the next epoch (not
+/// before, not after); direct weights are refused; the reveal counts from the commit block.
+#[test]
+fn weights_are_committed_then_revealed_in_the_next_epoch() {
+    use primitives::incentive::weight_commit_hash;
+    use primitives::Hash;
+    let mut c = Chain::with_incentives(Some(IncentiveParams { commit_reveal: true, ..params() }));
+    register(&mut c, 10);
+    register(&mut c, 11);
+    c.ok(T0, 10, Action::Stake { evaluator: addr(10), amount: Amount(1_000) });
+    until_epoch(&mut c);
+    empty_blocks(&mut c, 2);
+    let direct = c.one(T0, 10, Action::SetWeights { uids: vec![1], weights: vec![1] });
+    assert_eq!(direct, Outcome::Rejected(RejectCode::CommitRevealRequired));
+    let salt = Hash([7; 32]);
+    let hash = weight_commit_hash(&addr(10), &[1], &[5], &salt);
+    c.ok(T0, 10, Action::CommitWeights { hash });
+    let committed_at = c.state.height.0;
+    let early = c.one(T0, 10, Action::RevealWeights { uids: vec![1], weights: vec![5], salt });
+    assert_eq!(early, Outcome::Rejected(RejectCode::RevealTooEarly));
+    // The early reveal was rejected, so the commit is still there.
+    assert_eq!(neuron(&c, 0).commits.len(), 1);
+    until_epoch(&mut c);
+    let wrong = c.one(T0, 10, Action::RevealWeights { uids: vec![1], weights: vec![6], salt });
+    assert_eq!(wrong, Outcome::Rejected(RejectCode::NoMatchingCommit));
+    c.ok(T0, 10, Action::RevealWeights { uids: vec![1], weights: vec![5], salt });
+    let n = neuron(&c, 0);
+    assert_eq!((n.weights.clone(), n.last_update, n.commits.len()), (vec![(1, 65_535)], committed_at, 0));
+    // A commit not revealed in its reveal epoch expires.
+    let salt2 = Hash([8; 32]);
+    c.ok(T0, 10, Action::CommitWeights { hash: weight_commit_hash(&addr(10), &[1], &[9], &salt2) });
+    until_epoch(&mut c);
+    until_epoch(&mut c);
+    let late = c.one(T0, 10, Action::RevealWeights { uids: vec![1], weights: vec![9], salt: salt2 });
+    assert_eq!(late, Outcome::Rejected(RejectCode::NoMatchingCommit));
+    // The revealed weights paid the provider.
+    assert!(neuron(&c, 1).incentive > 0);
+    // Without commit-reveal the new actions are refused.
+    let mut plain = Chain::with_incentives(Some(params()));
+    register(&mut plain, 10);
+    let r = plain.one(T0, 10, Action::CommitWeights { hash });
+    assert_eq!(r, Outcome::Rejected(RejectCode::CommitRevealDisabled));
+}
+
 #[test]
 fn incentives_off_rejects_the_actions() {
     let mut c = Chain::new();

@@ -1,7 +1,7 @@
 //! Provider incentives: the genesis parameters of the network's emission, neuron slots,
 //! staking and Yuma-consensus epochs (see the `incentives` and `ledger` crates).
 
-use crate::Amount;
+use crate::{codec, Address, Amount, Hash};
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
 
@@ -59,6 +59,11 @@ pub struct IncentiveParams {
     pub burn_increase_permille: u32,
     /// Blocks unstaked TSR stays locked.
     pub unbonding_blocks: u64,
+    /// Weights must be committed (hash) and revealed an epoch later, so evaluators cannot
+    /// copy each other's current weights (Bittensor's commit-reveal).
+    pub commit_reveal: bool,
+    /// Epochs between a commit and its reveal; a commit not revealed by then expires.
+    pub reveal_period_epochs: u64,
     /// An evaluator's share of its dividends when it registers (basis points)…
     pub default_take_bps: u16,
     /// …and the most it may set.
@@ -94,6 +99,8 @@ impl Default for IncentiveParams {
             burn_half_life: 360,
             burn_increase_permille: 1_260,
             unbonding_blocks: 7_200,
+            commit_reveal: false,
+            reveal_period_epochs: 1,
             default_take_bps: 1_800,
             max_take_bps: 1_800,
         }
@@ -129,11 +136,23 @@ impl IncentiveParams {
         if self.max_take_bps > BPS || self.default_take_bps > self.max_take_bps {
             return Err("need default_take_bps <= max_take_bps <= 10000".into());
         }
+        if self.commit_reveal && self.reveal_period_epochs == 0 {
+            return Err("reveal_period_epochs must be at least 1 with commit_reveal".into());
+        }
         if self.emission_cap_base_units.0 > u64::MAX as u128 {
             return Err("emission_cap_base_units must fit 64 bits".into());
         }
         Ok(())
     }
+}
+
+/// Most live weight commits per neuron.
+pub const WEIGHT_COMMITS_MAX: usize = 8;
+
+/// The hash a `CommitWeights` carries: the committer, the weight vector and a secret salt.
+pub fn weight_commit_hash(committer: &Address, uids: &[u16], weights: &[u16], salt: &Hash) -> Hash {
+    let body = codec::encode(&(committer, uids.to_vec(), weights.to_vec(), salt));
+    Hash::domain("tessera 2026-11 weight commit v1", &[&body])
 }
 
 /// The block reward after halvings: for emitted total `I` below the cap `T`, halved `r` times

@@ -99,10 +99,15 @@ pub enum RejectCode {
     InsufficientStake,
     NothingUnbonded,
     TakeTooHigh,
+    CommitRevealRequired,
+    CommitRevealDisabled,
+    TooManyCommits,
+    NoMatchingCommit,
+    RevealTooEarly,
 }
 
 impl RejectCode {
-    pub const ALL: [RejectCode; 77] = [
+    pub const ALL: [RejectCode; 82] = [
         RejectCode::InsufficientFunds,
         RejectCode::UnknownAsset,
         RejectCode::NotAssetIssuer,
@@ -180,6 +185,11 @@ impl RejectCode {
         RejectCode::InsufficientStake,
         RejectCode::NothingUnbonded,
         RejectCode::TakeTooHigh,
+        RejectCode::CommitRevealRequired,
+        RejectCode::CommitRevealDisabled,
+        RejectCode::TooManyCommits,
+        RejectCode::NoMatchingCommit,
+        RejectCode::RevealTooEarly,
     ];
 
     pub fn code(self) -> &'static str {
@@ -261,6 +271,11 @@ impl RejectCode {
             RejectCode::InsufficientStake => "insufficient_stake",
             RejectCode::NothingUnbonded => "nothing_unbonded",
             RejectCode::TakeTooHigh => "take_too_high",
+            RejectCode::CommitRevealRequired => "commit_reveal_required",
+            RejectCode::CommitRevealDisabled => "commit_reveal_disabled",
+            RejectCode::TooManyCommits => "too_many_commits",
+            RejectCode::NoMatchingCommit => "no_matching_commit",
+            RejectCode::RevealTooEarly => "reveal_too_early",
         }
     }
 
@@ -343,6 +358,11 @@ impl RejectCode {
             RejectCode::InsufficientStake => "the signer has less stake in this pool than the amount",
             RejectCode::NothingUnbonded => "no unstaked amount has finished its unbonding period",
             RejectCode::TakeTooHigh => "the take is above the network's maximum",
+            RejectCode::CommitRevealRequired => "this network takes weights by commit and reveal (CommitWeights, then RevealWeights)",
+            RejectCode::CommitRevealDisabled => "this network takes weights directly (SetWeights)",
+            RejectCode::TooManyCommits => "the neuron has the most live weight commits allowed",
+            RejectCode::NoMatchingCommit => "no live commit matches these weights and salt",
+            RejectCode::RevealTooEarly => "the commit may be revealed only in its reveal epoch",
         }
     }
 }

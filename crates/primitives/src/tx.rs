@@ -216,6 +216,17 @@ pub enum Action {
     SetTake {
         take_bps: u16,
     },
+    /// Commit-reveal networks: commits to a weight vector without showing it
+    /// (`incentive::weight_commit_hash`); revealed later with `RevealWeights`.
+    CommitWeights {
+        hash: Hash,
+    },
+    /// Reveals a committed weight vector in the reveal epoch; it then counts as set.
+    RevealWeights {
+        uids: Vec<u16>,
+        weights: Vec<u16>,
+        salt: Hash,
+    },
 }
 
 impl Action {
@@ -256,6 +267,8 @@ impl Action {
             Action::Unstake { .. } => "unstake",
             Action::WithdrawUnstaked => "withdraw_unstaked",
             Action::SetTake { .. } => "set_take",
+            Action::CommitWeights { .. } => "commit_weights",
+            Action::RevealWeights { .. } => "reveal_weights",
         }
     }
 }
@@ -422,7 +435,7 @@ impl Transaction {
                     return Err(TxError::InvalidConfig("a channel is claimed twice".into()));
                 }
             }
-            Action::SetWeights { uids, weights } => {
+            Action::SetWeights { uids, weights } | Action::RevealWeights { uids, weights, .. } => {
                 if uids.is_empty() || uids.len() > WEIGHTS_PER_TX_MAX || uids.len() != weights.len() {
                     return Err(TxError::InvalidConfig(format!(
                         "1 to {WEIGHTS_PER_TX_MAX} uids, and as many weights as uids"
@@ -444,7 +457,7 @@ impl Transaction {
                     return Err(TxError::InvalidConfig("take is at most 10000 basis points".into()));
                 }
             }
-            Action::RegisterNeuron { .. } | Action::WithdrawUnstaked => {}
+            Action::RegisterNeuron { .. } | Action::WithdrawUnstaked | Action::CommitWeights { .. } => {}
             Action::DeregisterProvider
             | Action::WithdrawProviderStake
             | Action::ExtendChannel { .. }
