@@ -116,6 +116,8 @@ enum Command {
         #[command(subcommand)]
         cmd: network_cmds::StakeCmd,
     },
+    /// Run an OpenAI-compatible gateway to the network's providers, paying from your key.
+    Gateway(GatewayArgs),
     /// Run an evaluator: probe providers with paid calls, score them, set weights.
     Evaluator(EvaluatorArgs),
     /// Provider incentives: Yuma consensus (`tessera incentive epoch --input FILE`).
@@ -131,16 +133,72 @@ enum Command {
 }
 
 #[derive(Args)]
-struct EvaluatorArgs {
-    /// A TOML config (key, node, models_dir, channel_amount, round_secs, prompts, texts,
-    /// [scoring]); the flags below override it.
+struct GatewayArgs {
+    /// Config (key, node, listen, api_keys, channel_amount, channel_blocks, refresh_secs,
+    /// upstream_timeout_secs); --key: the key that pays for calls.
+    #[command(flatten)]
+    daemon: DaemonArgs,
+    /// Listen address [default 127.0.0.1:8800].
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// An accepted API key (repeat); none: no authentication.
+    #[arg(long = "api-key")]
+    api_keys: Vec<String>,
+}
+
+#[derive(Args)]
+struct DaemonArgs {
+    /// A TOML config; the flags override it.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// The evaluator's key file (required without --config).
+    /// The key file (required without --config).
     #[arg(long)]
     key: Option<PathBuf>,
     #[arg(long, env = "TESSERA_NODE")]
     node: Option<String>,
+}
+
+/// A daemon's TOML config from `--config`, or its defaults with just the key from `--key`.
+fn daemon_config<T: serde::de::DeserializeOwned>(args: &DaemonArgs) -> Result<T> {
+    let (config, key) = (&args.config, &args.key);
+    let (text, what) = match (config, key) {
+        (Some(path), _) => (
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+            path.display().to_string(),
+        ),
+        (None, Some(key)) => (format!("key = {:?}", key.display().to_string()), "--key".to_string()),
+        (None, None) => bail!("give --config FILE or --key FILE"),
+    };
+    toml::from_str(&text).with_context(|| format!("{what}: not a valid config"))
+}
+
+async fn run_gateway(args: GatewayArgs) -> Result<()> {
+    let mut cfg: gateway::GatewayConfig = daemon_config(&args.daemon)?;
+    if let Some(k) = args.daemon.key {
+        cfg.key = k;
+    }
+    if let Some(n) = args.daemon.node {
+        cfg.node = n;
+    }
+    if let Some(l) = args.listen {
+        cfg.listen = l;
+    }
+    cfg.api_keys.extend(args.api_keys);
+    let listen = cfg.listen;
+    let g = gateway::start(cfg).await?;
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    let url = format!("http://{}/v1", listener.local_addr()?);
+    println!("tessera gateway ready: base_url={url} payer={}", g.payer_address());
+    axum::serve(listener, gateway::router(g)).with_graceful_shutdown(wait_for_shutdown()).await?;
+    Ok(())
+}
+
+#[derive(Args)]
+struct EvaluatorArgs {
+    /// Config (key, node, models_dir, channel_amount, round_secs, prompts, texts,
+    /// [scoring]); --key: the evaluator's key file.
+    #[command(flatten)]
+    daemon: DaemonArgs,
     #[arg(long)]
     models_dir: Option<PathBuf>,
     /// Seconds between rounds.
@@ -149,17 +207,11 @@ struct EvaluatorArgs {
 }
 
 async fn run_evaluator(args: EvaluatorArgs) -> Result<()> {
-    let mut cfg = match (&args.config, &args.key) {
-        (Some(path), _) => evaluator::EvaluatorConfig::load(path)?,
-        (None, Some(key)) => {
-            toml::from_str::<evaluator::EvaluatorConfig>(&format!("key = {:?}", key.display().to_string()))?
-        }
-        (None, None) => bail!("give --config FILE or --key FILE"),
-    };
-    if let Some(k) = args.key {
+    let mut cfg: evaluator::EvaluatorConfig = daemon_config(&args.daemon)?;
+    if let Some(k) = args.daemon.key {
         cfg.key = k;
     }
-    if let Some(n) = args.node {
+    if let Some(n) = args.daemon.node {
         cfg.node = n;
     }
     if args.models_dir.is_some() {
@@ -296,6 +348,7 @@ async fn run(command: Command, out: Output) -> Result<()> {
         Command::Network { cmd } => network_cmds::run_network(cmd, &out).await,
         Command::Neuron { cmd } => network_cmds::run_neuron(cmd, &out).await,
         Command::Stake { cmd } => network_cmds::run_stake(cmd, &out).await,
+        Command::Gateway(args) => run_gateway(args).await,
         Command::Evaluator(args) => run_evaluator(args).await,
         Command::Incentive { cmd } => incentive_cmds::run(cmd),
         Command::Bench { cmd } => bench::run(cmd, &out).await,

@@ -3,9 +3,9 @@
 use crate::score::{cosine_score, token_agreement, weights, Probe, Scoring};
 use anyhow::{anyhow, bail, Context, Result};
 use api_types::{NetworkView, ProviderView};
+use gateway::payer::Payer;
 use models::{ChatMessage, Embedder, GenerateParams, Generator, ModelDir};
-use primitives::{Action, Address, Amount, Transaction};
-use provider::VoucherHeader;
+use primitives::{Action, Address};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -73,16 +73,6 @@ impl EvaluatorConfig {
     }
 }
 
-/// A channel to one provider, as this evaluator tracks it.
-#[derive(Clone, Debug)]
-struct Chan {
-    id: u64,
-    nonce: u64,
-    /// What the provider says is owed at this nonce (vouchers must cover it).
-    owed: Amount,
-    escrowed: Amount,
-}
-
 /// Why a probe did not produce a score this round (not the provider's fault).
 enum Skip {
     /// The provider has not seen our new channel yet.
@@ -91,17 +81,14 @@ enum Skip {
 
 struct Evaluator {
     cfg: EvaluatorConfig,
-    key: crypto::SigningKey,
+    payer: Payer,
     client: Client,
     http: reqwest::Client,
-    chain_id: String,
-    fee: Amount,
     generator: Option<Arc<Generator>>,
     embedder: Option<Arc<Embedder>>,
     /// Reference answers by probe key: token ids (chat) or a vector (embeddings).
     chat_refs: BTreeMap<String, Vec<u32>>,
     embed_refs: BTreeMap<String, Vec<f32>>,
-    channels: BTreeMap<Address, Chan>,
     scores: BTreeMap<Address, f64>,
     round: u64,
 }
@@ -110,7 +97,7 @@ struct Evaluator {
 pub async fn run(cfg: EvaluatorConfig) -> Result<()> {
     let key = wallet::keystore::read(&cfg.key)?.decrypt(None)?;
     let client = Client::new(&cfg.node)?;
-    let chain = client.chain().await.with_context(|| format!("node {}", cfg.node))?;
+    let channel_amount: u128 = cfg.channel_amount.parse().context("channel_amount must be TSR base units")?;
     let dir = match &cfg.models_dir {
         Some(d) => ModelDir::new(d),
         None => ModelDir::from_env_or_default()?,
@@ -128,17 +115,16 @@ pub async fn run(cfg: EvaluatorConfig) -> Result<()> {
         "evaluator started"
     );
     let mut ev = Evaluator {
-        cfg,
-        key,
-        client,
+        payer: Payer::new(key, client.clone(), channel_amount, cfg.channel_blocks)
+            .await
+            .with_context(|| format!("node {}", cfg.node))?,
         http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?,
-        chain_id: chain.chain_id,
-        fee: chain.fee,
+        cfg,
+        client,
         generator,
         embedder,
         chat_refs: BTreeMap::new(),
         embed_refs: BTreeMap::new(),
-        channels: BTreeMap::new(),
         scores: BTreeMap::new(),
         round: 0,
     };
@@ -153,27 +139,7 @@ pub async fn run(cfg: EvaluatorConfig) -> Result<()> {
 
 impl Evaluator {
     fn me(&self) -> Address {
-        self.key.address()
-    }
-
-    async fn send(&self, action: Action) -> Result<()> {
-        let nonce = self.client.account(&self.me()).await?.next_nonce;
-        let stx = self.key.sign_tx(Transaction {
-            chain_id: self.chain_id.clone(),
-            signer: self.me(),
-            nonce,
-            fee: self.fee,
-            expiry_height: None,
-            action,
-        });
-        let hash = stx.id();
-        self.client.submit(&stx).await?;
-        let view = self.client.wait_committed(&hash, Duration::from_secs(30)).await?;
-        match view.receipt {
-            Some(r) if r.status == "success" => Ok(()),
-            Some(r) => bail!("{}: {}", r.code.unwrap_or_default(), r.message.unwrap_or_default()),
-            None => bail!("committed without a receipt"),
-        }
+        self.payer.address()
     }
 
     async fn run_round(&mut self) -> Result<()> {
@@ -231,52 +197,16 @@ impl Evaluator {
         if uids.is_empty() {
             return Ok(());
         }
-        self.send(Action::SetWeights { uids: uids.clone(), weights: values.clone() }).await?;
+        self.payer.send(Action::SetWeights { uids: uids.clone(), weights: values.clone() }).await?;
         tracing::info!(?uids, ?values, "weights set");
         Ok(())
     }
 
-    /// A channel to `p` with room for this round, opened, topped up or extended as needed.
-    async fn channel(&mut self, p: &ProviderView, height: u64) -> Result<Chan> {
-        let amount = Amount(self.cfg.channel_amount.parse().context("channel_amount")?);
-        let mine = self.client.account_channels(&self.me()).await?;
-        let on_chain =
-            mine.iter().filter(|c| c.recipient == p.address && c.expiry_height > height + 100).max_by_key(|c| c.id);
-        let Some(c) = on_chain else {
-            self.send(Action::OpenChannel {
-                recipient: p.address,
-                voucher_signer: None,
-                amount,
-                expiry_height: height + self.cfg.channel_blocks,
-            })
-            .await?;
-            self.channels.remove(&p.address);
-            return Box::pin(self.channel(p, height)).await;
-        };
-        let tracked = self.channels.get(&p.address).filter(|t| t.id == c.id && t.nonce == c.nonce).cloned();
-        let owed = match tracked {
-            Some(t) => t.owed,
-            None => self.provider_owed(p, c.id).await.unwrap_or(Amount::ZERO).min(c.escrowed),
-        };
-        let mut chan = Chan { id: c.id, nonce: c.nonce, owed, escrowed: c.escrowed };
-        if chan.escrowed.0.saturating_sub(chan.owed.0) < amount.0 / 4 {
-            self.send(Action::FundChannel { channel: c.id, amount }).await?;
-            chan.escrowed = chan.escrowed.checked_add(amount).unwrap_or(Amount::MAX);
-        }
-        self.channels.insert(p.address, chan.clone());
-        Ok(chan)
-    }
-
-    /// What the provider says is owed on a channel (its claims endpoint).
-    async fn provider_owed(&self, p: &ProviderView, channel: u64) -> Result<Amount> {
-        let v: Value =
-            self.http.get(format!("{}/tessera/claims", p.endpoint.trim_end_matches('/'))).send().await?.json().await?;
-        provider::owed_in_claims(&v, channel).map_err(|e| anyhow!(e))
-    }
-
     async fn probe_provider(&mut self, p: &ProviderView, height: u64) -> Result<Vec<Probe>, Skip> {
         let mut out = Vec::new();
-        if let Err(e) = self.channel(p, height).await {
+        let room = self.cfg.channel_amount.parse::<u128>().unwrap_or(0) / 4;
+        let _ = height;
+        if let Err(e) = self.payer.channel(p, room).await {
             tracing::warn!(provider = %p.address, error = %format!("{e:#}"), "no channel; the provider cannot be probed");
             return Ok(p.models.iter().map(|m| Probe::failed(m.model.clone())).collect());
         }
@@ -379,43 +309,47 @@ impl Evaluator {
     }
 
     /// One call paid by voucher; returns the body, the latency and what was billed. A voucher
-    /// at a stale nonce or below what the provider says is owed is refreshed once.
+    /// at a stale nonce or below what the provider says is owed is refreshed once. The bill
+    /// must add up: the provider's owed grows by exactly the call's `usage.cost`.
     async fn paid_call(&mut self, p: &ProviderView, path: &str, body: Value) -> Result<(Value, f64, u128)> {
         let url = format!("{}{path}", p.endpoint.trim_end_matches('/'));
+        let room = self.cfg.channel_amount.parse::<u128>().unwrap_or(0) / 4;
         for attempt in 0..2 {
-            let chan = self.channels.get(&p.address).cloned().ok_or_else(|| anyhow!("no channel"))?;
-            let voucher = VoucherHeader::sign(&self.key, &self.chain_id, chan.id, chan.nonce, chan.owed);
+            let chan = self.payer.channel(p, room).await?;
+            let before = self.payer.owed(&chan);
+            // One call at a time: the voucher covers exactly what is owed.
+            let r = self.payer.begin(&chan, 0);
             let started = Instant::now();
-            let r = self.http.post(&url).header("x-tessera-voucher", voucher.to_string()).json(&body).send().await?;
+            let sent = self.http.post(&url).header("x-tessera-voucher", r.voucher.to_string()).json(&body).send().await;
+            let resp = match sent {
+                Ok(resp) => resp,
+                Err(e) => {
+                    self.payer.finish(&chan, r, None);
+                    return Err(e.into());
+                }
+            };
             let latency_ms = started.elapsed().as_secs_f64() * 1e3;
-            let status = r.status();
-            let owed_header = r
+            let status = resp.status();
+            let owed = resp
                 .headers()
                 .get("x-tessera-channel-owed")
                 .and_then(|h| h.to_str().ok())
                 .and_then(|s| s.parse::<u128>().ok());
-            let v: Value = r.json().await.unwrap_or(Value::Null);
+            let v: Value = resp.json().await.unwrap_or(Value::Null);
+            self.payer.finish(&chan, r, if status.is_success() { owed } else { None });
             if status.is_success() {
                 let cost: u128 =
                     v["usage"]["cost"].as_str().and_then(|s| s.parse().ok()).ok_or_else(|| anyhow!("no usage.cost"))?;
-                let owed = owed_header.ok_or_else(|| anyhow!("no x-tessera-channel-owed header"))?;
-                if owed != chan.owed.0 + cost {
-                    bail!("the provider now claims {owed} owed; {} before plus this call's {cost} expected", chan.owed);
-                }
-                if owed > chan.escrowed.0 {
-                    bail!("owed {owed} is above the channel's escrow");
-                }
-                if let Some(c) = self.channels.get_mut(&p.address) {
-                    c.owed = Amount(owed);
+                let owed = owed.ok_or_else(|| anyhow!("no x-tessera-channel-owed header"))?;
+                if owed != before + cost {
+                    bail!("the provider now claims {owed} owed; {before} before plus this call's {cost} expected");
                 }
                 return Ok((v, latency_ms, cost));
             }
             let code = v["error"]["code"].as_str().unwrap_or_default().to_string();
             if attempt == 0 && matches!(code.as_str(), "stale_nonce" | "insufficient_voucher") {
                 // The provider claimed (new nonce) or restarted: re-read the channel.
-                self.channels.remove(&p.address);
-                let height = self.client.chain().await?.height.0;
-                self.channel(p, height).await?;
+                self.payer.invalidate(&p.address).await;
                 continue;
             }
             bail!("{status} {code}: {}", v["error"]["message"].as_str().unwrap_or_default());

@@ -1,0 +1,141 @@
+//! The gateway end to end, with the official OpenAI Python client (installed by
+//! `scripts/python-env.sh` into a virtual environment): a devnet with its provider, a second
+//! registered provider that is down, and `tessera gateway` paying from its own key. The
+//! client lists models, chats (plain and streamed with usage), embeds (base64, the SDK's
+//! default), is routed around the dead provider it asked for first, and gets the SDK's
+//! exception classes for 404, 401 and 400.
+
+mod common;
+
+use common::{tessera, Devnet};
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn models_dir() -> PathBuf {
+    match std::env::var_os("TESSERA_MODELS_DIR").filter(|v| !v.is_empty()) {
+        Some(d) => PathBuf::from(d),
+        None => repo().join("target/models"),
+    }
+}
+
+fn cli(net: &Devnet, args: &[&str]) -> String {
+    let out = tessera().args(args).env("TESSERA_NODE", &net.api).env("RUST_LOG", "warn").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "tessera {args:?} failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    stdout
+}
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn the_official_openai_client_works_through_the_gateway() {
+    assert!(models_dir().join("all-MiniLM-L6-v2").exists(), "model weights missing: run scripts/fetch-models.sh");
+    let py = std::process::Command::new(repo().join("scripts/python-env.sh")).output().unwrap();
+    assert!(py.status.success(), "python env: {}", String::from_utf8_lossy(&py.stderr));
+    let python = String::from_utf8(py.stdout).unwrap().trim().to_string();
+
+    let dir = tempfile::tempdir().unwrap();
+    let models = models_dir();
+    let net = Devnet::start(&dir.path().join("data"), &["--models-dir", models.to_str().unwrap(), "--no-evaluator"]);
+    let dev_key = net.key.to_str().unwrap().to_string();
+    let listed: Value = serde_json::from_str(&cli(&net, &["--json", "provider", "list"])).unwrap();
+    let live = listed[0]["address"].as_str().unwrap().to_string();
+
+    // A second provider, registered but not running.
+    let mut keys = Vec::new();
+    for name in ["dead", "payer"] {
+        let k = crypto::SigningKey::generate();
+        let path = dir.path().join(format!("{name}.key"));
+        wallet::keystore::write_new(&path, &wallet::keystore::unencrypted(&k)).unwrap();
+        cli(&net, &["transfer", "--key", &dev_key, "--to", &k.address().to_string(), "--amount", "100"]);
+        keys.push((k.address().to_string(), path));
+    }
+    let (dead, dead_key) = keys[0].clone();
+    let (_, payer_key) = keys[1].clone();
+    cli(
+        &net,
+        &[
+            "provider",
+            "register",
+            "--key",
+            dead_key.to_str().unwrap(),
+            "--endpoint",
+            "http://127.0.0.1:9/v1",
+            "--model",
+            "SmolLM2-135M-Instruct:0.01:0.01",
+            "--stake",
+            "10",
+        ],
+    );
+
+    let mut child = tessera()
+        .args(["gateway", "--key"])
+        .arg(&payer_key)
+        .args(["--node", &net.api, "--listen", "127.0.0.1:0", "--api-key", "sk-tessera-test"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let _gw = Proc(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.starts_with("tessera gateway ready:") {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    let line = rx.recv_timeout(Duration::from_secs(60)).expect("gateway ready");
+    let base = line.split_whitespace().find_map(|w| w.strip_prefix("base_url=")).unwrap().to_string();
+
+    let out = std::process::Command::new(&python)
+        .arg(repo().join("crates/cli/tests/python/openai_client.py"))
+        .env("OPENAI_BASE_URL", &base)
+        .env("OPENAI_API_KEY", "sk-tessera-test")
+        .env("CHAT_MODEL", "SmolLM2-135M-Instruct")
+        .env("EMBED_MODEL", "all-MiniLM-L6-v2")
+        .env("PREFER", &dead)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "openai client: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(v["chat_provider"], live.as_str());
+    assert_eq!(v["fallback_provider"], live.as_str(), "the dead provider was skipped");
+    assert!(v["chat_cost"].as_str().unwrap().parse::<u128>().unwrap() > 0, "{v}");
+    assert!(v["stream_cost"].as_str().unwrap().parse::<u128>().unwrap() > 0, "{v}");
+    assert_eq!(v["embedding_dims"], 384);
+    assert_eq!(v["not_found_code"], "model_not_found");
+    assert_eq!(v["auth_code"], "invalid_api_key");
+    assert_eq!(v["bad_request_param"], "n");
+    assert!(v["request_id"].as_str().unwrap().starts_with("req-gw-"));
+    // The gateway paid the live provider through its own channel.
+    let claims: Value = serde_json::from_str(&cli(
+        &net,
+        &[
+            "--json",
+            "provider",
+            "claims",
+            "--provider",
+            listed[0]["endpoint"].as_str().unwrap().trim_end_matches("/v1"),
+        ],
+    ))
+    .unwrap();
+    assert!(!claims["channels"].as_array().unwrap().is_empty(), "{claims}");
+}

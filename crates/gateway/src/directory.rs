@@ -1,0 +1,173 @@
+//! Which providers serve which model, and in what order to try them: higher incentive
+//! first (what the evaluators' consensus pays for), then lower price; providers that just
+//! failed cool down for a while.
+
+use api_types::ProviderView;
+use parking_lot::RwLock;
+use primitives::Address;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use wallet::client::Client;
+
+/// How long a provider that failed is skipped.
+pub const COOL_DOWN: Duration = Duration::from_secs(30);
+
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub provider: ProviderView,
+    /// The provider's incentive from the last epoch (0..1; 0 when not a neuron).
+    pub incentive: f64,
+}
+
+#[derive(Default)]
+pub struct Directory {
+    entries: RwLock<Vec<Entry>>,
+    cooling: RwLock<BTreeMap<Address, Instant>>,
+}
+
+/// A request's routing preferences (OpenRouter's `provider` object, as far as it applies).
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+pub struct Preferences {
+    /// Provider addresses to try first, in this order.
+    #[serde(default)]
+    pub order: Vec<String>,
+    /// Only these providers when set.
+    #[serde(default)]
+    pub only: Vec<String>,
+    /// Whether to fall back to other providers when the ordered ones fail (default true).
+    #[serde(default)]
+    pub allow_fallbacks: Option<bool>,
+    /// Highest acceptable prices, TSR base units per million tokens.
+    #[serde(default)]
+    pub max_price: Option<MaxPrice>,
+}
+
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+pub struct MaxPrice {
+    pub prompt: Option<u128>,
+    pub completion: Option<u128>,
+}
+
+impl Directory {
+    /// Re-reads the registered providers and the network's incentives from the node.
+    pub async fn refresh(&self, client: &Client) -> anyhow::Result<()> {
+        let providers = client.providers().await?;
+        let incentive: BTreeMap<Address, f64> = match client.network().await {
+            Ok(net) => net.neurons.into_iter().map(|n| (n.hotkey, n.incentive)).collect(),
+            Err(_) => BTreeMap::new(), // a chain without the incentive module
+        };
+        let entries = providers
+            .into_iter()
+            .filter(|p| p.status == "active")
+            .map(|p| Entry { incentive: incentive.get(&p.address).copied().unwrap_or(0.0), provider: p })
+            .collect();
+        *self.entries.write() = entries;
+        Ok(())
+    }
+
+    /// Every model some provider serves.
+    pub fn models(&self) -> Vec<String> {
+        let mut m: Vec<String> =
+            self.entries.read().iter().flat_map(|e| e.provider.models.iter().map(|o| o.model.clone())).collect();
+        m.sort();
+        m.dedup();
+        m
+    }
+
+    pub fn cool_down(&self, p: &Address) {
+        self.cooling.write().insert(*p, Instant::now() + COOL_DOWN);
+    }
+
+    /// The providers to try for `model`, best first. Cooling providers go last (tried only
+    /// when nothing else is left).
+    pub fn candidates(&self, model: &str, prefs: &Preferences) -> Vec<ProviderView> {
+        let now = Instant::now();
+        let cooling = self.cooling.read();
+        let mut list: Vec<(bool, usize, Entry)> = self
+            .entries
+            .read()
+            .iter()
+            .filter_map(|e| {
+                let offer = e.provider.models.iter().find(|o| o.model == model)?;
+                let addr = e.provider.address.to_string();
+                if !prefs.only.is_empty() && !prefs.only.contains(&addr) {
+                    return None;
+                }
+                if let Some(m) = &prefs.max_price {
+                    if m.prompt.is_some_and(|x| offer.input_price_per_mtok.0 > x)
+                        || m.completion.is_some_and(|x| offer.output_price_per_mtok.0 > x)
+                    {
+                        return None;
+                    }
+                }
+                let rank = prefs.order.iter().position(|o| *o == addr).unwrap_or(usize::MAX);
+                if rank == usize::MAX && prefs.allow_fallbacks == Some(false) && !prefs.order.is_empty() {
+                    return None;
+                }
+                let cool = cooling.get(&e.provider.address).is_some_and(|t| *t > now);
+                Some((cool, rank, e.clone()))
+            })
+            .collect();
+        let price = |e: &Entry| {
+            e.provider
+                .models
+                .iter()
+                .find(|o| o.model == model)
+                .map_or(u128::MAX, |o| o.input_price_per_mtok.0.saturating_add(o.output_price_per_mtok.0))
+        };
+        list.sort_by(|a, b| {
+            (a.0, a.1)
+                .cmp(&(b.0, b.1))
+                .then(b.2.incentive.total_cmp(&a.2.incentive))
+                .then(price(&a.2).cmp(&price(&b.2)))
+                .then(a.2.provider.address.cmp(&b.2.provider.address))
+        });
+        list.into_iter().map(|(_, _, e)| e.provider).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use primitives::channel::ModelOffer;
+    use primitives::Amount;
+
+    fn entry(b: u8, incentive: f64, price: u128) -> Entry {
+        Entry {
+            provider: ProviderView {
+                address: Address([b; 32]),
+                endpoint: format!("http://127.0.0.1:{}/v1", 9000 + b as u16),
+                models: vec![ModelOffer {
+                    model: "m".into(),
+                    input_price_per_mtok: Amount(price),
+                    output_price_per_mtok: Amount(price),
+                }],
+                stake: Amount(1),
+                status: "active".into(),
+                registered_ms: 0,
+                unbonding_until_ms: None,
+            },
+            incentive,
+        }
+    }
+
+    #[test]
+    fn incentive_first_then_price_preferences_and_cool_down() {
+        let d = Directory::default();
+        *d.entries.write() = vec![entry(1, 0.2, 10), entry(2, 0.7, 50), entry(3, 0.2, 5)];
+        let order = |d: &Directory, p: &Preferences| -> Vec<u8> {
+            d.candidates("m", p).iter().map(|p| p.address.0[0]).collect()
+        };
+        assert_eq!(order(&d, &Preferences::default()), vec![2, 3, 1]);
+        assert!(d.candidates("other", &Preferences::default()).is_empty());
+        let first = Preferences { order: vec![Address([1; 32]).to_string()], ..Default::default() };
+        assert_eq!(order(&d, &first), vec![1, 2, 3]);
+        let only = Preferences { order: first.order.clone(), allow_fallbacks: Some(false), ..Default::default() };
+        assert_eq!(order(&d, &only), vec![1]);
+        let cheap =
+            Preferences { max_price: Some(MaxPrice { prompt: Some(10), completion: None }), ..Default::default() };
+        assert_eq!(order(&d, &cheap), vec![3, 1]);
+        d.cool_down(&Address([2; 32]));
+        assert_eq!(order(&d, &Preferences::default()), vec![3, 1, 2], "a cooling provider goes last");
+    }
+}

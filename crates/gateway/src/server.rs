@@ -1,0 +1,363 @@
+//! The HTTP surface and the per-request routing loop.
+
+use crate::directory::{Directory, Preferences};
+use crate::payer::{Channel, Payer, Reservation};
+use anyhow::{Context, Result};
+use api_types::ProviderView;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures_util::StreamExt;
+use openai::ApiError;
+use serde::Deserialize;
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Output tokens assumed for a request without `max_tokens` (the bound of what it may cost).
+const DEFAULT_MAX_TOKENS: u64 = 32_768;
+
+/// `tessera gateway` configuration (TOML).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    #[serde(default = "default_node")]
+    pub node: String,
+    /// The key that pays (self-custody).
+    pub key: PathBuf,
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Accepted `Authorization: Bearer` keys; empty: no authentication (a local gateway).
+    #[serde(default)]
+    pub api_keys: Vec<String>,
+    /// TSR base units escrowed per provider channel (and added when it runs low).
+    #[serde(default = "default_channel_amount")]
+    pub channel_amount: String,
+    #[serde(default = "default_channel_blocks")]
+    pub channel_blocks: u64,
+    /// Seconds between re-reads of the provider registry and incentives.
+    #[serde(default = "default_refresh")]
+    pub refresh_secs: u64,
+    /// Seconds before an upstream call counts as failed (fallback to the next provider).
+    #[serde(default = "default_timeout")]
+    pub upstream_timeout_secs: u64,
+}
+
+fn default_node() -> String {
+    "http://127.0.0.1:8645".into()
+}
+fn default_listen() -> SocketAddr {
+    "127.0.0.1:8800".parse().expect("valid")
+}
+fn default_channel_amount() -> String {
+    "10000000000".into()
+}
+fn default_channel_blocks() -> u64 {
+    100_000
+}
+fn default_refresh() -> u64 {
+    5
+}
+fn default_timeout() -> u64 {
+    120
+}
+
+impl GatewayConfig {
+    pub fn load(path: &std::path::Path) -> Result<GatewayConfig> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+}
+
+pub struct Gateway {
+    cfg: GatewayConfig,
+    payer: Arc<Payer>,
+    directory: Directory,
+    http: reqwest::Client,
+    requests: AtomicU64,
+    created: u64,
+}
+
+/// Connects to the node, reads the provider registry and starts refreshing it.
+pub async fn start(cfg: GatewayConfig) -> Result<Arc<Gateway>> {
+    let key = wallet::keystore::read(&cfg.key)?.decrypt(None)?;
+    let client = wallet::client::Client::new(&cfg.node)?;
+    let amount: u128 = cfg.channel_amount.parse().context("channel_amount must be TSR base units")?;
+    let payer = Arc::new(Payer::new(key, client, amount, cfg.channel_blocks).await?);
+    let g = Arc::new(Gateway {
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(cfg.upstream_timeout_secs))
+            .connect_timeout(Duration::from_secs(5))
+            .build()?,
+        cfg,
+        payer,
+        directory: Directory::default(),
+        requests: AtomicU64::new(0),
+        created: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+    });
+    g.directory.refresh(g.payer.client()).await?;
+    let weak = Arc::downgrade(&g);
+    tokio::spawn(async move {
+        loop {
+            let Some(g) = weak.upgrade() else { break };
+            let every = Duration::from_secs(g.cfg.refresh_secs.max(1));
+            if let Err(e) = g.directory.refresh(g.payer.client()).await {
+                tracing::warn!(error = %format!("{e:#}"), "refreshing the provider registry");
+            }
+            drop(g);
+            tokio::time::sleep(every).await;
+        }
+    });
+    Ok(g)
+}
+
+impl Gateway {
+    pub fn payer_address(&self) -> primitives::Address {
+        self.payer.address()
+    }
+}
+
+pub fn router(g: Arc<Gateway>) -> Router {
+    Router::new()
+        .route("/v1/models", get(list_models))
+        .route("/v1/models/{id}", get(get_model))
+        .route("/v1/chat/completions", post(|s, h, b| proxy(s, h, b, "/chat/completions", true)))
+        .route("/v1/completions", post(|s, h, b| proxy(s, h, b, "/completions", true)))
+        .route("/v1/embeddings", post(|s, h, b| proxy(s, h, b, "/embeddings", false)))
+        .fallback(|| async { err(ApiError::new(404, "invalid_request_error", "not_found", "no such route")) })
+        .with_state(g)
+}
+
+fn err(e: ApiError) -> Response {
+    let mut r =
+        (StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), Json(e.body)).into_response();
+    if let Some(retry) = e.should_retry {
+        r.headers_mut().insert("x-should-retry", HeaderValue::from_static(if retry { "true" } else { "false" }));
+    }
+    r
+}
+
+fn authorize(g: &Gateway, headers: &HeaderMap) -> Result<(), ApiError> {
+    if g.cfg.api_keys.is_empty() {
+        return Ok(());
+    }
+    let given = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        Some(k) if g.cfg.api_keys.iter().any(|a| a == k) => Ok(()),
+        Some(_) => Err(ApiError::unauthorized("invalid_api_key", "the API key is not valid for this gateway")),
+        None => Err(ApiError::unauthorized("missing_api_key", "send Authorization: Bearer <api key>")),
+    }
+}
+
+async fn list_models(State(g): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+    if let Err(e) = authorize(&g, &headers) {
+        return err(e);
+    }
+    let models = g.directory.models().iter().map(|m| openai::Model::new(m, g.created, "tessera")).collect();
+    Json(openai::model_list(models)).into_response()
+}
+
+async fn get_model(State(g): State<Arc<Gateway>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if let Err(e) = authorize(&g, &headers) {
+        return err(e);
+    }
+    if g.directory.models().contains(&id) {
+        Json(openai::Model::new(&id, g.created, "tessera")).into_response()
+    } else {
+        err(ApiError::unknown_model(&id))
+    }
+}
+
+/// What one provider did with the request.
+enum Attempt {
+    /// A response for the client (success, or a client error no other provider would fix).
+    Done(Response),
+    /// Try the next provider.
+    Next(String),
+}
+
+async fn proxy(
+    State(g): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    body: Bytes,
+    path: &'static str,
+    generates: bool,
+) -> Response {
+    let n = g.requests.fetch_add(1, Ordering::Relaxed);
+    let request_id = format!("req-gw-{n}");
+    let mut r = match route(&g, &headers, body, path, generates).await {
+        Ok(r) => r,
+        Err(e) => err(e),
+    };
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        r.headers_mut().insert("x-request-id", v);
+    }
+    r
+}
+
+async fn route(
+    g: &Arc<Gateway>,
+    headers: &HeaderMap,
+    body: Bytes,
+    path: &str,
+    generates: bool,
+) -> Result<Response, ApiError> {
+    authorize(g, headers)?;
+    let mut req: Value =
+        serde_json::from_slice(&body).map_err(|e| ApiError::invalid("body", format!("invalid JSON body: {e}")))?;
+    let model = req["model"].as_str().ok_or_else(|| ApiError::invalid("model", "`model` is required"))?.to_string();
+    let prefs: Preferences = match req.as_object_mut().and_then(|o| o.remove("provider")) {
+        Some(p) => serde_json::from_value(p).map_err(|e| ApiError::invalid("provider", e.to_string()))?,
+        None => Preferences::default(),
+    };
+    let stream = req["stream"].as_bool() == Some(true);
+    let out_tokens = if generates {
+        req["max_completion_tokens"].as_u64().or(req["max_tokens"].as_u64()).unwrap_or(DEFAULT_MAX_TOKENS)
+    } else {
+        0
+    };
+    let upstream = Bytes::from(serde_json::to_vec(&req).expect("a JSON value"));
+    // Tokens never outnumber the bytes of the text, plus the chat template's.
+    let in_tokens = upstream.len() as u64 + 256;
+    let mut candidates = g.directory.candidates(&model, &prefs);
+    if candidates.is_empty() {
+        let _ = g.directory.refresh(g.payer.client()).await;
+        candidates = g.directory.candidates(&model, &prefs);
+    }
+    if candidates.is_empty() {
+        return Err(ApiError::unknown_model(&model));
+    }
+    let mut failures = Vec::new();
+    for p in &candidates {
+        let offer = p.models.iter().find(|o| o.model == model).expect("candidates serve the model");
+        let bound = provider::cost(offer, in_tokens, out_tokens).0;
+        match attempt(g, p, path, &upstream, bound, stream).await {
+            Attempt::Done(r) => return Ok(r),
+            Attempt::Next(why) => {
+                tracing::info!(provider = %p.address, reason = %why, "falling back to the next provider");
+                g.directory.cool_down(&p.address);
+                failures.push(format!("{}: {why}", p.address));
+            }
+        }
+    }
+    let mut e = ApiError::new(
+        502,
+        "server_error",
+        "no_provider_available",
+        format!("every provider of {model} failed: {}", failures.join("; ")),
+    );
+    e.should_retry = Some(true);
+    Err(e)
+}
+
+/// Finishes a call's reservation when dropped: at the end of a stream, or when the client
+/// goes away mid-stream (the provider bills what it generated; the next call re-reads it).
+struct Settle {
+    payer: Arc<Payer>,
+    chan: Arc<Channel>,
+    r: Option<Reservation>,
+}
+
+impl Drop for Settle {
+    fn drop(&mut self) {
+        if let Some(r) = self.r.take() {
+            self.payer.finish(&self.chan, r, None);
+        }
+    }
+}
+
+fn copy_headers(from: &reqwest::header::HeaderMap, to: &mut HeaderMap, provider: &ProviderView) {
+    for (name, value) in from {
+        let n = name.as_str();
+        if n.starts_with("x-tessera-") || n == "content-type" {
+            if let Ok(v) = HeaderValue::from_bytes(value.as_bytes()) {
+                to.insert(name.clone(), v);
+            }
+        }
+    }
+    if let Ok(v) = HeaderValue::from_str(&provider.address.to_string()) {
+        to.insert("x-tessera-provider", v);
+    }
+}
+
+async fn attempt(g: &Arc<Gateway>, p: &ProviderView, path: &str, body: &Bytes, bound: u128, stream: bool) -> Attempt {
+    let url = format!("{}{path}", p.endpoint.trim_end_matches('/'));
+    for retry in 0..2 {
+        let chan = match g.payer.channel(p, bound).await {
+            Ok(c) => c,
+            Err(e) => return Attempt::Next(format!("no channel: {e:#}")),
+        };
+        let reservation = g.payer.begin(&chan, bound);
+        let sent = g
+            .http
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("x-tessera-voucher", reservation.voucher.to_string())
+            .body(body.clone())
+            .send()
+            .await;
+        let resp = match sent {
+            Ok(r) => r,
+            Err(e) => {
+                g.payer.finish(&chan, reservation, None);
+                return Attempt::Next(format!("unreachable: {e}"));
+            }
+        };
+        let status = resp.status();
+        if status.is_success() && stream {
+            let mut out = Response::builder().status(200).body(Body::empty()).expect("valid");
+            copy_headers(resp.headers(), out.headers_mut(), p);
+            let settle = Settle { payer: g.payer.clone(), chan, r: Some(reservation) };
+            let body = resp.bytes_stream().map(move |chunk| {
+                let _keep = &settle;
+                chunk.map_err(std::io::Error::other)
+            });
+            *out.body_mut() = Body::from_stream(body);
+            return Attempt::Done(out);
+        }
+        let owed = resp
+            .headers()
+            .get("x-tessera-channel-owed")
+            .and_then(|h| h.to_str().ok())
+            .and_then(|s| s.parse::<u128>().ok());
+        let headers = resp.headers().clone();
+        let bytes = match resp.bytes().await {
+            Ok(b) => b,
+            Err(e) => {
+                g.payer.finish(&chan, reservation, None);
+                return Attempt::Next(format!("reading the answer: {e}"));
+            }
+        };
+        if status.is_success() {
+            g.payer.finish(&chan, reservation, owed);
+            let mut out = Response::builder().status(200).body(Body::from(bytes)).expect("valid");
+            copy_headers(&headers, out.headers_mut(), p);
+            return Attempt::Done(out);
+        }
+        g.payer.finish(&chan, reservation, None);
+        let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let code = v["error"]["code"].as_str().unwrap_or_default().to_string();
+        match (status.as_u16(), code.as_str()) {
+            (401 | 402, "stale_nonce" | "insufficient_voucher" | "insufficient_escrow") if retry == 0 => {
+                g.payer.invalidate(&p.address).await;
+                continue;
+            }
+            (_, "unknown_channel") => return Attempt::Next("the provider has not seen the channel yet".into()),
+            (404, _) => return Attempt::Next(format!("404 {code}")),
+            (s, _) if s >= 500 || s == 401 || s == 402 || s == 429 => return Attempt::Next(format!("{status} {code}")),
+            _ => {
+                // The request itself is wrong (400 and the like): every provider would say so.
+                let mut out = Response::builder().status(status.as_u16()).body(Body::from(bytes)).expect("valid");
+                copy_headers(&headers, out.headers_mut(), p);
+                return Attempt::Done(out);
+            }
+        }
+    }
+    Attempt::Next("the voucher was refused twice".into())
+}
