@@ -241,6 +241,13 @@ struct DevnetArgs {
     /// Do not start the evaluator that scores providers for the incentive network.
     #[arg(long)]
     no_evaluator: bool,
+    /// The OpenAI-compatible gateway's listen address (it pays from the dev account)
+    /// [default: 127.0.0.1:8800, or a free port when --http has port 0].
+    #[arg(long)]
+    gateway_http: Option<SocketAddr>,
+    /// Do not start the gateway.
+    #[arg(long)]
+    no_gateway: bool,
     /// Model weights for the provider [default: $TESSERA_MODELS_DIR, $TESSERA_HOME/models,
     /// ~/.tessera/models, or ./target/models where scripts/fetch-models.sh puts them].
     #[arg(long)]
@@ -413,10 +420,22 @@ async fn devnet(args: DevnetArgs, out: &Output) -> Result<()> {
         });
         devnet_provider::start(&data_dir, &api, &key_path, provider_http, args.models_dir.clone()).await
     };
-    let provider_line = match &provider {
+    let gateway = if args.no_gateway {
+        Err("off (--no-gateway)".to_string())
+    } else {
+        let listen = args.gateway_http.unwrap_or_else(|| {
+            let port = if args.http.port() == 0 { 0 } else { 8800 };
+            SocketAddr::from(([127, 0, 0, 1], port))
+        });
+        start_devnet_gateway(&api, &key_path, listen).await.map_err(|e| format!("off ({e:#})"))
+    };
+    let mut provider_line = match &provider {
         Ok(p) => format!(" provider={} provider_address={}", p.api, p.address),
         Err(_) => String::new(),
     };
+    if let Ok(url) = &gateway {
+        provider_line.push_str(&format!(" gateway={url}"));
+    }
     if out.json {
         let (papi, paddr) = match &provider {
             Ok(p) => (serde_json::json!(p.api), serde_json::json!(p.address.to_string())),
@@ -424,7 +443,7 @@ async fn devnet(args: DevnetArgs, out: &Output) -> Result<()> {
         };
         println!(
             "{}",
-            serde_json::json!({ "api": api, "address": dev.to_string(), "key": key_path, "data_dir": data_dir, "chain_id": chain_id, "height": height, "provider": papi, "provider_address": paddr })
+            serde_json::json!({ "api": api, "address": dev.to_string(), "key": key_path, "data_dir": data_dir, "chain_id": chain_id, "height": height, "provider": papi, "provider_address": paddr, "gateway": gateway.as_ref().ok() })
         );
     } else {
         println!("Tessera devnet");
@@ -452,6 +471,10 @@ async fn devnet(args: DevnetArgs, out: &Output) -> Result<()> {
             }
             Err(why) => println!("  AI provider  {why}"),
         }
+        match &gateway {
+            Ok(url) => println!("  OpenAI API   {url} (any OpenAI client, any API key; pays from the dev account)"),
+            Err(why) => println!("  OpenAI API   {why}"),
+        }
         if provider.is_ok() && !args.no_evaluator {
             println!("  incentives   an evaluator scores the providers; epochs every 50 blocks: tessera network show --node {api}");
         }
@@ -472,6 +495,21 @@ async fn devnet(args: DevnetArgs, out: &Output) -> Result<()> {
     stop_tx.send(()).ok();
     node_task.await??;
     Ok(())
+}
+
+/// The devnet's gateway: routes OpenAI calls to the providers, paying from the dev key.
+async fn start_devnet_gateway(api: &str, dev_key: &Path, listen: SocketAddr) -> Result<String> {
+    let cfg: gateway::GatewayConfig = toml::from_str(&format!("key = {:?}", dev_key.display().to_string()))?;
+    let cfg = gateway::GatewayConfig { node: api.to_string(), listen, ..cfg };
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    let url = format!("http://{}/v1", listener.local_addr()?);
+    let g = gateway::start(cfg).await?;
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, gateway::router(g)).await {
+            tracing::error!(error = %e, "gateway stopped");
+        }
+    });
+    Ok(url)
 }
 
 async fn wait_for_shutdown() {
