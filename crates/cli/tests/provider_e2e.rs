@@ -418,7 +418,7 @@ fn devnet_paid_call_in_two_commands() {
 /// devnet's prices) and a second provider (B, the Q4_1 weights at five times the prices)
 /// both join the network; the devnet's evaluator pays both for probes, scores them against
 /// its own reference runs and sets weights; after a few epochs A earns the larger
-/// incentive.
+/// incentive, and the devnet's gateway routes a chat to A.
 #[test]
 fn the_better_provider_earns_the_larger_incentive() {
     assert!(
@@ -467,4 +467,18 @@ fn the_better_provider_earns_the_larger_incentive() {
     let claims: Value =
         serde_json::from_str(&cli(&net, &["--json", "provider", "claims", "--provider", b_base])).unwrap();
     assert!(!claims["channels"].as_array().unwrap().is_empty(), "{claims}");
+    // The devnet's gateway routes to the provider with the larger incentive.
+    let gateway = net.gateway.clone().expect("the devnet runs a gateway");
+    let served = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        tokio::time::sleep(Duration::from_secs(6)).await; // one registry refresh with the new incentives
+        let r = reqwest::Client::new()
+            .post(format!("{gateway}/chat/completions"))
+            .json(&json!({"model": "SmolLM2-135M-Instruct", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.headers()["x-tessera-provider"].to_str().unwrap().to_string()
+    });
+    assert_eq!(served, a, "the gateway prefers the provider the network pays more");
 }

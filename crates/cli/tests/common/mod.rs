@@ -16,6 +16,8 @@ pub struct Devnet {
     pub key: PathBuf,
     pub address: String,
     pub dir: PathBuf,
+    /// The devnet's OpenAI-compatible gateway (base URL), when it runs.
+    pub gateway: Option<String>,
 }
 
 impl Devnet {
@@ -47,6 +49,7 @@ impl Devnet {
             api: field("api"),
             key: PathBuf::from(field("key")),
             address: field("address"),
+            gateway: line.split_whitespace().find_map(|w| w.strip_prefix("gateway=")).map(str::to_string),
             child,
             dir: dir.to_path_buf(),
         }
