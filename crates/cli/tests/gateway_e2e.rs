@@ -41,6 +41,33 @@ impl Drop for Proc {
     }
 }
 
+/// `tessera gateway` paying from `key`; returns the process and its base URL.
+fn start_gateway(net: &Devnet, key: &Path, extra: &[&str]) -> (Proc, String) {
+    let mut child = tessera()
+        .args(["gateway", "--key"])
+        .arg(key)
+        .args(["--node", &net.api, "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let proc = Proc(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.starts_with("tessera gateway ready:") {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    let line = rx.recv_timeout(Duration::from_secs(60)).expect("gateway ready");
+    let base = line.split_whitespace().find_map(|w| w.strip_prefix("base_url=")).unwrap().to_string();
+    (proc, base)
+}
+
 #[test]
 fn the_official_openai_client_works_through_the_gateway() {
     assert!(models_dir().join("all-MiniLM-L6-v2").exists(), "model weights missing: run scripts/fetch-models.sh");
@@ -57,7 +84,7 @@ fn the_official_openai_client_works_through_the_gateway() {
 
     // A second provider, registered but not running.
     let mut keys = Vec::new();
-    for name in ["dead", "payer"] {
+    for name in ["dead", "payer", "poor"] {
         let k = crypto::SigningKey::generate();
         let path = dir.path().join(format!("{name}.key"));
         wallet::keystore::write_new(&path, &wallet::keystore::unencrypted(&k)).unwrap();
@@ -66,6 +93,10 @@ fn the_official_openai_client_works_through_the_gateway() {
     }
     let (dead, dead_key) = keys[0].clone();
     let (_, payer_key) = keys[1].clone();
+    let (_, poor_key) = keys[2].clone();
+    // The poor payer keeps 0.001 TSR: enough for fees, not for a channel.
+    let sink = net.address.clone();
+    cli(&net, &["transfer", "--key", poor_key.to_str().unwrap(), "--to", &sink, "--amount", "99.998"]);
     cli(
         &net,
         &[
@@ -82,27 +113,7 @@ fn the_official_openai_client_works_through_the_gateway() {
         ],
     );
 
-    let mut child = tessera()
-        .args(["gateway", "--key"])
-        .arg(&payer_key)
-        .args(["--node", &net.api, "--listen", "127.0.0.1:0", "--api-key", "sk-tessera-test"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let _gw = Proc(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.starts_with("tessera gateway ready:") {
-                let _ = tx.send(line);
-            }
-        }
-    });
-    let line = rx.recv_timeout(Duration::from_secs(60)).expect("gateway ready");
-    let base = line.split_whitespace().find_map(|w| w.strip_prefix("base_url=")).unwrap().to_string();
+    let (_gw, base) = start_gateway(&net, &payer_key, &["--api-key", "sk-tessera-test"]);
 
     let out = std::process::Command::new(&python)
         .arg(repo().join("crates/cli/tests/python/openai_client.py"))
@@ -138,4 +149,19 @@ fn the_official_openai_client_works_through_the_gateway() {
     ))
     .unwrap();
     assert!(!claims["channels"].as_array().unwrap().is_empty(), "{claims}");
+
+    // A payer that cannot fund a channel gets 402 (not retried), not a 5xx.
+    let (_poor_gw, poor_base) = start_gateway(&net, &poor_key, &[]);
+    let (status, retry, body) = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let r = reqwest::Client::new()
+            .post(format!("{poor_base}/chat/completions"))
+            .json(&serde_json::json!({"model": "SmolLM2-135M-Instruct", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}))
+            .send()
+            .await
+            .unwrap();
+        let retry = r.headers().get("x-should-retry").map(|v| v.to_str().unwrap().to_string());
+        (r.status().as_u16(), retry, r.json::<Value>().await.unwrap())
+    });
+    assert_eq!((status, retry.as_deref()), (402, Some("false")), "{body}");
+    assert_eq!(body["error"]["code"], "insufficient_balance");
 }

@@ -291,6 +291,13 @@ async fn attempt(g: &Arc<Gateway>, p: &ProviderView, path: &str, body: &Bytes, b
     for retry in 0..2 {
         let chan = match g.payer.channel(p, bound).await {
             Ok(c) => c,
+            // The payer cannot fund the call: no other provider would change that.
+            Err(e) if format!("{e:#}").contains("insufficient_funds") => {
+                return Attempt::Done(err(ApiError::payment_required(
+                    "insufficient_balance",
+                    format!("the gateway's account cannot fund a channel for this call: {e:#}"),
+                )))
+            }
             Err(e) => return Attempt::Next(format!("no channel: {e:#}")),
         };
         let reservation = g.payer.begin(&chan, bound);
