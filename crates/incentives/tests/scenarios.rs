@@ -122,3 +122,87 @@ fn the_same_input_gives_the_same_output() {
     let d = doc(&[7, 11, 13], 3, &rows, 5, json!({"yuma3_enabled": true, "liquid_alpha_enabled": true}));
     assert_eq!(run(&d), run(&d));
 }
+
+#[test]
+fn malformed_documents_are_errors_not_panics() {
+    let good = doc(&[10, 30], 1, &[vec![1], vec![2]], 1, json!({}));
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            {
+                let mut d = good.clone();
+                d["schema"] = json!("other/1");
+                d
+            },
+            "schema",
+        ),
+        (
+            {
+                let mut d = good.clone();
+                d["state"]["last_update"] = json!([1, 2]);
+                d
+            },
+            "last_update",
+        ),
+        (
+            {
+                let mut d = good.clone();
+                d["state"]["weights"][0] = json!([[2, 1], [2, 5]]);
+                d
+            },
+            "twice",
+        ),
+        (
+            {
+                let mut d = good.clone();
+                d["epochs"][0]["set_weights"] = json!([{"uid": 9, "block": 1, "row": [[0, 1]]}]);
+                d
+            },
+            "uid 9",
+        ),
+        (
+            {
+                let mut d = good.clone();
+                d["params"]["no_such"] = json!(1);
+                d
+            },
+            "no_such",
+        ),
+        (
+            {
+                let mut d = good.clone();
+                d["epochs"][0]["alpha_stake"] = json!([1]);
+                d
+            },
+            "alpha_stake",
+        ),
+    ];
+    for (d, needle) in cases {
+        let e = run_document(&d.to_string()).expect_err(needle).to_string();
+        assert!(e.contains(needle), "{needle}: {e}");
+    }
+    assert!(run_document("{").is_err());
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, ..Default::default() })]
+
+    /// Any parameter values (including tempo 0, kappa 0, no permits, odd alpha ranges) run
+    /// without a panic and give proportions that stay in range.
+    #[test]
+    fn any_parameters_run(kappa in 0u16.., penalty in 0u16.., bma in 0u64..2_000_000, tempo in 0u16..,
+                          validators in 0u16..4, y3 in proptest::bool::ANY, la in proptest::bool::ANY,
+                          lo in 0u16.., hi in 0u16.., steep in proptest::num::i16::ANY, emission in 0u64..) {
+        let d = doc(&[5, 0, 9], 2, &[vec![3, 0], vec![65535, 1], vec![0, 0]], 3, json!({
+            "kappa": kappa, "bonds_penalty": penalty, "bonds_moving_average": bma, "tempo": tempo,
+            "max_allowed_validators": validators, "yuma3_enabled": y3, "liquid_alpha_enabled": la,
+            "alpha_low": lo, "alpha_high": hi, "alpha_sigmoid_steepness": steep, "rao_emission": emission,
+        }));
+        let out = run(&d);
+        for k in 0..3 {
+            for f in ["incentive_u16", "dividends_u16", "consensus_u16"] {
+                let v = &out["epochs"][k]["sparse"][f];
+                proptest::prop_assert!(v.as_array().unwrap().iter().all(|x| x.as_u64().unwrap() <= 65_535));
+            }
+        }
+    }
+}
