@@ -246,6 +246,63 @@ impl Divisor {
     }
 }
 
+/// The quotient `⌊a·2^32 / e⌋` for dividends `0 ≤ a < 2^32` by one invariant 64-bit `e`: a
+/// leaner [`Divisor`] for the loops whose dividends are known to lie in that range (every
+/// value there is a proportion below 1, or a `u16`). For a divisor `d` of `I32F32` bits
+/// (`e = d`) it is `I32F32(a).safe_div(d)` whenever the quotient fits (`a ≤ d` suffices);
+/// for a whole-number divisor `S` (`d = S·2^32`, `e = S`) and a whole-number dividend `y`
+/// it is `I32F32::from_u16(y).safe_div(d)` likewise. `x = a·2^32 < 2^64`; with
+/// `m = ⌊2^64 / e⌋` (`2^64 − 1` for `e = 1`) the estimate `⌊x·m / 2^64⌋` is the quotient or
+/// one less, and `[x − q·e ≥ e]` corrects it (the argument of [`Divisor`]). `e = 0` gives 0,
+/// as `safe_div` does.
+#[derive(Clone, Copy, Debug)]
+pub struct Recip {
+    e: u64,
+    m: u64,
+}
+
+impl Recip {
+    pub fn new(e: u64) -> Self {
+        match e {
+            // q = 0 and r = x < e for every x = a·2^32 (never 2^64 − 1).
+            0 => Self { e: u64::MAX, m: 0 },
+            1 => Self { e, m: u64::MAX },
+            _ => Self { e, m: ((1u128 << 64) / e as u128) as u64 },
+        }
+    }
+
+    /// The divisor as `I32F32` bits (`e`, or 0).
+    pub fn divisor_bits(&self) -> i64 {
+        if self.m == 0 {
+            0
+        } else {
+            self.e as i64
+        }
+    }
+
+    /// `⌊a·2^32 / e⌋` for `a < 2^32`.
+    #[inline]
+    pub fn div(&self, a: u64) -> u64 {
+        debug_assert!(a < 1 << 32);
+        let x = a << 32;
+        let q = ((x as u128 * self.m as u128) >> 64) as u64;
+        let r = x.wrapping_sub(q.wrapping_mul(self.e));
+        q + (r >= self.e) as u64
+    }
+
+    /// `I32F32(a).safe_div(I32F32(e))` for any `a`, with `e` the divisor's bits (below
+    /// `2^63`): the fast path for `0 ≤ a < 2^32`.
+    #[inline]
+    pub fn div_bits(&self, a: i64) -> i64 {
+        if (a as u64) >> 32 == 0 {
+            // The quotient is exact: it fits unless it is 2^63 or more (`safe_div` gives 0).
+            (self.div(a as u64) as i64).max(0)
+        } else {
+            I32F32(a).safe_div(I32F32(self.divisor_bits())).0
+        }
+    }
+}
+
 impl std::iter::Sum for I32F32 {
     fn sum<I: Iterator<Item = Self>>(iter: I) -> Self {
         iter.fold(Self::ZERO, Self::sat_add)
@@ -442,6 +499,16 @@ mod tests {
                 let want = plain_div(a, d);
                 assert_eq!(I32F32(a).safe_div(I32F32(d)).0, want, "safe_div {a} / {d}");
                 assert_eq!(dv.div(I32F32(a)).0, want, "Divisor {a} / {d}");
+                if d >= 0 {
+                    assert_eq!(Recip::new(d as u64).div_bits(a), want, "Recip {a} / {d}");
+                }
+                if (0..1 << 31).contains(&d) && (0..=65_535).contains(&a) {
+                    assert_eq!(
+                        Recip::new(d as u64).div(a as u64) as i64,
+                        plain_div(a << 32, d << 32),
+                        "Recip int {a} / {d}"
+                    );
+                }
                 assert_eq!(I32F32(a).mul_unit(I32F32(d)), I32F32(a).sat_mul(I32F32(d)), "mul {a} * {d}");
                 assert_eq!(
                     I32F32(a).to_u16_proportion(),
@@ -465,6 +532,12 @@ mod tests {
             let (a, d) = (a.unsigned_abs() >> 1, d.unsigned_abs() >> 1);
             let (a, d) = (a.min(d) as i64, d.max(1) as i64);
             proptest::prop_assert_eq!(Divisor::new(I32F32(d)).div(I32F32(a)).0, plain_div(a, d));
+            let r = Recip::new(d as u64);
+            proptest::prop_assert_eq!(r.div_bits(a), plain_div(a, d));
+            // Whole-number divisors and u16 dividends (row and bond column sums).
+            let (y, s) = ((a & 0xFFFF) as u64, (d as u64) >> 33);
+            let want = plain_div((y as i64) << 32, (s as i64) << 32);
+            proptest::prop_assert_eq!(Recip::new(s).div(y) as i64, want);
         }
     }
 
