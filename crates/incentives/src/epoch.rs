@@ -349,51 +349,30 @@ pub fn run_epoch_with(p: &Params, s: &SubnetState, current_block: u64, ws: &mut 
 
     // §3.7 consensus.
     let kappa = I32F32::from_u16_proportion(p.kappa);
-    let consensus = weighted_median_cols(&active_stake, ws, n, kappa);
-
-    // §3.8 clipping and validator trust, §3.9 ranks. With the default bonds penalty of 1 the
-    // unclipped weights are not needed any more, so they are clipped in place.
+    // §3.8 clipping and validator trust, §3.9 ranks, tile by tile right after each tile's
+    // consensus (while its cells are in cache). Original Yuma with the default bonds penalty
+    // of 1 goes on with ΔB = Wc·a (§3.10.1), whose cells are the terms of the ranks: the
+    // pass stores those in place of W, and the raw ranks are ΔB's column sums. A cell that
+    // sparse clipping removes (above a zero consensus) is left there with ΔB = 0, which
+    // adds nothing to the EMA, exactly as an absent cell.
     let bonds_penalty = I32F32::from_u16_proportion(p.bonds_penalty);
     let clip_in_place = bonds_penalty == I32F32::ONE;
-    // Original Yuma with that penalty goes on with ΔB = Wc·a (§3.10.1), whose cells are the
-    // terms of the ranks: the pass stores those instead, and the raw ranks are ΔB's column
-    // sums.
     let delta_in_place = clip_in_place && !p.yuma3_enabled;
+    let mut clip = Clip {
+        active_stake: &active_stake,
+        trust: vec![I32F32::ZERO; n],
+        ranks: vec![I32F32::ZERO; n],
+        store_delta: delta_in_place,
+    };
+    let consensus = weighted_median_cols(&active_stake, ws, n, kappa, &mut clip);
+    let Clip { trust: validator_trust, ranks: mut incentive, .. } = clip;
+
     let w = &mut ws.w;
-    let mut validator_trust = vec![I32F32::ZERO; n];
-    let mut incentive = vec![I32F32::ZERO; n];
-    let mut out = 0;
-    for i in 0..n {
-        let range = w.range(i);
-        w.ptr[i] = out;
-        let a = active_stake[i];
-        let mut trust = I32F32::ZERO;
-        for k in range {
-            let j = w.col[k] as usize;
-            let v = I32F32(w.val[k]);
-            let c = consensus[j];
-            let clipped = if c < v { c } else { v };
-            // Cells and stakes are at most 1 and a row or column has fewer than 2^16 of
-            // them, so these sums stay below 2^48 and need no saturation.
-            trust = I32F32(trust.0 + clipped.0);
-            let rank_term = a.mul_unit(clipped);
-            let r = &mut incentive[j];
-            *r = I32F32(r.0 + rank_term.0);
-            // Sparse clipping removes a cell above a zero consensus.
-            let keep = !(c < v && c <= I32F32::ZERO);
-            if clip_in_place {
-                w.col[out] = w.col[k];
-                w.val[out] = if delta_in_place { rank_term.0 } else { clipped.0 };
-                out += keep as usize;
-            } else {
-                out += 1;
-            }
-        }
-        validator_trust[i] = trust;
+    if clip_in_place && !delta_in_place {
+        // Yuma3 reads the clipped weights as rows, where a removed cell is absent: clipped
+        // in place, cells above a zero consensus removed.
+        rewrite_cells(w, &consensus, n, |v, c| (v.min(c), !(c < v && c <= I32F32::ZERO)));
     }
-    w.ptr[n] = out;
-    w.col.truncate(out);
-    w.val.truncate(out);
     let raw_ranks = delta_in_place.then(|| incentive.clone());
     normalize(&mut incentive);
 
@@ -771,18 +750,25 @@ impl<K: Fn(u16) -> bool> MergeRows<'_, K> {
 /// Weights for bonds (§3.10) for a penalty strictly between 0 and 1, in place:
 /// `W + β·(Wc − W)` per cell, keeping positive cells.
 fn interpolate(w: &mut Csr, consensus: &[I32F32], ratio: I32F32, n: usize) {
+    rewrite_cells(w, consensus, n, |v, c| {
+        let wc = if c < v { c.max(I32F32::ZERO) } else { v };
+        let x = v.sat_add(ratio.sat_mul(wc.sat_sub(v)));
+        (x, x > I32F32::ZERO)
+    });
+}
+
+/// Each cell `v` of column `j` replaced by `f(v, consensus[j]).0`, and kept only where
+/// `f(v, consensus[j]).1`; rows compacted in place.
+fn rewrite_cells(w: &mut Csr, consensus: &[I32F32], n: usize, f: impl Fn(I32F32, I32F32) -> (I32F32, bool)) {
     let mut out = 0;
     for i in 0..n {
         let range = w.range(i);
         w.ptr[i] = out;
         for k in range {
-            let v = I32F32(w.val[k]);
-            let c = consensus[w.col[k] as usize];
-            let wc = if c < v { c.max(I32F32::ZERO) } else { v };
-            let x = v.sat_add(ratio.sat_mul(wc.sat_sub(v)));
+            let (x, keep) = f(I32F32(w.val[k]), consensus[w.col[k] as usize]);
             w.col[out] = w.col[k];
             w.val[out] = x.0;
-            out += (x > I32F32::ZERO) as usize;
+            out += keep as usize;
         }
     }
     w.ptr[n] = out;
@@ -849,15 +835,63 @@ fn col_normalize(m: &mut [Row<I32F32>], n: usize) {
     }
 }
 
+/// The clipping pass (§3.8, §3.9), run on the columns of each consensus tile as soon as
+/// their consensus is known: validator trust (row sums of the clipped weights), raw ranks
+/// (column sums of `a·Wc`), and with `store_delta` those terms stored in place of W.
+struct Clip<'a> {
+    active_stake: &'a [I32F32],
+    trust: Vec<I32F32>,
+    ranks: Vec<I32F32>,
+    store_delta: bool,
+}
+
+impl Clip<'_> {
+    /// For each `(row, cursor)`, the row's cells from the cursor up to column `c1` (the
+    /// cursor moves past them).
+    fn cells_before(&mut self, w: &mut Csr, rows: &mut [(usize, usize)], c1: usize, consensus: &[I32F32]) {
+        for (i, cur) in rows.iter_mut() {
+            let end = w.ptr[*i + 1];
+            let a = self.active_stake[*i];
+            // Cells and stakes are at most 1 and a row or column has fewer than 2^16 of them,
+            // so these sums stay below 2^48 and need no saturation.
+            let mut trust = 0i64;
+            let mut x = *cur;
+            while x < end && (w.col[x] as usize) < c1 {
+                let j = w.col[x] as usize;
+                let clipped = I32F32(w.val[x]).min(consensus[j]);
+                trust += clipped.0;
+                let rank_term = a.mul_unit(clipped);
+                self.ranks[j].0 += rank_term.0;
+                if self.store_delta {
+                    w.val[x] = rank_term.0;
+                }
+                x += 1;
+            }
+            self.trust[*i].0 += trust;
+            *cur = x;
+        }
+    }
+}
+
 /// Stake-weighted median per column (§3.7): the smallest score `x*` such that the
 /// renormalised stake of validators scoring at most `x*` exceeds `Σσ − κ`; the largest score
 /// when none does; 0 when no validator has stake.
-fn weighted_median_cols(active_stake: &[I32F32], ws: &mut Workspace, n: usize, kappa: I32F32) -> Vec<I32F32> {
+fn weighted_median_cols(
+    active_stake: &[I32F32],
+    ws: &mut Workspace,
+    n: usize,
+    kappa: I32F32,
+    clip: &mut Clip,
+) -> Vec<I32F32> {
     let mut use_stake: Vec<I32F32> = active_stake.iter().copied().filter(|&s| s > I32F32::ZERO).collect();
     normalize(&mut use_stake);
     let validators = use_stake.len();
     let mut result = vec![I32F32::ZERO; n];
+    // Every row with cells, at its first cell, for the clipping pass.
+    let mut clip_rows: Vec<(usize, usize)> =
+        (0..n).filter(|&i| ws.w.ptr[i] < ws.w.ptr[i + 1]).map(|i| (i, ws.w.ptr[i])).collect();
     if validators == 0 {
+        clip.cells_before(&mut ws.w, &mut clip_rows, n, &result);
         return result;
     }
     let sigma: Vec<i64> = use_stake.iter().map(|s| s.0).collect();
@@ -929,6 +963,7 @@ fn weighted_median_cols(active_stake: &[I32F32], ws: &mut Workspace, n: usize, k
             let t = minority.0 - if zero_count > 0 { zero_mass } else { 0 };
             result[j] = I32F32(bucket_select(&mut keys[starts[j] - base..fill[j]], &sigma, t, hist));
         }
+        clip.cells_before(w, &mut clip_rows, c1, &result);
     }
     result
 }
