@@ -290,61 +290,70 @@ pub fn run_epoch_with(p: &Params, s: &SubnetState, current_block: u64, ws: &mut 
     let (mut col, mut val) = (std::mem::take(&mut w.col), std::mem::take(&mut w.val));
     w.ptr.clear();
     w.ptr.push(0);
-    col.clear();
-    val.clear();
     let cap: usize = (0..n).filter(|&i| permit_used[i]).map(|i| s.weights[i].len()).sum();
     let counts = &mut ws.starts;
     counts.clear();
     counts.resize(n + 1, 0);
-    col.reserve(cap);
-    val.reserve(cap);
+    // Room for every stored cell; each is written at `end` and kept by advancing `end`.
+    col.resize(cap, 0);
+    val.resize(cap, 0);
+    let mut end = 0;
     for (i, &permitted) in permit_used.iter().enumerate() {
         if permitted {
-            let lu = s.last_update[i];
+            // A cell is kept when `reg[j] < lu` (updated since j registered) and `reg[j] ≤
+            // commit` (commit-reveal), i.e. `reg[j] < limit`; and not on the diagonal unless
+            // this is the owner's row.
             let commit = if p.commit_reveal_enabled { s.commit_block[i].unwrap_or(u64::MAX) } else { u64::MAX };
-            let start = col.len();
+            let limit = s.last_update[i].min(commit.saturating_add(1));
+            let diagonal = if p.owner_uid == Some(i as u16) { usize::MAX } else { i };
+            let start = end;
             let mut sorted = true;
             let mut last = -1i32;
             // The row sum of u16 values is exact in u64; as an I32F32 sum it saturates.
             let mut sum = 0u64;
             for &(j, v) in &s.weights[i] {
                 let ju = j as usize;
-                if ju < n && (ju != i || p.owner_uid == Some(j)) && lu > reg[ju] && commit >= reg[ju] {
+                let keep = reg.get(ju).is_some_and(|&r| r < limit) && ju != diagonal;
+                col[end] = j;
+                val[end] = v as i64;
+                if keep {
                     sorted &= j as i32 > last;
                     last = j as i32;
                     sum += v as u64;
-                    col.push(j);
-                    val.push(I32F32::from_u16(v).0);
+                    end += 1;
                 }
             }
+            let (col, val) = (&mut col[start..end], &mut val[start..end]);
             if sum >= 1 << 31 {
                 // The I32F32 row sum saturates.
                 let d = Divisor::new(I32F32::MAX);
-                val[start..].iter_mut().for_each(|v| *v = d.div(I32F32(*v)).0);
-            } else if sum > 0 {
-                // A cell is `v·2^32 / (sum·2^32)` with `v ≤ sum`: `⌊v·2^32 / sum⌋`.
+                val.iter_mut().for_each(|v| *v = d.div(I32F32::from_u16(*v as u16)).0);
+            } else {
+                // A cell is `v·2^32 / (sum·2^32)` with `v ≤ sum`: `⌊v·2^32 / sum⌋` (0 when
+                // the sum is 0).
                 let d = Recip::new(sum);
-                val[start..].iter_mut().for_each(|v| *v = d.div((*v >> 32) as u64) as i64);
+                val.iter_mut().for_each(|v| *v = d.div(*v as u64) as i64);
             }
             if sum > 0 && active_stake[i] > I32F32::ZERO {
                 // Consensus input: count each column's positive scores of staked rows.
-                for (&j, &v) in col[start..].iter().zip(&val[start..]) {
+                for (&j, &v) in col.iter().zip(val.iter()) {
                     counts[j as usize + 1] += (v > 0) as usize;
                 }
             }
             if !sorted {
                 let scratch = &mut ws.sort;
                 scratch.clear();
-                scratch.extend(col[start..].iter().copied().zip(val[start..].iter().copied()));
+                scratch.extend(col.iter().copied().zip(val.iter().copied()));
                 scratch.sort_unstable_by_key(|c| c.0);
-                for (k, &(j, v)) in scratch.iter().enumerate() {
-                    col[start + k] = j;
-                    val[start + k] = v;
+                for ((c, v), &(j, x)) in col.iter_mut().zip(val.iter_mut()).zip(scratch.iter()) {
+                    (*c, *v) = (j, x);
                 }
             }
         }
-        w.ptr.push(col.len());
+        w.ptr.push(end);
     }
+    col.truncate(end);
+    val.truncate(end);
     (w.col, w.val) = (col, val);
 
     // §3.7 consensus.
