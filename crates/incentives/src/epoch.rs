@@ -658,24 +658,32 @@ fn original_bonds(
     // is its largest raw cell normalised. Per column: the sum's divisor, the normalised
     // maximum's divisor, the incentive.
     // Sums and normalised maxima are non-negative: `Recip::div_bits` is `safe_div` by them.
+    // Where every column's maximum and normalised maximum lie below 1 (no column holds its
+    // whole sum in one cell), every dividend of both divisions does, and every quotient is
+    // at most 1 (a cell is at most its column's sum, a normalised cell at most the
+    // normalised maximum): the lean `Recip::div` alone.
+    let mut lean = true;
     let fin: Vec<(Recip, Recip, I32F32)> = acc
         .iter()
         .zip(incentive)
         .map(|(&[sum, max], &inc)| {
             let e = Recip::new(sum.0 as u64);
-            (e, Recip::new(e.div_bits(max.0) as u64), inc)
+            let norm_max = e.div_bits(max.0);
+            lean &= (max.0 as u64) < 1 << 32 && (norm_max as u64) < 1 << 32;
+            (e, Recip::new(norm_max as u64), inc)
         })
         .collect();
+    let divide = |r: &Recip, a: i64| if lean { r.div(a as u64) as i64 } else { r.div_bits(a) };
     let mut dividends = vec![I32F32::ZERO; n];
     let mut bonds_next = Vec::with_capacity(n);
     for ((row, d), &set) in ema.iter_mut().zip(dividends.iter_mut()).zip(new_permit) {
         let mut t = 0i64;
         for (j, v) in row.iter_mut() {
             let (e, max, inc) = &fin[*j as usize];
-            let x = I32F32(e.div_bits(v.0));
+            let x = I32F32(divide(e, v.0));
             // Both factors are at most 1 and a row has fewer than 2^16 cells: no saturation.
             t += inc.mul_unit(x).0;
-            *v = I32F32(max.div_bits(x.0));
+            *v = I32F32(divide(max, x.0));
         }
         *d = I32F32(t);
         bonds_next.push(if set { row.iter().map(|&(j, b)| (j, b.to_u16_proportion())).collect() } else { Vec::new() });
