@@ -13,7 +13,7 @@
 //! column sum goes through an exact reciprocal (`fixed::Divisor`). tests/reference holds the
 //! straightforward version this must agree with bit for bit (tests/differential.rs).
 
-use crate::fixed::{exp_safe, tao_weight, Divisor, Recip, I32F32, I64F64};
+use crate::fixed::{exp_safe, tao_weight, Divisor, Recip, U16Div, I32F32, I64F64};
 
 /// A sparse row: `(column, value)` cells in stored order.
 pub type Row<T> = Vec<(u16, T)>;
@@ -328,9 +328,11 @@ pub fn run_epoch_with(p: &Params, s: &SubnetState, current_block: u64, ws: &mut 
                 // The I32F32 row sum saturates.
                 let d = Divisor::new(I32F32::MAX);
                 val.iter_mut().for_each(|v| *v = d.div(I32F32::from_u16(*v as u16)).0);
+            } else if let Some(d) = U16Div::new(sum) {
+                // A cell is `v·2^32 / (sum·2^32)`: `⌊v·2^32 / sum⌋`.
+                val.iter_mut().for_each(|v| *v = d.div(*v as u64) as i64);
             } else {
-                // A cell is `v·2^32 / (sum·2^32)` with `v ≤ sum`: `⌊v·2^32 / sum⌋` (0 when
-                // the sum is 0).
+                // The same for a sum of 0 (all cells 0) or 1.
                 let d = Recip::new(sum);
                 val.iter_mut().for_each(|v| *v = d.div(*v as u64) as i64);
             }

@@ -303,6 +303,42 @@ impl Recip {
     }
 }
 
+/// `⌊v·2^32 / s⌋` for every `v < 2^16` by one whole-number divisor `2 ≤ s < 2^31` (a row of
+/// stored weights over its sum) with no correction step, in 32×32-bit products that
+/// vectorise. With `L = ⌈log2 s⌉`, `K = max(48 + L, 64)` and `m = ⌈2^K / s⌉ = 2^K/s + ε`
+/// (`0 ≤ ε < 1`): `v·m / 2^(K−32) = v·2^32/s + v·ε/2^(K−32)`, the error is below
+/// `2^(48−K) ≤ 1/s` and the exact quotient's fractional part is at most `(s − 1)/s`, so the
+/// floor is the quotient. `m < 2^50` (`K = 48 + L`, `s > 2^(L−1)`) or `m ≤ 2^63 + 1`
+/// (`K = 64`, `s ≥ 2`), so `m = hi·2^32 + lo` with `hi, lo < 2^32`, and
+/// `⌊v·m / 2^(K−32)⌋ = (v·hi + ⌊v·lo / 2^32⌋) >> (K − 64)`.
+#[derive(Clone, Copy, Debug)]
+pub struct U16Div {
+    hi: u64,
+    lo: u64,
+    shift: u32,
+}
+
+impl U16Div {
+    /// `None` for `s < 2` or `s ≥ 2^31`.
+    pub fn new(s: u64) -> Option<Self> {
+        if !(2..1 << 31).contains(&s) {
+            return None;
+        }
+        let l = u64::BITS - (s - 1).leading_zeros();
+        let k = (48 + l).max(64);
+        let m = (1u128 << k).div_ceil(s as u128);
+        Some(Self { hi: (m >> 32) as u64, lo: m as u64 & 0xFFFF_FFFF, shift: k - 64 })
+    }
+
+    /// `⌊v·2^32 / s⌋` for `v < 2^16`.
+    #[inline]
+    pub fn div(&self, v: u64) -> u64 {
+        debug_assert!(v < 1 << 16);
+        let v = v as u32 as u64;
+        (v * self.hi + ((v * self.lo) >> 32)) >> self.shift
+    }
+}
+
 impl std::iter::Sum for I32F32 {
     fn sum<I: Iterator<Item = Self>>(iter: I) -> Self {
         iter.fold(Self::ZERO, Self::sat_add)
@@ -538,7 +574,27 @@ mod tests {
             let (y, s) = ((a & 0xFFFF) as u64, (d as u64) >> 33);
             let want = plain_div((y as i64) << 32, (s as i64) << 32);
             proptest::prop_assert_eq!(Recip::new(s).div(y) as i64, want);
+            if let Some(d) = U16Div::new(s) {
+                proptest::prop_assert_eq!(d.div(y) as i64, want);
+            }
         }
+    }
+
+    #[test]
+    fn u16_div_equals_the_quotient() {
+        let mut divisors: Vec<u64> = (2..3000).collect();
+        for k in 1..31 {
+            divisors.extend([(1u64 << k) - 1, 1 << k, (1 << k) + 1, (3 << k) / 2]);
+        }
+        divisors.extend([(1 << 31) - 1, 65_535 * 256, 65_535 * 3840, 123_456_789]);
+        for s in divisors.into_iter().filter(|s| (2..1 << 31).contains(s)) {
+            let d = U16Div::new(s).unwrap();
+            let vs = (0..2000).chain((1..=65_535).step_by(97)).chain(65_000..=65_535);
+            for v in vs.filter(|&v| v <= s) {
+                assert_eq!(d.div(v), (v << 32) / s, "{v} / {s}");
+            }
+        }
+        assert!(U16Div::new(1).is_none() && U16Div::new(1 << 31).is_none());
     }
 
     #[test]
