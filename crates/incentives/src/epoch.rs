@@ -688,7 +688,14 @@ fn original_bonds(
             *v = I32F32(divide(max, x.0));
         }
         *d = I32F32(t);
-        bonds_next.push(if set { row.iter().map(|&(j, b)| (j, b.to_u16_proportion())).collect() } else { Vec::new() });
+        bonds_next.push(if !set {
+            Vec::new()
+        } else if lean {
+            // Upscaled cells lie in [0, 1] here: `to_u16_proportion` without its range test.
+            row.iter().map(|&(j, b)| (j, ((b.0 as u64 * 65_535) >> 32).min(65_535) as u16)).collect()
+        } else {
+            row.iter().map(|&(j, b)| (j, b.to_u16_proportion())).collect()
+        });
     }
     normalize(&mut dividends);
     let ema_bonds = ema;
