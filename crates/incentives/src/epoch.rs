@@ -683,8 +683,9 @@ fn original_bonds(
         for (j, v) in row.iter_mut() {
             let (e, max, inc) = &fin[*j as usize];
             let x = I32F32(divide(e, v.0));
-            // Both factors are at most 1 and a row has fewer than 2^16 cells: no saturation.
-            t += inc.mul_unit(x).0;
+            // Both factors are proportions (incentive normalised, a cell at most its column's
+            // sum) and a row has fewer than 2^16 cells: no saturation.
+            t += inc.mul_proportion(x).0;
             *v = I32F32(divide(max, x.0));
         }
         *d = I32F32(t);
@@ -886,7 +887,8 @@ impl Clip<'_> {
                 let j = w.col[x] as usize;
                 let clipped = I32F32(w.val[x]).min(consensus[j]);
                 trust += clipped.0;
-                let rank_term = a.mul_unit(clipped);
+                // Both proportions: a normalised stake, a normalised weight at most.
+                let rank_term = a.mul_proportion(clipped);
                 self.ranks[j].0 += rank_term.0;
                 if self.store_delta {
                     w.val[x] = rank_term.0;

@@ -102,6 +102,14 @@ impl I32F32 {
         }
     }
 
+    /// `sat_mul` of two proportions, both in `[0, 1]` (bits in `[0, 2^32]`): the product
+    /// shifted back, with no range test (callers guarantee the range; checked in debug).
+    #[inline]
+    pub fn mul_proportion(self, o: Self) -> Self {
+        debug_assert!((0..=Self::ONE.0).contains(&self.0) && (0..=Self::ONE.0).contains(&o.0));
+        Self(((self.0 as u128 * o.0 as u128) >> FRAC) as i64)
+    }
+
     /// Quotient truncated toward zero; `None` for a zero divisor or an overflow (`checked_div`).
     #[inline]
     pub fn checked_div(self, o: Self) -> Option<Self> {
@@ -546,6 +554,9 @@ mod tests {
                     );
                 }
                 assert_eq!(I32F32(a).mul_unit(I32F32(d)), I32F32(a).sat_mul(I32F32(d)), "mul {a} * {d}");
+                if (0..=1 << 32).contains(&a) && (0..=1 << 32).contains(&d) {
+                    assert_eq!(I32F32(a).mul_proportion(I32F32(d)), I32F32(a).sat_mul(I32F32(d)), "{a} * {d}");
+                }
                 assert_eq!(
                     I32F32(a).to_u16_proportion(),
                     I32F32(a).sat_mul(I32F32::U16_MAX).to_u16_sat(),
