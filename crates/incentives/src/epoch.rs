@@ -10,8 +10,10 @@
 //!
 //! Internally the weights live in one compressed-row matrix (`Workspace`), rows sorted by
 //! column, transformed in place from W to the weights for bonds; every division by a row or
-//! column sum goes through an exact reciprocal (`fixed::Divisor`). tests/reference holds the
-//! straightforward version this must agree with bit for bit (tests/differential.rs).
+//! column sum goes through an exact reciprocal (`fixed::Divisor`, or the leaner
+//! `fixed::Recip` and `fixed::U16Div` where the dividends are known to lie in their range).
+//! tests/reference holds the straightforward version this must agree with bit for bit
+//! (tests/differential.rs).
 
 use crate::fixed::{exp_safe, tao_weight, Divisor, Recip, U16Div, I32F32, I64F64};
 
