@@ -10,10 +10,12 @@
 //!
 //! Internally the weights live in one compressed-row matrix (`Workspace`), rows sorted by
 //! column, transformed in place from W to the weights for bonds; every division by a row or
-//! column sum goes through an exact reciprocal (`fixed::Divisor`). tests/reference holds the
-//! straightforward version this must agree with bit for bit (tests/differential.rs).
+//! column sum goes through an exact reciprocal (`fixed::Divisor`, or the leaner
+//! `fixed::Recip` and `fixed::U16Div` where the dividends are known to lie in their range).
+//! tests/reference holds the straightforward version this must agree with bit for bit
+//! (tests/differential.rs).
 
-use crate::fixed::{exp_safe, tao_weight, Divisor, I32F32, I64F64};
+use crate::fixed::{exp_safe, tao_weight, Divisor, Recip, U16Div, I32F32, I64F64};
 
 /// A sparse row: `(column, value)` cells in stored order.
 pub type Row<T> = Vec<(u16, T)>;
@@ -215,12 +217,15 @@ pub struct Workspace {
     starts: Vec<usize>,
     fill: Vec<usize>,
     cursors: Vec<usize>,
-    select: Vec<i64>,
-    select_next: Vec<i64>,
+    /// Stake per bucket of the consensus selection.
+    hist: Vec<i64>,
     sort: Vec<(u16, i64)>,
+    bond_sort: Vec<(u16, u16)>,
     col_sums: Vec<I32F32>,
-    col_max: Vec<I32F32>,
-    col_div: Vec<Divisor>,
+    /// Per column: the divisors of the EMA's two terms; the EMA's sum and maximum.
+    merge_cols: Vec<[Divisor; 2]>,
+    lean_cols: Vec<[Recip; 2]>,
+    col_acc: Vec<[I32F32; 2]>,
 }
 
 /// Columns per tile of the consensus transposition: the tile's open cache lines (one per
@@ -287,108 +292,100 @@ pub fn run_epoch_with(p: &Params, s: &SubnetState, current_block: u64, ws: &mut 
     let (mut col, mut val) = (std::mem::take(&mut w.col), std::mem::take(&mut w.val));
     w.ptr.clear();
     w.ptr.push(0);
-    col.clear();
-    val.clear();
     let cap: usize = (0..n).filter(|&i| permit_used[i]).map(|i| s.weights[i].len()).sum();
     let counts = &mut ws.starts;
     counts.clear();
     counts.resize(n + 1, 0);
-    col.reserve(cap);
-    val.reserve(cap);
+    // Room for every stored cell; each is written at `end` and kept by advancing `end`.
+    col.resize(cap, 0);
+    val.resize(cap, 0);
+    let mut end = 0;
     for (i, &permitted) in permit_used.iter().enumerate() {
         if permitted {
-            let lu = s.last_update[i];
+            // A cell is kept when `reg[j] < lu` (updated since j registered) and `reg[j] ≤
+            // commit` (commit-reveal), i.e. `reg[j] < limit`; and not on the diagonal unless
+            // this is the owner's row.
             let commit = if p.commit_reveal_enabled { s.commit_block[i].unwrap_or(u64::MAX) } else { u64::MAX };
-            let start = col.len();
+            let limit = s.last_update[i].min(commit.saturating_add(1));
+            let diagonal = if p.owner_uid == Some(i as u16) { usize::MAX } else { i };
+            let start = end;
             let mut sorted = true;
             let mut last = -1i32;
             // The row sum of u16 values is exact in u64; as an I32F32 sum it saturates.
             let mut sum = 0u64;
             for &(j, v) in &s.weights[i] {
                 let ju = j as usize;
-                if ju < n && (ju != i || p.owner_uid == Some(j)) && lu > reg[ju] && commit >= reg[ju] {
+                let keep = reg.get(ju).is_some_and(|&r| r < limit) && ju != diagonal;
+                col[end] = j;
+                val[end] = v as i64;
+                if keep {
                     sorted &= j as i32 > last;
                     last = j as i32;
                     sum += v as u64;
-                    col.push(j);
-                    val.push(I32F32::from_u16(v).0);
+                    end += 1;
                 }
             }
-            if sum > 0 {
-                let row_sum = if sum < 1 << 31 { I32F32((sum as i64) << 32) } else { I32F32::MAX };
-                let d = Divisor::new(row_sum);
-                if active_stake[i] > I32F32::ZERO {
-                    // Consensus input: count each column's positive scores of staked rows.
-                    for (&j, v) in col[start..].iter().zip(&mut val[start..]) {
-                        *v = d.div(I32F32(*v)).0;
-                        counts[j as usize + 1] += (*v > 0) as usize;
-                    }
-                } else {
-                    val[start..].iter_mut().for_each(|v| *v = d.div(I32F32(*v)).0);
+            let (col, val) = (&mut col[start..end], &mut val[start..end]);
+            if sum >= 1 << 31 {
+                // The I32F32 row sum saturates.
+                let d = Divisor::new(I32F32::MAX);
+                val.iter_mut().for_each(|v| *v = d.div(I32F32::from_u16(*v as u16)).0);
+            } else if let Some(d) = U16Div::new(sum) {
+                // A cell is `v·2^32 / (sum·2^32)`: `⌊v·2^32 / sum⌋`.
+                val.iter_mut().for_each(|v| *v = d.div(*v as u64) as i64);
+            } else {
+                // The same for a sum of 0 (all cells 0) or 1.
+                let d = Recip::new(sum);
+                val.iter_mut().for_each(|v| *v = d.div(*v as u64) as i64);
+            }
+            if sum > 0 && active_stake[i] > I32F32::ZERO {
+                // Consensus input: count each column's positive scores of staked rows.
+                for (&j, &v) in col.iter().zip(val.iter()) {
+                    counts[j as usize + 1] += (v > 0) as usize;
                 }
             }
             if !sorted {
                 let scratch = &mut ws.sort;
                 scratch.clear();
-                scratch.extend(col[start..].iter().copied().zip(val[start..].iter().copied()));
+                scratch.extend(col.iter().copied().zip(val.iter().copied()));
                 scratch.sort_unstable_by_key(|c| c.0);
-                for (k, &(j, v)) in scratch.iter().enumerate() {
-                    col[start + k] = j;
-                    val[start + k] = v;
+                for ((c, v), &(j, x)) in col.iter_mut().zip(val.iter_mut()).zip(scratch.iter()) {
+                    (*c, *v) = (j, x);
                 }
             }
         }
-        w.ptr.push(col.len());
+        w.ptr.push(end);
     }
+    col.truncate(end);
+    val.truncate(end);
     (w.col, w.val) = (col, val);
 
     // §3.7 consensus.
     let kappa = I32F32::from_u16_proportion(p.kappa);
-    let consensus = weighted_median_cols(&active_stake, ws, n, kappa);
-
-    // §3.8 clipping and validator trust, §3.9 ranks. With the default bonds penalty of 1 the
-    // unclipped weights are not needed any more, so they are clipped in place.
+    // §3.8 clipping and validator trust, §3.9 ranks, tile by tile right after each tile's
+    // consensus (while its cells are in cache). Original Yuma with the default bonds penalty
+    // of 1 goes on with ΔB = Wc·a (§3.10.1), whose cells are the terms of the ranks: the
+    // pass stores those in place of W, and the raw ranks are ΔB's column sums. A cell that
+    // sparse clipping removes (above a zero consensus) is left there with ΔB = 0, which
+    // adds nothing to the EMA, exactly as an absent cell.
     let bonds_penalty = I32F32::from_u16_proportion(p.bonds_penalty);
     let clip_in_place = bonds_penalty == I32F32::ONE;
-    // Original Yuma with that penalty goes on with ΔB = Wc·a (§3.10.1), whose cells are the
-    // terms of the ranks: the pass stores those instead, and the raw ranks are ΔB's column
-    // sums.
     let delta_in_place = clip_in_place && !p.yuma3_enabled;
+    let mut clip = Clip {
+        active_stake: &active_stake,
+        trust: vec![I32F32::ZERO; n],
+        ranks: vec![I32F32::ZERO; n],
+        store_delta: delta_in_place,
+    };
+    let consensus = weighted_median_cols(&active_stake, ws, n, kappa, &mut clip);
+    let Clip { trust: validator_trust, ranks: mut incentive, .. } = clip;
+
     let w = &mut ws.w;
-    let mut validator_trust = vec![I32F32::ZERO; n];
-    let mut incentive = vec![I32F32::ZERO; n];
-    let mut out = 0;
-    for i in 0..n {
-        let range = w.range(i);
-        w.ptr[i] = out;
-        let a = active_stake[i];
-        let mut trust = I32F32::ZERO;
-        for k in range {
-            let j = w.col[k] as usize;
-            let v = I32F32(w.val[k]);
-            let c = consensus[j];
-            let clipped = if c < v { c } else { v };
-            // Cells and stakes are at most 1 and a row or column has fewer than 2^16 of
-            // them, so these sums stay below 2^48 and need no saturation.
-            trust = I32F32(trust.0 + clipped.0);
-            let rank_term = a.mul_unit(clipped);
-            let r = &mut incentive[j];
-            *r = I32F32(r.0 + rank_term.0);
-            // Sparse clipping removes a cell above a zero consensus.
-            let keep = !(c < v && c <= I32F32::ZERO);
-            if clip_in_place {
-                w.col[out] = w.col[k];
-                w.val[out] = if delta_in_place { rank_term.0 } else { clipped.0 };
-                out += keep as usize;
-            } else {
-                out += 1;
-            }
-        }
-        validator_trust[i] = trust;
+    if clip_in_place && !delta_in_place {
+        // Yuma3 reads the clipped weights as rows, where a removed cell is absent: clipped
+        // in place, cells above a zero consensus removed.
+        rewrite_cells(w, &consensus, n, |v, c| (v.min(c), !(c < v && c <= I32F32::ZERO)));
     }
-    w.ptr[n] = out;
-    w.col.truncate(out);
-    w.val.truncate(out);
     let raw_ranks = delta_in_place.then(|| incentive.clone());
     normalize(&mut incentive);
 
@@ -570,7 +567,7 @@ fn original_bonds(
 ) -> (Vec<I32F32>, Vec<Row<I32F32>>, Vec<Row<u16>>) {
     let BondInputs { active_stake, incentive, raw_ranks, last_tempo, new_permit } = inputs;
     let n = s.n();
-    let Workspace { w, sort, col_sums, col_div, col_max, .. } = ws;
+    let Workspace { w, bond_sort: sort, col_sums, merge_cols, lean_cols, col_acc, .. } = ws;
     let reg = &s.block_at_registration;
 
     // Previous bonds: cells of recently registered columns removed, cells on columns ≥ n
@@ -594,8 +591,6 @@ fn original_bonds(
     }
     // Column normalisation is division by the column sum; a column whose sum is 0 has only
     // zero cells (every value here is non-negative), which `Divisor(0)` leaves at 0.
-    let b_div: Vec<Divisor> =
-        b_int.iter().map(|&s| Divisor::new(if s < 1 << 31 { I32F32((s as i64) << 32) } else { I32F32::MAX })).collect();
     let b_sums = col_sums;
 
     // ΔB = Wb · a and its column sums (done already when the clipping pass stored ΔB).
@@ -614,123 +609,195 @@ fn original_bonds(
             }
         }
     }
-    let d_div = col_div;
-    d_div.clear();
-    d_div.extend(d_sums.iter().map(|&s| Divisor::new(s)));
-
     // EMA = α·ΔB/ΣΔB + (1 − α)·B/ΣB, positive cells, ascending columns, written straight
-    // into the result's rows (normalised and upscaled there in place); its column sums.
+    // into the result's rows (normalised and upscaled there in place); per column its sum
+    // and its maximum.
     let alpha = I32F32::ONE.sat_sub(moving_average(p.bonds_moving_average));
     let one_minus = I32F32::ONE.sat_sub(alpha);
-    let e_sums = d_sums;
-    e_sums.clear();
-    e_sums.resize(n, I32F32::ZERO);
-    col_max.clear();
-    col_max.resize(n, I32F32::ZERO);
-    let e_max = col_max;
-    let cell = |j: usize, delta: Option<i64>, bond: Option<i64>| {
-        let mut v = I32F32::ZERO;
-        if let Some(x) = delta {
-            v = v.sat_add(alpha.mul_unit(d_div[j].div(I32F32(x))));
-        }
-        if let Some(y) = bond {
-            v = v.sat_add(one_minus.mul_unit(b_div[j].div(I32F32(y))));
-        }
-        v
+    col_acc.clear();
+    col_acc.resize(n, [I32F32::ZERO; 2]);
+    let acc: &mut [[I32F32; 2]] = col_acc;
+    let rows = MergeRows { s, w, clean: &clean, kept: &kept, sort, acc };
+    // Every ΔB cell is at most its row's active stake (a product of it with a weight of at
+    // most 1) and at most its column sum, every bond at most its column sum: with stakes
+    // below 1, bond sums that do not saturate and α in [0, 1], every quotient is at most 1
+    // and every dividend below 2^32, the range of the lean `Recip` divisions.
+    let lean = (0..=I32F32::ONE.0).contains(&alpha.0)
+        && b_int.iter().all(|&s| s < 1 << 31)
+        && d_sums.iter().all(|d| d.0 >= 0)
+        && active_stake.iter().all(|a| (0..I32F32::ONE.0).contains(&a.0));
+    let mut ema = if lean {
+        lean_cols.clear();
+        lean_cols.extend(d_sums.iter().zip(&b_int).map(|(d, &s)| [Recip::new(d.0 as u64), Recip::new(s)]));
+        let cols: &[[Recip; 2]] = lean_cols;
+        let (a, o) = (alpha.0 as u128, one_minus.0 as u128);
+        rows.merge(|j, x, y| {
+            let [d, b] = &cols[j];
+            let dx = x.map_or(0, |x| (a * d.div(x as u64) as u128) >> 32);
+            let by = y.map_or(0, |y| (o * b.div(y as u64) as u128) >> 32);
+            I32F32((dx + by) as i64)
+        })
+    } else {
+        merge_cols.clear();
+        merge_cols.extend(d_sums.iter().zip(&b_int).map(|(&d, &s)| {
+            [Divisor::new(d), Divisor::new(if s < 1 << 31 { I32F32((s as i64) << 32) } else { I32F32::MAX })]
+        }));
+        let cols: &[[Divisor; 2]] = merge_cols;
+        rows.merge(|j, x, y| {
+            let [d, b] = &cols[j];
+            let mut v = I32F32::ZERO;
+            if let Some(x) = x {
+                v = v.sat_add(alpha.mul_unit(d.div(I32F32(x))));
+            }
+            if let Some(y) = y {
+                v = v.sat_add(one_minus.mul_unit(b.div(I32F32::from_u16(y))));
+            }
+            v
+        })
     };
-    let mut ema: Vec<Row<I32F32>> = Vec::with_capacity(n);
-    for (i, (brow, &clean)) in s.bonds.iter().zip(&clean).enumerate() {
-        let range = w.range(i);
-        let (wc, wv) = (&w.col[range.clone()], &w.val[range]);
-        let mut out = Vec::new();
-        if clean && brow.len() == wc.len() && wc.iter().zip(brow).all(|(&j, c)| j == c.0) {
-            // The same columns in both: one straight pass.
-            let mut dropped = false;
-            out.extend(wc.iter().zip(wv).zip(brow).map(|((&j, &x), &(_, y))| {
-                let ju = j as usize;
-                let v = alpha
-                    .mul_unit(d_div[ju].div(I32F32(x)))
-                    .sat_add(one_minus.mul_unit(b_div[ju].div(I32F32::from_u16(y))));
-                if v > I32F32::ZERO {
-                    e_sums[ju] = e_sums[ju].sat_add(v);
-                    e_max[ju] = e_max[ju].max(v);
-                } else {
-                    dropped = true;
-                }
-                (j, v)
-            }));
-            if dropped {
-                out.retain(|c| c.1 > I32F32::ZERO);
-            }
-        } else {
-            sort.clear();
-            sort.extend(brow.iter().filter(|c| kept(c.0)).map(|&(j, v)| (j, I32F32::from_u16(v).0)));
-            if !clean {
-                sort.sort_unstable_by_key(|c| c.0);
-            }
-            out.reserve_exact(wc.len() + sort.len());
-            let (mut x, mut y) = (0, 0);
-            while x < wc.len() || y < sort.len() {
-                let jx = wc.get(x).map_or(u32::MAX, |&j| j as u32);
-                let jy = sort.get(y).map_or(u32::MAX, |c| c.0 as u32);
-                let j = jx.min(jy) as usize;
-                let delta = (jx as usize == j).then(|| wv[x]);
-                let bond = (jy as usize == j).then(|| sort[y].1);
-                x += delta.is_some() as usize;
-                y += bond.is_some() as usize;
-                let v = cell(j, delta, bond);
-                if v > I32F32::ZERO {
-                    out.push((j as u16, v));
-                    e_sums[j] = e_sums[j].sat_add(v);
-                    e_max[j] = e_max[j].max(v);
-                }
-            }
-        }
-        ema.push(out);
-    }
-    d_div.clear();
-    d_div.extend(e_sums.iter().map(|&s| Divisor::new(s)));
-    let e_div = d_div;
-
+    let acc: &[[I32F32; 2]] = col_acc;
     // One pass: EMA column-normalised in place, dividends, upscaled by the column maxima of
     // the normalised EMA, stored rows (§3.12) of uids with a new permit. Division by a
     // positive divisor rounds down monotonically, so the largest normalised cell of a column
-    // is its largest raw cell normalised.
-    let max_div: Vec<Divisor> = e_max.iter().zip(e_div.iter()).map(|(&m, d)| Divisor::new(d.div(m))).collect();
+    // is its largest raw cell normalised. Per column: the sum's divisor, the normalised
+    // maximum's divisor, the incentive.
+    // Sums and normalised maxima are non-negative: `Recip::div_bits` is `safe_div` by them.
+    // Where every column's maximum and normalised maximum lie below 1 (no column holds its
+    // whole sum in one cell), every dividend of both divisions does, and every quotient is
+    // at most 1 (a cell is at most its column's sum, a normalised cell at most the
+    // normalised maximum): the lean `Recip::div` alone.
+    let mut lean = true;
+    let fin: Vec<(Recip, Recip, I32F32)> = acc
+        .iter()
+        .zip(incentive)
+        .map(|(&[sum, max], &inc)| {
+            let e = Recip::new(sum.0 as u64);
+            let norm_max = e.div_bits(max.0);
+            lean &= (max.0 as u64) < 1 << 32 && (norm_max as u64) < 1 << 32;
+            (e, Recip::new(norm_max as u64), inc)
+        })
+        .collect();
+    let divide = |r: &Recip, a: i64| if lean { r.div(a as u64) as i64 } else { r.div_bits(a) };
     let mut dividends = vec![I32F32::ZERO; n];
     let mut bonds_next = Vec::with_capacity(n);
     for ((row, d), &set) in ema.iter_mut().zip(dividends.iter_mut()).zip(new_permit) {
-        let mut t = I32F32::ZERO;
+        let mut t = 0i64;
         for (j, v) in row.iter_mut() {
-            let j = *j as usize;
-            let x = e_div[j].div(*v);
-            // Both factors are at most 1: no saturation within a row.
-            t = I32F32(t.0 + incentive[j].mul_unit(x).0);
-            *v = max_div[j].div(x);
+            let (e, max, inc) = &fin[*j as usize];
+            let x = I32F32(divide(e, v.0));
+            // Both factors are proportions (incentive normalised, a cell at most its column's
+            // sum) and a row has fewer than 2^16 cells: no saturation.
+            t += inc.mul_proportion(x).0;
+            *v = I32F32(divide(max, x.0));
         }
-        *d = t;
-        bonds_next.push(if set { row.iter().map(|&(j, b)| (j, b.to_u16_proportion())).collect() } else { Vec::new() });
+        *d = I32F32(t);
+        bonds_next.push(if !set {
+            Vec::new()
+        } else if lean {
+            // Upscaled cells lie in [0, 1] here: `to_u16_proportion` without its range test.
+            row.iter().map(|&(j, b)| (j, ((b.0 as u64 * 65_535) >> 32).min(65_535) as u16)).collect()
+        } else {
+            row.iter().map(|&(j, b)| (j, b.to_u16_proportion())).collect()
+        });
     }
     normalize(&mut dividends);
     let ema_bonds = ema;
     (dividends, ema_bonds, bonds_next)
 }
 
+/// The rows [`original_bonds`] merges: ΔB in the workspace, the stored bond rows (with
+/// which cells are kept, and whether a row is already clean), and per column the EMA's sum
+/// and maximum, accumulated here.
+struct MergeRows<'a, K: Fn(u16) -> bool> {
+    s: &'a SubnetState,
+    w: &'a Csr,
+    clean: &'a [bool],
+    kept: &'a K,
+    sort: &'a mut Vec<(u16, u16)>,
+    acc: &'a mut [[I32F32; 2]],
+}
+
+impl<K: Fn(u16) -> bool> MergeRows<'_, K> {
+    /// The EMA rows: per row the union of ΔB's and the bonds' columns in ascending order,
+    /// `cell(j, ΔB cell, bond)` for each, positive cells kept.
+    fn merge(self, cell: impl Fn(usize, Option<i64>, Option<u16>) -> I32F32) -> Vec<Row<I32F32>> {
+        let MergeRows { s, w, clean, kept, sort, acc } = self;
+        let mut ema: Vec<Row<I32F32>> = Vec::with_capacity(s.n());
+        for (i, (brow, &clean)) in s.bonds.iter().zip(clean).enumerate() {
+            let range = w.range(i);
+            let (wc, wv) = (&w.col[range.clone()], &w.val[range]);
+            let mut out = Vec::new();
+            if clean && brow.len() == wc.len() && wc.iter().zip(brow).all(|(&j, c)| j == c.0) {
+                // The same columns in both: one straight pass.
+                let mut dropped = false;
+                out.extend(wc.iter().zip(wv).zip(brow).map(|((&j, &x), &(_, y))| {
+                    let ju = j as usize;
+                    let v = cell(ju, Some(x), Some(y));
+                    let [sum, max] = &mut acc[ju];
+                    if v > I32F32::ZERO {
+                        *sum = sum.sat_add(v);
+                        *max = (*max).max(v);
+                    } else {
+                        dropped = true;
+                    }
+                    (j, v)
+                }));
+                if dropped {
+                    out.retain(|c| c.1 > I32F32::ZERO);
+                }
+            } else {
+                sort.clear();
+                sort.extend(brow.iter().filter(|c| kept(c.0)));
+                if !clean {
+                    sort.sort_unstable_by_key(|c| c.0);
+                }
+                out.reserve_exact(wc.len() + sort.len());
+                let (mut x, mut y) = (0, 0);
+                while x < wc.len() || y < sort.len() {
+                    let jx = wc.get(x).map_or(u32::MAX, |&j| j as u32);
+                    let jy = sort.get(y).map_or(u32::MAX, |c| c.0 as u32);
+                    let j = jx.min(jy) as usize;
+                    let delta = (jx as usize == j).then(|| wv[x]);
+                    let bond = (jy as usize == j).then(|| sort[y].1);
+                    x += delta.is_some() as usize;
+                    y += bond.is_some() as usize;
+                    let v = cell(j, delta, bond);
+                    if v > I32F32::ZERO {
+                        out.push((j as u16, v));
+                        let [sum, max] = &mut acc[j];
+                        *sum = sum.sat_add(v);
+                        *max = (*max).max(v);
+                    }
+                }
+            }
+            ema.push(out);
+        }
+        ema
+    }
+}
+
 /// Weights for bonds (§3.10) for a penalty strictly between 0 and 1, in place:
 /// `W + β·(Wc − W)` per cell, keeping positive cells.
 fn interpolate(w: &mut Csr, consensus: &[I32F32], ratio: I32F32, n: usize) {
+    rewrite_cells(w, consensus, n, |v, c| {
+        let wc = if c < v { c.max(I32F32::ZERO) } else { v };
+        let x = v.sat_add(ratio.sat_mul(wc.sat_sub(v)));
+        (x, x > I32F32::ZERO)
+    });
+}
+
+/// Each cell `v` of column `j` replaced by `f(v, consensus[j]).0`, and kept only where
+/// `f(v, consensus[j]).1`; rows compacted in place.
+fn rewrite_cells(w: &mut Csr, consensus: &[I32F32], n: usize, f: impl Fn(I32F32, I32F32) -> (I32F32, bool)) {
     let mut out = 0;
     for i in 0..n {
         let range = w.range(i);
         w.ptr[i] = out;
         for k in range {
-            let v = I32F32(w.val[k]);
-            let c = consensus[w.col[k] as usize];
-            let wc = if c < v { c.max(I32F32::ZERO) } else { v };
-            let x = v.sat_add(ratio.sat_mul(wc.sat_sub(v)));
+            let (x, keep) = f(I32F32(w.val[k]), consensus[w.col[k] as usize]);
             w.col[out] = w.col[k];
             w.val[out] = x.0;
-            out += (x > I32F32::ZERO) as usize;
+            out += keep as usize;
         }
     }
     w.ptr[n] = out;
@@ -797,21 +864,72 @@ fn col_normalize(m: &mut [Row<I32F32>], n: usize) {
     }
 }
 
+/// The clipping pass (§3.8, §3.9), run on the columns of each consensus tile as soon as
+/// their consensus is known: validator trust (row sums of the clipped weights), raw ranks
+/// (column sums of `a·Wc`), and with `store_delta` those terms stored in place of W.
+struct Clip<'a> {
+    active_stake: &'a [I32F32],
+    trust: Vec<I32F32>,
+    ranks: Vec<I32F32>,
+    store_delta: bool,
+}
+
+impl Clip<'_> {
+    /// For each `(row, cursor)`, the row's cells from the cursor up to column `c1` (the
+    /// cursor moves past them).
+    fn cells_before(&mut self, w: &mut Csr, rows: &mut [(usize, usize)], c1: usize, consensus: &[I32F32]) {
+        for (i, cur) in rows.iter_mut() {
+            let end = w.ptr[*i + 1];
+            let a = self.active_stake[*i];
+            // Cells and stakes are at most 1 and a row or column has fewer than 2^16 of them,
+            // so these sums stay below 2^48 and need no saturation.
+            let mut trust = 0i64;
+            let mut x = *cur;
+            while x < end && (w.col[x] as usize) < c1 {
+                let j = w.col[x] as usize;
+                let clipped = I32F32(w.val[x]).min(consensus[j]);
+                trust += clipped.0;
+                // Both proportions: a normalised stake, a normalised weight at most.
+                let rank_term = a.mul_proportion(clipped);
+                self.ranks[j].0 += rank_term.0;
+                if self.store_delta {
+                    w.val[x] = rank_term.0;
+                }
+                x += 1;
+            }
+            self.trust[*i].0 += trust;
+            *cur = x;
+        }
+    }
+}
+
 /// Stake-weighted median per column (§3.7): the smallest score `x*` such that the
 /// renormalised stake of validators scoring at most `x*` exceeds `Σσ − κ`; the largest score
 /// when none does; 0 when no validator has stake.
-fn weighted_median_cols(active_stake: &[I32F32], ws: &mut Workspace, n: usize, kappa: I32F32) -> Vec<I32F32> {
+fn weighted_median_cols(
+    active_stake: &[I32F32],
+    ws: &mut Workspace,
+    n: usize,
+    kappa: I32F32,
+    clip: &mut Clip,
+) -> Vec<I32F32> {
     let mut use_stake: Vec<I32F32> = active_stake.iter().copied().filter(|&s| s > I32F32::ZERO).collect();
     normalize(&mut use_stake);
     let validators = use_stake.len();
     let mut result = vec![I32F32::ZERO; n];
+    // Every row with cells, at its first cell, for the clipping pass.
+    let mut clip_rows: Vec<(usize, usize)> =
+        (0..n).filter(|&i| ws.w.ptr[i] < ws.w.ptr[i + 1]).map(|i| (i, ws.w.ptr[i])).collect();
     if validators == 0 {
+        clip.cells_before(&mut ws.w, &mut clip_rows, n, &result);
         return result;
     }
     let sigma: Vec<i64> = use_stake.iter().map(|s| s.0).collect();
     let stake_sum: I32F32 = use_stake.iter().copied().sum();
     let minority = stake_sum.sat_sub(kappa);
-    let Workspace { w, keys, starts, fill, cursors, select, select_next, .. } = ws;
+    let Workspace { w, keys, starts, fill, cursors, hist, .. } = ws;
+    hist.resize(256, 0);
+    let hist: &mut [i64; 256] = (&mut hist[..256]).try_into().expect("256 buckets");
 
     // Each column's positive scores, column-major, as keys `(score − 1) << 16 | k` for the
     // k-th staked validator (scores are in (0, 1], so `score − 1` fits 32 bits): keys order
@@ -873,110 +991,74 @@ fn weighted_median_cols(active_stake: &[I32F32], ws: &mut Workspace, n: usize, k
                 continue;
             }
             let t = minority.0 - if zero_count > 0 { zero_mass } else { 0 };
-            result[j] = I32F32(bracketed_select(column, &sigma, t, positive_mass, select, select_next));
+            result[j] = I32F32(bucket_select(&mut keys[starts[j] - base..fill[j]], &sigma, t, hist));
         }
+        clip.cells_before(w, &mut clip_rows, c1, &result);
     }
     result
 }
 
-/// Parts at least this long are narrowed further before the rest is sorted.
-const BRACKET_MIN: usize = 32;
+/// Parts at most this long are sorted and scanned instead of being split further.
+const SORT_MAX: usize = 16;
 
 /// The score of the first key, in ascending key order, at which the cumulative stake exceeds
-/// `t` (the largest score when none does), `mass` being the keys' total stake. Sample-based
-/// narrowing (Floyd–Rivest style), repeated while the part is long: 16 keys sampled at fixed
-/// positions, sorted, give bounds `lo ≤ hi` a few samples either side of where the
-/// stake-weighted quantile `t / mass` falls; one pass sums the stake below `lo` and in
-/// `[lo, hi]` and gathers the keys in `[lo, hi]`. The sums say which of the three parts
-/// holds the answer: below `lo` when the stake below exceeds `t`; the window when the stake
-/// through `hi` does, or when nothing lies above the window; otherwise above `hi`. The search
-/// goes on in that part with `t` less the stake before it; a short part is sorted and
-/// scanned. The bounds only decide where to look, never the answer.
-fn bracketed_select(
-    keys: &[i64],
-    sigma: &[i64],
-    mut t: i64,
-    mut mass: i64,
-    cur: &mut Vec<i64>,
-    next: &mut Vec<i64>,
-) -> i64 {
-    const SAMPLES: usize = 16;
-    const MARGIN: usize = 3;
-    let stake = |key: i64| sigma[(key & 0xFFFF) as usize];
+/// `t` (the largest score when none does). Radix narrowing: the keys' range `[lo, hi]` is cut
+/// into 256 buckets of `2^shift` keys (`(key − lo) >> shift`, monotone in the key); one pass
+/// sums each bucket's stake, a scan finds the first bucket at which the cumulative stake
+/// exceeds `t` (none: the largest key), and the search goes on among that bucket's keys
+/// (moved to the front of `keys`) with `t` less the stake of the buckets before it. Each round
+/// narrows the range by a factor of 256 at least, and keys are distinct, so a few rounds
+/// leave a part short enough to sort.
+fn bucket_select(keys: &mut [i64], sigma: &[i64], mut t: i64, hist: &mut [i64; 256]) -> i64 {
     let score = |key: i64| (key >> 16) + 1;
-    let (mut src, mut dst) = (std::mem::take(cur), std::mem::take(next));
-    src.clear();
-    src.extend_from_slice(keys);
-    let result = loop {
-        let len = src.len();
+    let mut len = keys.len();
+    let mut top = true;
+    loop {
+        let part = &mut keys[..len];
+        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+        for &k in part.iter() {
+            lo = lo.min(k);
+            hi = hi.max(k);
+        }
         if t < 0 {
-            // The first key's cumulative stake (≥ 0) already exceeds t.
-            break score(*src.iter().min().unwrap_or(&0));
+            // The first key's cumulative stake (≥ 0) already exceeds t (only the whole column
+            // can have t < 0: within a bucket t is at least 0).
+            return score(lo);
         }
-        if t >= mass {
-            // No cumulative stake exceeds t: the largest.
-            break score(*src.iter().max().unwrap_or(&0));
+        if len <= SORT_MAX {
+            return sorted_select(part, sigma, t);
         }
-        if len < BRACKET_MIN {
-            break sorted_select(&mut src, sigma, t);
+        let span = hi.abs_diff(lo);
+        let shift = (u64::BITS - span.leading_zeros()).saturating_sub(8);
+        let bucket = |k: i64| (k.abs_diff(lo) >> shift) as usize & 255;
+        hist.fill(0);
+        for &k in part.iter() {
+            hist[bucket(k)] += sigma[(k & 0xFFFF) as usize];
         }
-        let mut sample = [0i64; SAMPLES];
-        for (k, x) in sample.iter_mut().enumerate() {
-            *x = src[k * len / SAMPLES];
-        }
-        sample.sort_unstable();
-        // First sample whose cumulative share of the sample's stake exceeds t / mass.
-        let sample_mass: i128 = sample.iter().map(|&k| stake(k) as i128).sum();
-        let mut acc = 0i128;
-        let mut r = SAMPLES - 1;
-        for (k, &key) in sample.iter().enumerate() {
-            acc += stake(key) as i128;
-            if acc * mass as i128 > t as i128 * sample_mass {
-                r = k;
+        let mut before = 0i64;
+        let mut chosen = None;
+        for (b, &h) in hist.iter().enumerate() {
+            if before + h > t {
+                chosen = Some(b);
                 break;
             }
+            before += h;
         }
-        let lo = if r >= MARGIN { sample[r - MARGIN] } else { i64::MIN };
-        let hi = if r + MARGIN < SAMPLES { sample[r + MARGIN] } else { i64::MAX };
-        let (mut below, mut inside) = (0i64, 0i64);
-        dst.resize(len, 0);
-        let mut k = 0;
-        for &key in src.iter() {
-            let lt = (key < lo) as i64;
-            let within = (key >= lo) & (key <= hi);
-            below += stake(key) & -lt;
-            inside += stake(key) & -(within as i64);
-            dst[k] = key;
-            k += within as usize;
-        }
-        let part = if below > t {
-            mass = below;
-            0
-        } else if below + inside > t || hi == i64::MAX {
-            t -= below;
-            mass = inside;
-            1
-        } else {
-            t -= below + inside;
-            mass -= below + inside;
-            2
+        let Some(b) = chosen else {
+            // No cumulative stake exceeds t (only possible for the whole column): the largest.
+            debug_assert!(top);
+            return score(hi);
         };
-        if part != 1 {
-            k = 0;
-            for &key in src.iter() {
-                dst[k] = key;
-                k += (if part == 0 { key < lo } else { key > hi }) as usize;
-            }
+        let mut m = 0;
+        for x in 0..len {
+            let k = part[x];
+            part[m] = k;
+            m += (bucket(k) == b) as usize;
         }
-        if k == 0 || k == len {
-            // Nothing there (no key above hi: the answer is the largest) or no narrowing.
-            break if k == 0 { score(*src.iter().max().unwrap_or(&0)) } else { sorted_select(&mut src, sigma, t) };
-        }
-        dst.truncate(k);
-        std::mem::swap(&mut src, &mut dst);
-    };
-    (*cur, *next) = (src, dst);
-    result
+        t -= before;
+        len = m;
+        top = false;
+    }
 }
 
 /// The first key, in ascending order, at which the cumulative stake exceeds `t` (the largest
@@ -1177,8 +1259,8 @@ mod tests {
                 let sigma: Vec<i64> = (0..len).map(|k| (k + zeros < len) as i64).collect();
                 let mass: i64 = sigma.iter().sum();
                 for t in [mass - 2, mass - 1, mass] {
-                    let (mut a, mut b) = (Vec::new(), Vec::new());
-                    assert_eq!(bracketed_select(&keys, &sigma, t, mass, &mut a, &mut b), naive(&keys, &sigma, t));
+                    let mut hist = [0; 256];
+                    assert_eq!(bucket_select(&mut keys.clone(), &sigma, t, &mut hist), naive(&keys, &sigma, t));
                 }
             }
         }
@@ -1201,9 +1283,8 @@ mod tests {
             let sigma = &stakes[..keys.len()];
             let mass: i64 = sigma.iter().sum();
             let t = (mass * t_frac) / 64 + t_shift;
-            let (mut a, mut b) = (Vec::new(), Vec::new());
             let want = naive(&keys, sigma, t);
-            prop_assert_eq!(bracketed_select(&keys, sigma, t, mass, &mut a, &mut b), want);
+            prop_assert_eq!(bucket_select(&mut keys.clone(), sigma, t, &mut [0; 256]), want);
         }
     }
 }

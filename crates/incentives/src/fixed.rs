@@ -102,6 +102,14 @@ impl I32F32 {
         }
     }
 
+    /// `sat_mul` of two proportions, both in `[0, 1]` (bits in `[0, 2^32]`): the product
+    /// shifted back, with no range test (callers guarantee the range; checked in debug).
+    #[inline]
+    pub fn mul_proportion(self, o: Self) -> Self {
+        debug_assert!((0..=Self::ONE.0).contains(&self.0) && (0..=Self::ONE.0).contains(&o.0));
+        Self(((self.0 as u128 * o.0 as u128) >> FRAC) as i64)
+    }
+
     /// Quotient truncated toward zero; `None` for a zero divisor or an overflow (`checked_div`).
     #[inline]
     pub fn checked_div(self, o: Self) -> Option<Self> {
@@ -243,6 +251,99 @@ impl Divisor {
         let q = ((x as u128 * self.m as u128) >> 64) as u64;
         let r = x.wrapping_sub(q.wrapping_mul(self.e));
         I32F32((q + (r >= self.e) as u64) as i64)
+    }
+}
+
+/// The quotient `⌊a·2^32 / e⌋` for dividends `0 ≤ a < 2^32` by one invariant 64-bit `e`: a
+/// leaner [`Divisor`] for the loops whose dividends are known to lie in that range (every
+/// value there is a proportion below 1, or a `u16`). For a divisor `d` of `I32F32` bits
+/// (`e = d`) it is `I32F32(a).safe_div(d)` whenever the quotient fits (`a ≤ d` suffices);
+/// for a whole-number divisor `S` (`d = S·2^32`, `e = S`) and a whole-number dividend `y`
+/// it is `I32F32::from_u16(y).safe_div(d)` likewise. `x = a·2^32 < 2^64`; with
+/// `m = ⌊2^64 / e⌋` (`2^64 − 1` for `e = 1`) the estimate `⌊x·m / 2^64⌋` is the quotient or
+/// one less, and `[x − q·e ≥ e]` corrects it (the argument of [`Divisor`]). `e = 0` gives 0,
+/// as `safe_div` does.
+#[derive(Clone, Copy, Debug)]
+pub struct Recip {
+    e: u64,
+    m: u64,
+}
+
+impl Recip {
+    pub fn new(e: u64) -> Self {
+        match e {
+            // q = 0 and r = x < e for every x = a·2^32 (never 2^64 − 1).
+            0 => Self { e: u64::MAX, m: 0 },
+            1 => Self { e, m: u64::MAX },
+            _ => Self { e, m: ((1u128 << 64) / e as u128) as u64 },
+        }
+    }
+
+    /// The divisor as `I32F32` bits (`e`, or 0).
+    pub fn divisor_bits(&self) -> i64 {
+        if self.m == 0 {
+            0
+        } else {
+            self.e as i64
+        }
+    }
+
+    /// `⌊a·2^32 / e⌋` for `a < 2^32`.
+    #[inline]
+    pub fn div(&self, a: u64) -> u64 {
+        debug_assert!(a < 1 << 32);
+        let x = a << 32;
+        let q = ((x as u128 * self.m as u128) >> 64) as u64;
+        let r = x.wrapping_sub(q.wrapping_mul(self.e));
+        q + (r >= self.e) as u64
+    }
+
+    /// `I32F32(a).safe_div(I32F32(e))` for any `a`, with `e` the divisor's bits (below
+    /// `2^63`): the fast path for `0 ≤ a < 2^32`.
+    #[inline]
+    pub fn div_bits(&self, a: i64) -> i64 {
+        if (a as u64) >> 32 == 0 {
+            // The quotient is exact: it fits unless it is 2^63 or more (`safe_div` gives 0).
+            (self.div(a as u64) as i64).max(0)
+        } else {
+            I32F32(a).safe_div(I32F32(self.divisor_bits())).0
+        }
+    }
+}
+
+/// `⌊v·2^32 / s⌋` for every `v < 2^16` by one whole-number divisor `2 ≤ s < 2^31` (a row of
+/// stored weights over its sum) with no correction step, in 32×32-bit products that
+/// vectorise. With `L = ⌈log2 s⌉`, `K = max(48 + L, 64)` and `m = ⌈2^K / s⌉ = 2^K/s + ε`
+/// (`0 ≤ ε < 1`): `v·m / 2^(K−32) = v·2^32/s + v·ε/2^(K−32)`, the error is below
+/// `2^(48−K) ≤ 1/s` and the exact quotient's fractional part is at most `(s − 1)/s`, so the
+/// floor is the quotient. `m < 2^50` (`K = 48 + L`, `s > 2^(L−1)`) or `m ≤ 2^63 + 1`
+/// (`K = 64`, `s ≥ 2`), so `m = hi·2^32 + lo` with `hi, lo < 2^32`, and
+/// `⌊v·m / 2^(K−32)⌋ = (v·hi + ⌊v·lo / 2^32⌋) >> (K − 64)`.
+#[derive(Clone, Copy, Debug)]
+pub struct U16Div {
+    hi: u64,
+    lo: u64,
+    shift: u32,
+}
+
+impl U16Div {
+    /// `None` for `s < 2` or `s ≥ 2^31`.
+    pub fn new(s: u64) -> Option<Self> {
+        if !(2..1 << 31).contains(&s) {
+            return None;
+        }
+        let l = u64::BITS - (s - 1).leading_zeros();
+        let k = (48 + l).max(64);
+        let m = (1u128 << k).div_ceil(s as u128);
+        Some(Self { hi: (m >> 32) as u64, lo: m as u64 & 0xFFFF_FFFF, shift: k - 64 })
+    }
+
+    /// `⌊v·2^32 / s⌋` for `v < 2^16`.
+    #[inline]
+    pub fn div(&self, v: u64) -> u64 {
+        debug_assert!(v < 1 << 16);
+        let v = v as u32 as u64;
+        (v * self.hi + ((v * self.lo) >> 32)) >> self.shift
     }
 }
 
@@ -442,7 +543,20 @@ mod tests {
                 let want = plain_div(a, d);
                 assert_eq!(I32F32(a).safe_div(I32F32(d)).0, want, "safe_div {a} / {d}");
                 assert_eq!(dv.div(I32F32(a)).0, want, "Divisor {a} / {d}");
+                if d >= 0 {
+                    assert_eq!(Recip::new(d as u64).div_bits(a), want, "Recip {a} / {d}");
+                }
+                if (0..1 << 31).contains(&d) && (0..=65_535).contains(&a) {
+                    assert_eq!(
+                        Recip::new(d as u64).div(a as u64) as i64,
+                        plain_div(a << 32, d << 32),
+                        "Recip int {a} / {d}"
+                    );
+                }
                 assert_eq!(I32F32(a).mul_unit(I32F32(d)), I32F32(a).sat_mul(I32F32(d)), "mul {a} * {d}");
+                if (0..=1 << 32).contains(&a) && (0..=1 << 32).contains(&d) {
+                    assert_eq!(I32F32(a).mul_proportion(I32F32(d)), I32F32(a).sat_mul(I32F32(d)), "{a} * {d}");
+                }
                 assert_eq!(
                     I32F32(a).to_u16_proportion(),
                     I32F32(a).sat_mul(I32F32::U16_MAX).to_u16_sat(),
@@ -465,7 +579,33 @@ mod tests {
             let (a, d) = (a.unsigned_abs() >> 1, d.unsigned_abs() >> 1);
             let (a, d) = (a.min(d) as i64, d.max(1) as i64);
             proptest::prop_assert_eq!(Divisor::new(I32F32(d)).div(I32F32(a)).0, plain_div(a, d));
+            let r = Recip::new(d as u64);
+            proptest::prop_assert_eq!(r.div_bits(a), plain_div(a, d));
+            // Whole-number divisors and u16 dividends (row and bond column sums).
+            let (y, s) = ((a & 0xFFFF) as u64, (d as u64) >> 33);
+            let want = plain_div((y as i64) << 32, (s as i64) << 32);
+            proptest::prop_assert_eq!(Recip::new(s).div(y) as i64, want);
+            if let Some(d) = U16Div::new(s) {
+                proptest::prop_assert_eq!(d.div(y) as i64, want);
+            }
         }
+    }
+
+    #[test]
+    fn u16_div_equals_the_quotient() {
+        let mut divisors: Vec<u64> = (2..3000).collect();
+        for k in 1..31 {
+            divisors.extend([(1u64 << k) - 1, 1 << k, (1 << k) + 1, (3 << k) / 2]);
+        }
+        divisors.extend([(1 << 31) - 1, 65_535 * 256, 65_535 * 3840, 123_456_789]);
+        for s in divisors.into_iter().filter(|s| (2..1 << 31).contains(s)) {
+            let d = U16Div::new(s).unwrap();
+            let vs = (0..2000).chain((1..=65_535).step_by(97)).chain(65_000..=65_535);
+            for v in vs.filter(|&v| v <= s) {
+                assert_eq!(d.div(v), (v << 32) / s, "{v} / {s}");
+            }
+        }
+        assert!(U16Div::new(1).is_none() && U16Div::new(1 << 31).is_none());
     }
 
     #[test]
