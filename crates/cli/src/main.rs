@@ -569,19 +569,7 @@ fn open_chain(config: ChainConfig, genesis: Option<&Genesis>) -> Result<Arc<Chai
 }
 
 async fn serve(chain: Arc<Chain>, listener: tokio::net::TcpListener) -> Result<()> {
-    let shutdown = async {
-        let ctrl_c = tokio::signal::ctrl_c();
-        #[cfg(unix)]
-        {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
-            tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
-        }
-        #[cfg(not(unix))]
-        let _ = ctrl_c.await;
-        tracing::info!("shutting down");
-    };
-    node::serve(chain, listener, shutdown).await?;
+    node::serve(chain, listener, wait_for_shutdown()).await?;
     Ok(())
 }
 

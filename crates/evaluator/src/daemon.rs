@@ -159,7 +159,7 @@ impl Evaluator {
             if nv.hotkey == self.me() {
                 continue;
             }
-            match self.probe_provider(p, net.height).await {
+            match self.probe_provider(p).await {
                 Ok(ps) => {
                     probes.insert(nv.uid, ps);
                     hotkeys.insert(nv.uid, nv.hotkey);
@@ -202,10 +202,9 @@ impl Evaluator {
         Ok(())
     }
 
-    async fn probe_provider(&mut self, p: &ProviderView, height: u64) -> Result<Vec<Probe>, Skip> {
+    async fn probe_provider(&mut self, p: &ProviderView) -> Result<Vec<Probe>, Skip> {
         let mut out = Vec::new();
         let room = self.cfg.channel_amount.parse::<u128>().unwrap_or(0) / 4;
-        let _ = height;
         if let Err(e) = self.payer.channel(p, room).await {
             tracing::warn!(provider = %p.address, error = %format!("{e:#}"), "no channel; the provider cannot be probed");
             return Ok(p.models.iter().map(|m| Probe::failed(m.model.clone())).collect());

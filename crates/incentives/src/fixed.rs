@@ -80,14 +80,13 @@ impl I32F32 {
     /// Product rounded toward −∞, saturated (`saturating_mul`).
     #[inline]
     pub fn sat_mul(self, o: Self) -> Self {
-        let p = (self.0 as i128 * o.0 as i128) >> FRAC;
-        if p > i64::MAX as i128 {
-            Self::MAX
-        } else if p < i64::MIN as i128 {
-            Self::MIN
-        } else {
-            Self(p as i64)
-        }
+        Self::saturating_bits((self.0 as i128 * o.0 as i128) >> FRAC)
+    }
+
+    /// Wide bits clamped to the type's range.
+    #[inline]
+    fn saturating_bits(b: i128) -> Self {
+        Self(b.clamp(i64::MIN as i128, i64::MAX as i128) as i64)
     }
 
     /// `sat_mul`, faster when both operands lie in `[0, 2^33)` (every proportion the epoch
@@ -400,14 +399,7 @@ impl I64F64 {
 
     /// Drop the low 32 fractional bits (floor), saturated (`I32F32::saturating_from_num`).
     pub fn to_i32f32(self) -> I32F32 {
-        let b = self.0 >> 32;
-        if b > i64::MAX as i128 {
-            I32F32::MAX
-        } else if b < i64::MIN as i128 {
-            I32F32::MIN
-        } else {
-            I32F32(b as i64)
-        }
+        I32F32::saturating_bits(self.0 >> 32)
     }
 
     /// Floor, saturated to `0..=u64::MAX`.

@@ -51,6 +51,11 @@ pub fn subnet_record(state: &crate::State, p: &IncentiveParams) -> SubnetRecord 
     }
 }
 
+/// Which epoch `height` is in (commit-reveal windows count in these).
+fn epoch_index(height: u64, p: &IncentiveParams) -> u64 {
+    height / p.tempo as u64
+}
+
 /// The epoch parameters for the ledger's network.
 pub fn epoch_params(p: &IncentiveParams, emission: u64) -> Params {
     Params {
@@ -97,11 +102,15 @@ impl Overlay<'_> {
         self.put_obj(ObjKey::Subnet, Some(Object::Subnet(s)));
     }
 
-    fn neuron(&self, uid: u16) -> NeuronRecord {
+    fn neuron_ref(&self, uid: u16) -> &NeuronRecord {
         match self.obj(&ObjKey::Neuron(uid)) {
-            Some(Object::Neuron(n)) => n.clone(),
+            Some(Object::Neuron(n)) => n,
             _ => panic!("uid {uid} below n has a neuron record"),
         }
+    }
+
+    fn neuron(&self, uid: u16) -> NeuronRecord {
+        self.neuron_ref(uid).clone()
     }
 
     fn put_neuron(&mut self, n: NeuronRecord) {
@@ -182,7 +191,7 @@ impl Overlay<'_> {
         let mut other_best: Option<(u64, u64, u16)> = None;
         let mut non_immune = 0usize;
         for uid in 0..n {
-            let nr = self.neuron(uid);
+            let nr = self.neuron_ref(uid);
             let key = (nr.emission, nr.registered_height, uid);
             if height.saturating_sub(nr.registered_height) < p.immunity_period {
                 immune_best = Some(immune_best.map_or(key, |b| b.min(key)));
@@ -202,11 +211,11 @@ impl Overlay<'_> {
     /// the uid is set to 0 (the entry stays, as in subtensor), so the new key inherits no
     /// score. The epoch's outdated-weights and recent-registration masks do the rest.
     fn replace_neuron(&mut self, uid: u16, n: u16) {
-        let old = self.neuron(uid);
-        self.put_obj(ObjKey::NeuronOf(old.hotkey), None);
+        let old = self.neuron_ref(uid).hotkey;
+        self.put_obj(ObjKey::NeuronOf(old), None);
         for other in 0..n {
-            let mut nr = self.neuron(other);
-            if nr.weights.iter().any(|c| c.0 == uid && c.1 != 0) {
+            if self.neuron_ref(other).weights.iter().any(|c| c.0 == uid && c.1 != 0) {
+                let mut nr = self.neuron(other);
                 nr.weights.iter_mut().filter(|c| c.0 == uid).for_each(|c| c.1 = 0);
                 self.put_neuron(nr);
             }
@@ -218,7 +227,7 @@ impl Overlay<'_> {
         if p.commit_reveal {
             return Err(RejectCode::CommitRevealRequired);
         }
-        let (mut nr, _) = self.weight_setter(&p, signer, uids)?;
+        let mut nr = self.weight_setter(&p, signer, uids)?;
         // The rate limit runs from the last accepted weights; registration counts as one.
         let height = self.height();
         if height.saturating_sub(nr.last_update) < p.weights_rate_limit {
@@ -232,18 +241,13 @@ impl Overlay<'_> {
 
     /// The signer's neuron, if it may set these weights: known uids, and a validator permit
     /// and the minimum number of entries unless it is a single self-weight.
-    fn weight_setter(
-        &self,
-        p: &IncentiveParams,
-        signer: Address,
-        uids: &[u16],
-    ) -> Result<(NeuronRecord, u16), RejectCode> {
+    fn weight_setter(&self, p: &IncentiveParams, signer: Address, uids: &[u16]) -> Result<NeuronRecord, RejectCode> {
         let uid = self.uid_of(&signer).ok_or(RejectCode::NotNeuron)?;
         let subnet = self.subnet(p);
         if uids.iter().any(|&u| u >= subnet.n) {
             return Err(RejectCode::UnknownUid);
         }
-        let nr = self.neuron(uid);
+        let nr = self.neuron_ref(uid);
         if uids != [uid] {
             if !nr.validator_permit {
                 return Err(RejectCode::NoValidatorPermit);
@@ -252,11 +256,11 @@ impl Overlay<'_> {
                 return Err(RejectCode::TooFewWeights);
             }
         }
-        Ok((nr, subnet.n))
+        Ok(nr.clone())
     }
 
     fn epoch_index(&self, p: &IncentiveParams) -> u64 {
-        self.height() / p.tempo as u64
+        epoch_index(self.height(), p)
     }
 
     pub(crate) fn commit_weights(&mut self, signer: Address, hash: Hash) -> Result<(), RejectCode> {
@@ -292,7 +296,7 @@ impl Overlay<'_> {
         if !p.commit_reveal {
             return Err(RejectCode::CommitRevealDisabled);
         }
-        let (mut nr, _) = self.weight_setter(&p, signer, uids)?;
+        let mut nr = self.weight_setter(&p, signer, uids)?;
         let epoch = self.epoch_index(&p);
         let hash = weight_commit_hash(&signer, uids, weights, salt);
         let i = nr
@@ -413,10 +417,16 @@ impl Overlay<'_> {
         let pool_account = incentive_pool_account();
         let available = self.account(&pool_account).map_or(Amount::ZERO, |a| a.balance(AssetId::TSR));
         let emission = u64::try_from(available.0).unwrap_or(u64::MAX);
-        let neurons: Vec<NeuronRecord> = (0..subnet.n).map(|uid| self.neuron(uid)).collect();
+        let mut neurons: Vec<NeuronRecord> = (0..subnet.n).map(|uid| self.neuron(uid)).collect();
         let pools: Vec<Option<StakePool>> = neurons.iter().map(|nr| self.stake_pool(&nr.hotkey)).collect();
         let n = neurons.len();
-        let state = SubnetState {
+        let epoch = epoch_index(height, p);
+        let commit_block = neurons
+            .iter()
+            .map(|nr| nr.commits.iter().filter(|c| !c.expired(epoch, p.reveal_period_epochs)).map(|c| c.block).min())
+            .collect();
+        // The rows move into the epoch's input (weights come back below, bonds are replaced).
+        let mut state = SubnetState {
             alpha_stake: pools
                 .iter()
                 .map(|pool| pool.as_ref().map_or(0, |pl| u64::try_from(pl.total.0).unwrap_or(u64::MAX)))
@@ -425,16 +435,10 @@ impl Overlay<'_> {
             validator_permit: neurons.iter().map(|nr| nr.validator_permit).collect(),
             last_update: neurons.iter().map(|nr| nr.last_update).collect(),
             block_at_registration: neurons.iter().map(|nr| nr.registered_height).collect(),
-            weights: neurons.iter().map(|nr| nr.weights.clone()).collect(),
-            bonds: neurons.iter().map(|nr| nr.bonds.clone()).collect(),
+            weights: neurons.iter_mut().map(|nr| std::mem::take(&mut nr.weights)).collect(),
+            bonds: neurons.iter_mut().map(|nr| std::mem::take(&mut nr.bonds)).collect(),
             last_mechanism_step_block: subnet.last_epoch_height,
-            commit_block: neurons
-                .iter()
-                .map(|nr| {
-                    let epoch = height / p.tempo as u64;
-                    nr.commits.iter().filter(|c| !c.expired(epoch, p.reveal_period_epochs)).map(|c| c.block).min()
-                })
-                .collect(),
+            commit_block,
         };
         let result = run_epoch(&epoch_params(p, emission), &state, height);
 
@@ -449,6 +453,7 @@ impl Overlay<'_> {
                 self.pay_dividends(nr.hotkey, validator);
             }
             paid = paid.checked_add(server).and_then(|v| v.checked_add(validator)).expect("at most the pool");
+            nr.weights = std::mem::take(&mut state.weights[i]);
             nr.bonds.clone_from(&result.bonds_next[i]);
             nr.validator_permit = result.new_validator_permit[i];
             nr.active = result.active[i];
