@@ -141,7 +141,7 @@ impl Payer {
         VoucherHeader::sign(&self.key, "tessera-devnet", 1, nonce, primitives::Amount(self.spent - claimed))
     }
 
-    /// POSTs with a fresh voucher; retries once if a claim moved the nonce in between.
+    /// POSTs with a fresh voucher; retries if a claim moved the nonce in between.
     async fn call(
         &mut self,
         api: &str,
@@ -161,6 +161,8 @@ impl Payer {
             let (status, headers) = (r.status(), r.headers().clone());
             let text = r.text().await.unwrap();
             if status == 401 && text.contains("stale_nonce") {
+                // A claim landed between reading the channel and the call.
+                tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
             return (status, headers, text);

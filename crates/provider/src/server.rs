@@ -217,15 +217,22 @@ impl Provider {
 
     async fn admit(&self, voucher: &VoucherHeader, worst: Amount) -> Result<Ticket, PayError> {
         match self.book.admit(voucher, worst) {
-            // A channel opened a moment ago: look it up once.
-            Err(PayError::UnknownChannel(id)) => {
-                if let Ok(Some(c)) = self.client.channel(id).await {
-                    self.book.update_channel(info_of(&c))?;
-                }
-                self.book.admit(voucher, worst)
+            // A channel opened a moment ago, or a claim that committed before this
+            // provider heard of it (the voucher is already at the newer nonce): look the
+            // channel up once.
+            Err(PayError::UnknownChannel(_)) => self.refetch_and_admit(voucher, worst).await,
+            Err(PayError::StaleNonce { expected, got }) if got > expected => {
+                self.refetch_and_admit(voucher, worst).await
             }
             other => other,
         }
+    }
+
+    async fn refetch_and_admit(&self, voucher: &VoucherHeader, worst: Amount) -> Result<Ticket, PayError> {
+        if let Ok(Some(c)) = self.client.channel(voucher.channel).await {
+            self.book.update_channel(info_of(&c))?;
+        }
+        self.book.admit(voucher, worst)
     }
 
     /// Submits claims for everything owed (up to 16 channels per transaction) and waits
