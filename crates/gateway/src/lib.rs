@@ -9,6 +9,7 @@
 //! `x-tessera-provider` naming who served the call.
 
 pub mod directory;
+pub mod operator;
 pub mod payer;
 pub mod server;
 

@@ -1,6 +1,8 @@
 //! The HTTP surface and the per-request routing loop.
 
 use crate::directory::{Directory, Preferences};
+use crate::operator::meter::{Caller, Hold, Standing, Used, Worst};
+use crate::operator::{Operator, OperatorConfig};
 use crate::payer::{Channel, Payer, Reservation};
 use anyhow::{Context, Result};
 use api_types::ProviderView;
@@ -47,6 +49,9 @@ pub struct GatewayConfig {
     /// Seconds before an upstream call counts as failed (fallback to the next provider).
     #[serde(default = "default_timeout")]
     pub upstream_timeout_secs: u64,
+    /// Operator mode: API keys with budgets and limits, paid from users' deposits.
+    #[serde(default)]
+    pub operator: Option<OperatorConfig>,
 }
 
 fn default_node() -> String {
@@ -78,6 +83,7 @@ impl GatewayConfig {
 pub struct Gateway {
     cfg: GatewayConfig,
     payer: Arc<Payer>,
+    operator: Option<Arc<Operator>>,
     directory: Directory,
     http: reqwest::Client,
     requests: AtomicU64,
@@ -89,8 +95,19 @@ pub async fn start(cfg: GatewayConfig) -> Result<Arc<Gateway>> {
     let key = wallet::keystore::read(&cfg.key)?.decrypt(None)?;
     let client = wallet::client::Client::new(&cfg.node)?;
     let amount: u128 = cfg.channel_amount.parse().context("channel_amount must be TSR base units")?;
-    let payer = Arc::new(Payer::new(key, client, amount, cfg.channel_blocks).await?);
+    let payer = Arc::new(Payer::new(key, client.clone(), amount, cfg.channel_blocks).await?);
+    let operator = match &cfg.operator {
+        Some(op) => {
+            anyhow::ensure!(
+                cfg.api_keys.is_empty(),
+                "operator mode issues its own API keys (tessera gateway keys create); remove api_keys"
+            );
+            Some(Operator::start(op, payer.address(), client, crate::operator::meter::system_clock()).await?)
+        }
+        None => None,
+    };
     let g = Arc::new(Gateway {
+        operator,
         http: reqwest::Client::builder()
             .timeout(Duration::from_secs(cfg.upstream_timeout_secs))
             .connect_timeout(Duration::from_secs(5))
@@ -121,53 +138,94 @@ impl Gateway {
     pub fn payer_address(&self) -> primitives::Address {
         self.payer.address()
     }
+
+    /// Operator mode's state (None in self-custody mode).
+    pub fn operator(&self) -> Option<&Arc<Operator>> {
+        self.operator.as_ref()
+    }
 }
 
 pub fn router(g: Arc<Gateway>) -> Router {
+    let admin = match &g.operator {
+        Some(op) => crate::operator::admin::router(op.clone()),
+        None => Router::new(),
+    };
     Router::new()
         .route("/v1/models", get(list_models))
         .route("/v1/models/{id}", get(get_model))
         .route("/v1/chat/completions", post(|s, h, b| proxy(s, h, b, "/chat/completions", true)))
         .route("/v1/completions", post(|s, h, b| proxy(s, h, b, "/completions", true)))
         .route("/v1/embeddings", post(|s, h, b| proxy(s, h, b, "/embeddings", false)))
-        .fallback(|| async { err(ApiError::new(404, "invalid_request_error", "not_found", "no such route")) })
         .with_state(g)
+        .merge(admin)
+        .fallback(|| async { err(ApiError::new(404, "invalid_request_error", "not_found", "no such route")) })
 }
 
-fn err(e: ApiError) -> Response {
+/// An API error as a response: the JSON body, `x-should-retry`, and `retry-after-ms` with
+/// `retry-after` (whole seconds, rounded up) for rate limits.
+pub fn error_response(e: ApiError) -> Response {
     let mut r =
         (StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), Json(e.body)).into_response();
     if let Some(retry) = e.should_retry {
         r.headers_mut().insert("x-should-retry", HeaderValue::from_static(if retry { "true" } else { "false" }));
     }
+    if let Some(ms) = e.retry_after_ms {
+        r.headers_mut().insert("retry-after-ms", HeaderValue::from(ms));
+        r.headers_mut().insert("retry-after", HeaderValue::from(ms.div_ceil(1000)));
+    }
     r
 }
 
-fn authorize(g: &Gateway, headers: &HeaderMap) -> Result<(), ApiError> {
-    if g.cfg.api_keys.is_empty() {
-        return Ok(());
-    }
+fn err(e: ApiError) -> Response {
+    error_response(e)
+}
+
+/// The caller: in operator mode the owner of a valid API key; in self-custody mode
+/// nobody in particular (after the configured keys, if any, were checked).
+fn authorize(g: &Gateway, headers: &HeaderMap) -> Result<Option<Caller>, ApiError> {
     let given = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    if let Some(op) = &g.operator {
+        return op.meter.authenticate(given).map(Some);
+    }
+    if g.cfg.api_keys.is_empty() {
+        return Ok(None);
+    }
     match given {
-        Some(k) if g.cfg.api_keys.iter().any(|a| a == k) => Ok(()),
+        Some(k) if g.cfg.api_keys.iter().any(|a| a == k) => Ok(None),
         Some(_) => Err(ApiError::unauthorized("invalid_api_key", "the API key is not valid for this gateway")),
         None => Err(ApiError::unauthorized("missing_api_key", "send Authorization: Bearer <api key>")),
     }
 }
 
-async fn list_models(State(g): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
-    if let Err(e) = authorize(&g, &headers) {
-        return err(e);
+/// Whether the caller's key may use `model` (always in self-custody mode).
+fn allowed(g: &Gateway, caller: &Option<Caller>, model: &str) -> Result<(), ApiError> {
+    match (&g.operator, caller) {
+        (Some(op), Some(c)) => op.meter.allows(c, model),
+        _ => Ok(()),
     }
-    let models = g.directory.models().iter().map(|m| openai::Model::new(m, g.created, "tessera")).collect();
+}
+
+async fn list_models(State(g): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+    let caller = match authorize(&g, &headers) {
+        Ok(c) => c,
+        Err(e) => return err(e),
+    };
+    let models = g
+        .directory
+        .models()
+        .iter()
+        .filter(|m| allowed(&g, &caller, m).is_ok())
+        .map(|m| openai::Model::new(m, g.created, "tessera"))
+        .collect();
     Json(openai::model_list(models)).into_response()
 }
 
 async fn get_model(State(g): State<Arc<Gateway>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    if let Err(e) = authorize(&g, &headers) {
-        return err(e);
-    }
-    if g.directory.models().contains(&id) {
+    let caller = match authorize(&g, &headers) {
+        Ok(c) => c,
+        Err(e) => return err(e),
+    };
+    if g.directory.models().contains(&id) && allowed(&g, &caller, &id).is_ok() {
         Json(openai::Model::new(&id, g.created, "tessera")).into_response()
     } else {
         err(ApiError::unknown_model(&id))
@@ -208,15 +266,21 @@ async fn route(
     path: &str,
     generates: bool,
 ) -> Result<Response, ApiError> {
-    authorize(g, headers)?;
+    let caller = authorize(g, headers)?;
     let mut req: Value =
         serde_json::from_slice(&body).map_err(|e| ApiError::invalid("body", format!("invalid JSON body: {e}")))?;
     let model = req["model"].as_str().ok_or_else(|| ApiError::invalid("model", "`model` is required"))?.to_string();
+    allowed(g, &caller, &model)?;
     let prefs: Preferences = match req.as_object_mut().and_then(|o| o.remove("provider")) {
         Some(p) => serde_json::from_value(p).map_err(|e| ApiError::invalid("provider", e.to_string()))?,
         None => Preferences::default(),
     };
     let stream = req["stream"].as_bool() == Some(true);
+    let client_wants_usage = req["stream_options"]["include_usage"].as_bool() == Some(true);
+    if stream && caller.is_some() && !client_wants_usage {
+        // The operator bills streams from their final usage chunk; the client does not see it.
+        req["stream_options"] = serde_json::json!({ "include_usage": true });
+    }
     let out_tokens = if generates {
         req["max_completion_tokens"].as_u64().or(req["max_tokens"].as_u64()).unwrap_or(DEFAULT_MAX_TOKENS)
     } else {
@@ -233,11 +297,28 @@ async fn route(
     if candidates.is_empty() {
         return Err(ApiError::unknown_model(&model));
     }
+    let bound_of = |p: &ProviderView| {
+        let offer = p.models.iter().find(|o| o.model == model).expect("candidates serve the model");
+        provider::cost(offer, in_tokens, out_tokens).0
+    };
+    // Operator mode: reserve the worst case over every provider a fallback may reach.
+    let mut hold = match (&g.operator, &caller) {
+        (Some(op), Some(c)) => {
+            let worst = Worst {
+                cost: candidates.iter().map(&bound_of).max().unwrap_or(0),
+                tokens: in_tokens + out_tokens,
+                // OpenAI's estimate: a token per four bytes of input, plus the output bound.
+                tpm_estimate: (upstream.len() as u64).div_ceil(4) + out_tokens,
+            };
+            let staked = op.staked(&c.owner).await;
+            Some(op.meter.reserve(c, worst, staked)?)
+        }
+        _ => None,
+    };
+    let call = Call { path, body: &upstream, stream, client_wants_usage, model: &model };
     let mut failures = Vec::new();
     for p in &candidates {
-        let offer = p.models.iter().find(|o| o.model == model).expect("candidates serve the model");
-        let bound = provider::cost(offer, in_tokens, out_tokens).0;
-        match attempt(g, p, path, &upstream, bound, stream).await {
+        match attempt(g, p, &call, bound_of(p), &mut hold).await {
             Attempt::Done(r) => return Ok(r),
             Attempt::Next(why) => {
                 tracing::info!(provider = %p.address, reason = %why, "falling back to the next provider");
@@ -254,6 +335,102 @@ async fn route(
     );
     e.should_retry = Some(true);
     Err(e)
+}
+
+/// What is sent upstream, the same for every provider tried.
+struct Call<'a> {
+    path: &'a str,
+    body: &'a Bytes,
+    stream: bool,
+    /// The client asked for the final usage chunk (else it is only read, not forwarded).
+    client_wants_usage: bool,
+    model: &'a str,
+}
+
+/// The operator's headers: the owner's balance, the key's budget and rate limits.
+fn standing_headers(h: &mut HeaderMap, s: &Standing) {
+    h.insert("x-tessera-balance", HeaderValue::from_str(&s.balance.to_string()).expect("digits"));
+    if let Some(b) = s.budget_remaining {
+        h.insert("x-tessera-budget-remaining", HeaderValue::from_str(&b.to_string()).expect("digits"));
+    }
+    if s.free {
+        h.insert("x-tessera-free-quota", HeaderValue::from_static("true"));
+    }
+    if let Some((limit, left)) = s.rpm {
+        h.insert("x-ratelimit-limit-requests", HeaderValue::from(limit));
+        h.insert("x-ratelimit-remaining-requests", HeaderValue::from(left));
+    }
+    if let Some((limit, left)) = s.tpm {
+        h.insert("x-ratelimit-limit-tokens", HeaderValue::from(limit));
+        h.insert("x-ratelimit-remaining-tokens", HeaderValue::from(left));
+    }
+}
+
+/// The usage of a provider's answer: from the `usage` object, the cost from
+/// `x-tessera-cost` or `usage.cost`.
+fn used_of(usage: &Value, cost_header: Option<u128>, model: &str, provider: primitives::Address) -> Option<Used> {
+    let cost = cost_header.or_else(|| usage["cost"].as_str().and_then(|c| c.parse().ok()))?;
+    Some(Used {
+        model: model.to_string(),
+        provider,
+        prompt_tokens: usage["prompt_tokens"].as_u64().unwrap_or(0),
+        completion_tokens: usage["completion_tokens"].as_u64().unwrap_or(0),
+        cost,
+    })
+}
+
+/// The usage object of one server-sent event, if it is the final usage chunk.
+fn usage_in_event(event: &[u8]) -> Option<Value> {
+    let text = std::str::from_utf8(event).ok()?;
+    let data = text.lines().find_map(|l| l.strip_prefix("data: ").or_else(|| l.strip_prefix("data:")))?;
+    if !data.contains("\"usage\"") {
+        return None;
+    }
+    let v: Value = serde_json::from_str(data.trim()).ok()?;
+    (v["usage"].is_object() && v["choices"].as_array().is_none_or(|c| c.is_empty())).then(|| v["usage"].clone())
+}
+
+/// Relays an upstream stream to the client from a task of its own that reads to the end
+/// even when the client goes away, so the call's usage is always known; `on_end` gets it.
+fn relay(resp: reqwest::Response, forward_usage: bool, on_end: impl FnOnce(Option<Value>) + Send + 'static) -> Body {
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(64);
+    tokio::spawn(async move {
+        let mut upstream = resp.bytes_stream();
+        let mut client = Some(tx);
+        let mut buf: Vec<u8> = Vec::new();
+        let mut usage = None;
+        while let Some(item) = upstream.next().await {
+            let chunk = match item {
+                Ok(c) => c,
+                Err(e) => {
+                    if let Some(t) = &client {
+                        let _ = t.send(Err(std::io::Error::other(e))).await;
+                    }
+                    break;
+                }
+            };
+            buf.extend_from_slice(&chunk);
+            while let Some(end) = buf.windows(2).position(|w| w == b"\n\n") {
+                let event: Vec<u8> = buf.drain(..end + 2).collect();
+                let mut forward = true;
+                if let Some(u) = usage_in_event(&event) {
+                    usage = Some(u);
+                    forward = forward_usage;
+                }
+                if let (true, Some(t)) = (forward, &client) {
+                    if t.send(Ok(Bytes::from(event))).await.is_err() {
+                        client = None; // the client left; read on for the usage
+                    }
+                }
+            }
+        }
+        if let (false, Some(t)) = (buf.is_empty(), &client) {
+            let _ = t.send(Ok(Bytes::from(buf))).await;
+        }
+        drop(client);
+        on_end(usage);
+    });
+    Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }))
 }
 
 /// Finishes a call's reservation when dropped: at the end of a stream, or when the client
@@ -286,8 +463,9 @@ fn copy_headers(from: &reqwest::header::HeaderMap, to: &mut HeaderMap, provider:
     }
 }
 
-async fn attempt(g: &Arc<Gateway>, p: &ProviderView, path: &str, body: &Bytes, bound: u128, stream: bool) -> Attempt {
-    let url = format!("{}{path}", p.endpoint.trim_end_matches('/'));
+async fn attempt(g: &Arc<Gateway>, p: &ProviderView, call: &Call<'_>, bound: u128, hold: &mut Option<Hold>) -> Attempt {
+    let (body, stream) = (call.body, call.stream);
+    let url = format!("{}{}", p.endpoint.trim_end_matches('/'), call.path);
     for retry in 0..2 {
         let chan = match g.payer.channel(p, bound).await {
             Ok(c) => c,
@@ -321,11 +499,28 @@ async fn attempt(g: &Arc<Gateway>, p: &ProviderView, path: &str, body: &Bytes, b
             let mut out = Response::builder().status(200).body(Body::empty()).expect("valid");
             copy_headers(resp.headers(), out.headers_mut(), p);
             let settle = Settle { payer: g.payer.clone(), chan, r: Some(reservation) };
-            let body = resp.bytes_stream().map(move |chunk| {
-                let _keep = &settle;
-                chunk.map_err(std::io::Error::other)
-            });
-            *out.body_mut() = Body::from_stream(body);
+            match hold.take() {
+                Some(h) => {
+                    standing_headers(out.headers_mut(), h.standing());
+                    let (model, provider) = (call.model.to_string(), p.address);
+                    *out.body_mut() = relay(resp, call.client_wants_usage, move |usage| {
+                        drop(settle);
+                        match usage.as_ref().and_then(|u| used_of(u, None, &model, provider)) {
+                            Some(used) => {
+                                h.settle(&used);
+                            }
+                            None => tracing::warn!(%provider, "a stream ended without its usage; not billed"),
+                        }
+                    });
+                }
+                None => {
+                    let body = resp.bytes_stream().map(move |chunk| {
+                        let _keep = &settle;
+                        chunk.map_err(std::io::Error::other)
+                    });
+                    *out.body_mut() = Body::from_stream(body);
+                }
+            }
             return Attempt::Done(out);
         }
         let owed = resp
@@ -343,8 +538,20 @@ async fn attempt(g: &Arc<Gateway>, p: &ProviderView, path: &str, body: &Bytes, b
         };
         if status.is_success() {
             g.payer.finish(&chan, reservation, owed);
-            let mut out = Response::builder().status(200).body(Body::from(bytes)).expect("valid");
+            let mut out = Response::builder().status(200).body(Body::from(bytes.clone())).expect("valid");
             copy_headers(&headers, out.headers_mut(), p);
+            if let Some(h) = hold.take() {
+                let usage = serde_json::from_slice::<Value>(&bytes).map(|v| v["usage"].clone()).unwrap_or(Value::Null);
+                let cost = headers.get("x-tessera-cost").and_then(|c| c.to_str().ok()).and_then(|c| c.parse().ok());
+                let standing = match used_of(&usage, cost, call.model, p.address) {
+                    Some(used) => h.settle(&used),
+                    None => {
+                        tracing::warn!(provider = %p.address, "an answer without usage; not billed");
+                        h.standing().clone()
+                    }
+                };
+                standing_headers(out.headers_mut(), &standing);
+            }
             return Attempt::Done(out);
         }
         g.payer.finish(&chan, reservation, None);

@@ -33,6 +33,8 @@ pub struct ApiError {
     pub body: ErrorBody,
     /// `x-should-retry` (the SDK obeys it before its own rules).
     pub should_retry: Option<bool>,
+    /// `retry-after-ms` (and `retry-after` in whole seconds): when a retry can succeed.
+    pub retry_after_ms: Option<u64>,
 }
 
 impl ApiError {
@@ -43,7 +45,21 @@ impl ApiError {
                 error: ErrorDetail { message: message.into(), kind: kind.into(), param: None, code: Some(code.into()) },
             },
             should_retry: None,
+            retry_after_ms: None,
         }
+    }
+
+    /// 429 with the wait after which the request fits the limit again.
+    pub fn rate_limited(code: &str, message: impl Into<String>, retry_after_ms: u64) -> ApiError {
+        let mut e = ApiError::new(429, "rate_limit_error", code, message);
+        e.retry_after_ms = Some(retry_after_ms);
+        e
+    }
+
+    pub fn forbidden(code: &str, message: impl Into<String>) -> ApiError {
+        let mut e = ApiError::new(403, "permission_error", code, message);
+        e.should_retry = Some(false);
+        e
     }
 
     pub fn invalid(param: &str, message: impl Into<String>) -> ApiError {
