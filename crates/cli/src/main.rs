@@ -6,6 +6,7 @@ mod bench_sale;
 mod channel_cmds;
 mod demo;
 mod devnet_provider;
+mod gateway_cmds;
 mod incentive_cmds;
 mod network_cmds;
 mod offering_file;
@@ -116,8 +117,10 @@ enum Command {
         #[command(subcommand)]
         cmd: network_cmds::StakeCmd,
     },
-    /// Run an OpenAI-compatible gateway to the network's providers, paying from your key.
-    Gateway(GatewayArgs),
+    /// Run an OpenAI-compatible gateway to the network's providers, paying from your key;
+    /// with `[operator]` (or --operator-dir) a shared gateway with API keys, budgets and
+    /// limits, administered by `tessera gateway keys|usage|account|requests`.
+    Gateway(GatewayCmd),
     /// Run an evaluator: probe providers with paid calls, score them, set weights.
     Evaluator(EvaluatorArgs),
     /// Provider incentives: Yuma consensus (`tessera incentive epoch --input FILE`).
@@ -133,6 +136,15 @@ enum Command {
 }
 
 #[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct GatewayCmd {
+    #[command(subcommand)]
+    sub: Option<gateway_cmds::AdminCmd>,
+    #[command(flatten)]
+    run: GatewayArgs,
+}
+
+#[derive(Args)]
 struct GatewayArgs {
     /// Config (key, node, listen, api_keys, channel_amount, channel_blocks, refresh_secs,
     /// upstream_timeout_secs); --key: the key that pays for calls.
@@ -144,6 +156,10 @@ struct GatewayArgs {
     /// An accepted API key (repeat); none: no authentication.
     #[arg(long = "api-key")]
     api_keys: Vec<String>,
+    /// Operator mode with its keys, balances and usage in this directory (the config's
+    /// `[operator]` section with its defaults).
+    #[arg(long, conflicts_with = "api_keys")]
+    operator_dir: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -184,11 +200,24 @@ async fn run_gateway(args: GatewayArgs) -> Result<()> {
         cfg.listen = l;
     }
     cfg.api_keys.extend(args.api_keys);
+    if let Some(dir) = args.operator_dir {
+        let op: gateway::operator::OperatorConfig =
+            toml::from_str(&format!("data_dir = {:?}", dir.display().to_string()))?;
+        cfg.operator = Some(op);
+    }
     let listen = cfg.listen;
     let g = gateway::start(cfg).await?;
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let url = format!("http://{}/v1", listener.local_addr()?);
-    println!("tessera gateway ready: base_url={url} payer={}", g.payer_address());
+    match g.operator() {
+        Some(op) => println!(
+            "tessera gateway ready: base_url={url} payer={} mode=operator deposit_to={} admin_token_file={}",
+            g.payer_address(),
+            op.address(),
+            op.admin_token_file().display()
+        ),
+        None => println!("tessera gateway ready: base_url={url} payer={}", g.payer_address()),
+    }
     axum::serve(listener, gateway::router(g)).with_graceful_shutdown(wait_for_shutdown()).await?;
     Ok(())
 }
@@ -355,7 +384,8 @@ async fn run(command: Command, out: Output) -> Result<()> {
         Command::Network { cmd } => network_cmds::run_network(cmd, &out).await,
         Command::Neuron { cmd } => network_cmds::run_neuron(cmd, &out).await,
         Command::Stake { cmd } => network_cmds::run_stake(cmd, &out).await,
-        Command::Gateway(args) => run_gateway(args).await,
+        Command::Gateway(GatewayCmd { sub: Some(cmd), .. }) => gateway_cmds::run(cmd, &out).await,
+        Command::Gateway(GatewayCmd { sub: None, run }) => run_gateway(run).await,
         Command::Evaluator(args) => run_evaluator(args).await,
         Command::Incentive { cmd } => incentive_cmds::run(cmd),
         Command::Bench { cmd } => bench::run(cmd, &out).await,

@@ -77,8 +77,6 @@ pub enum PayError {
     WrongRecipient(u64),
     #[error("the voucher is for nonce {got}; the channel is at nonce {expected}")]
     StaleNonce { expected: u64, got: u64 },
-    #[error("the voucher ({offered}) is below one already accepted ({best}); vouchers are cumulative")]
-    Decreasing { best: Amount, offered: Amount },
     #[error("the voucher ({offered}) does not cover what is owed ({required}: billed calls plus calls in flight)")]
     Insufficient { required: Amount, offered: Amount },
     #[error(
@@ -98,7 +96,6 @@ impl PayError {
             PayError::UnknownChannel(_) => "unknown_channel",
             PayError::WrongRecipient(_) => "wrong_recipient",
             PayError::StaleNonce { .. } => "stale_nonce",
-            PayError::Decreasing { .. } => "voucher_decreased",
             PayError::Insufficient { .. } => "insufficient_voucher",
             PayError::ExceedsEscrow { .. } => "insufficient_escrow",
             PayError::Expiring { .. } => "channel_expiring",
@@ -265,11 +262,9 @@ impl Book {
             if height.saturating_add(self.margin) >= slot.info.expiry_height {
                 return Err(PayError::Expiring { channel: id, expiry: slot.info.expiry_height, margin: self.margin });
             }
-            if let Some((best, _)) = slot.rec.best {
-                if voucher.amount < best {
-                    return Err(PayError::Decreasing { best, offered: voucher.amount });
-                }
-            }
+            // A voucher below the best one is fine if it covers what is due: a payer's
+            // concurrent calls sign increasing amounts but may arrive in any order. The best
+            // voucher is the one kept and claimed.
             let required = slot.owed().saturating_add(slot.reserved);
             if voucher.amount.0 < required {
                 return Err(PayError::Insufficient { required: Amount(required), offered: voucher.amount });

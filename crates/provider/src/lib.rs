@@ -6,7 +6,9 @@
 //! admitted with a voucher of cumulative amount `A` at the channel's current nonce only if
 //! `A` covers everything billed on this nonce plus the worst case of every call already
 //! in flight. So whatever happens to the call being admitted, the provider's exposure is
-//! at most that call's worst case, and every earlier call is paid for by `A`. There is no
+//! at most that call's worst case, and every earlier call is paid for by `A`. A voucher
+//! below the best one kept is accepted when it covers that much (a payer's concurrent
+//! calls arrive in any order); the best one is what is claimed. There is no
 //! per-channel lock across a call: admission and billing are short critical sections on
 //! an in-memory book, so many calls may run on one channel at once, and a crash leaves no
 //! state to clean up (a call that never finished is simply never billed).

@@ -50,6 +50,7 @@ fn default_stake_cache() -> u64 {
 pub struct Operator {
     pub meter: Arc<Meter>,
     pub admin_token: String,
+    token_path: PathBuf,
     address: Address,
     client: Client,
     stake_ttl: Duration,
@@ -91,6 +92,7 @@ impl Operator {
         let op = Arc::new(Operator {
             meter,
             admin_token: admin_token(&token_path)?,
+            token_path,
             address,
             client,
             stake_ttl: Duration::from_secs(cfg.stake_cache_secs),
@@ -113,8 +115,13 @@ impl Operator {
         Ok(op)
     }
 
+    /// Where deposits go: the gateway's paying account.
     pub fn address(&self) -> Address {
         self.address
+    }
+
+    pub fn admin_token_file(&self) -> &Path {
+        &self.token_path
     }
 
     /// Credits the TSR transfers to the operator in the blocks after the cursor, up to the
