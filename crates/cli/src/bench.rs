@@ -55,6 +55,20 @@ pub enum BenchCmd {
         #[arg(long)]
         original_only: bool,
     },
+    /// The latency the OpenAI gateway adds (operator mode: auth, reservation, rate limits,
+    /// metering) over a fast local upstream, at fixed request rates, and its budget
+    /// exactness under 200 concurrent requests. Self-contained: its own chain and upstream.
+    Gateway {
+        /// Offered load in requests/s (repeat).
+        #[arg(long = "rate", default_values_t = [1_000u64, 5_000])]
+        rates: Vec<u64>,
+        /// Seconds per mode per round.
+        #[arg(long, default_value_t = 3.0)]
+        secs: f64,
+        /// Alternating rounds of direct and through-the-gateway load per rate.
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
+    },
     /// Load over HTTP: funds N accounts from KEY, sends pre-signed transfers in binary
     /// batches, and measures committed transfers/s and submit-to-commit latency from
     /// the node's event stream.
@@ -92,6 +106,9 @@ pub async fn run(cmd: BenchCmd, out: &Output) -> Result<()> {
         }
         BenchCmd::Incentive { validators, neurons, runs, original_only } => {
             bench_incentive(validators, neurons, runs, original_only, out.json)
+        }
+        BenchCmd::Gateway { rates, secs, rounds } => {
+            crate::bench_gateway::bench_gateway(rates, secs, rounds, out).await
         }
         BenchCmd::Submit { node, key, accounts, txs, batch, concurrency, rate } => {
             bench_submit(&node, &key, accounts, txs, batch, concurrency, rate, out).await

@@ -1,7 +1,7 @@
 //! The AI provider `tessera devnet` runs beside the node: the built-in models, a provider
 //! key in the data dir, funded from the dev account and registered on first start.
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use primitives::{Action, Address, Amount, AssetId, Transaction};
 use provider::server::{ModelConfig, ProviderConfig};
 use std::net::SocketAddr;
@@ -205,4 +205,74 @@ pub async fn start_evaluator(data_dir: &Path, node: &str, dev_key: &Path, models
         }
     });
     Ok(address)
+}
+
+/// The devnet's OpenAI-compatible gateway, in operator mode as a shared gateway runs: an
+/// operator account (funded by the dev account on first start) pays the providers; the dev
+/// account deposits 100 TSR with it and gets an API key with a 10 TSR budget, written with
+/// the base URL to `DIR/openai.env` (`set -a; . DIR/openai.env` before any OpenAI client).
+pub struct DevnetGateway {
+    pub url: String,
+    pub api_key: String,
+    pub env_file: PathBuf,
+}
+
+pub async fn start_gateway(
+    data_dir: &Path,
+    node: &str,
+    dev_key: &Path,
+    listen: std::net::SocketAddr,
+) -> Result<DevnetGateway> {
+    let tsr = 1_000_000_000u128;
+    let dev = wallet::keystore::read(dev_key)?.decrypt(None)?;
+    let dir = data_dir.join("gateway");
+    std::fs::create_dir_all(&dir)?;
+    let operator_path = dir.join("operator.key");
+    // Deposits count from after the operator's funding (itself a transfer from the dev
+    // account); on later starts the gateway resumes from its own cursor.
+    let mut deposits_from = 1;
+    if !operator_path.exists() {
+        let operator = crypto::SigningKey::generate();
+        let client = wallet::client::Client::new(node)?;
+        let to = operator.address();
+        send_and_wait(&client, &dev, Action::Transfer { to, asset: AssetId::TSR, amount: Amount(1_000 * tsr) }).await?;
+        deposits_from = client.chain().await?.height.0 + 1;
+        // The dev account's deposit: the gateway credits it from the chain.
+        send_and_wait(&client, &dev, Action::Transfer { to, asset: AssetId::TSR, amount: Amount(100 * tsr) }).await?;
+        wallet::keystore::write_new(&operator_path, &wallet::keystore::unencrypted(&operator))?;
+    }
+    let cfg: gateway::GatewayConfig = toml::from_str(&format!(
+        "key = {:?}\n[operator]\ndata_dir = {:?}\ndeposits_from_height = {deposits_from}\n",
+        operator_path.display().to_string(),
+        dir.display().to_string()
+    ))?;
+    let cfg = gateway::GatewayConfig { node: node.to_string(), listen, ..cfg };
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    let url = format!("http://{}/v1", listener.local_addr()?);
+    let g = gateway::start(cfg).await?;
+    let op = g.operator().expect("operator mode").clone();
+    let env_file = data_dir.join("openai.env");
+    // The key from an earlier start, if it still works; else a new one.
+    let earlier = std::fs::read_to_string(&env_file)
+        .ok()
+        .and_then(|text| text.lines().find_map(|l| l.strip_prefix("OPENAI_API_KEY=")).map(|k| k.trim().to_string()));
+    let api_key = match earlier.filter(|k| op.meter.authenticate(Some(k)).is_ok()) {
+        Some(k) => k,
+        None => {
+            let spec = gateway::operator::meter::KeySpec {
+                owner: dev.address(),
+                name: "devnet".into(),
+                budget: Some(Amount(10 * tsr)),
+                ..Default::default()
+            };
+            op.meter.create_key(spec).map_err(|e| anyhow!("creating the devnet's API key: {}", e.body.error.message))?.1
+        }
+    };
+    crate::write_file_synced(&env_file, format!("OPENAI_BASE_URL={url}\nOPENAI_API_KEY={api_key}\n").as_bytes())?;
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, gateway::router(g)).await {
+            tracing::error!(error = %e, "gateway stopped");
+        }
+    });
+    Ok(DevnetGateway { url, api_key, env_file })
 }

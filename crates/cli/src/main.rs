@@ -2,6 +2,7 @@
 
 mod ai_cmds;
 mod bench;
+mod bench_gateway;
 mod bench_sale;
 mod channel_cmds;
 mod demo;
@@ -457,14 +458,14 @@ async fn devnet(args: DevnetArgs, out: &Output) -> Result<()> {
             let port = if args.http.port() == 0 { 0 } else { 8800 };
             SocketAddr::from(([127, 0, 0, 1], port))
         });
-        start_devnet_gateway(&api, &key_path, listen).await.map_err(|e| format!("off ({e:#})"))
+        devnet_provider::start_gateway(&data_dir, &api, &key_path, listen).await.map_err(|e| format!("off ({e:#})"))
     };
     let mut provider_line = match &provider {
         Ok(p) => format!(" provider={} provider_address={}", p.api, p.address),
         Err(_) => String::new(),
     };
-    if let Ok(url) = &gateway {
-        provider_line.push_str(&format!(" gateway={url}"));
+    if let Ok(g) = &gateway {
+        provider_line.push_str(&format!(" gateway={} openai_env={}", g.url, g.env_file.display()));
     }
     if out.json {
         let (papi, paddr) = match &provider {
@@ -473,7 +474,7 @@ async fn devnet(args: DevnetArgs, out: &Output) -> Result<()> {
         };
         println!(
             "{}",
-            serde_json::json!({ "api": api, "address": dev.to_string(), "key": key_path, "data_dir": data_dir, "chain_id": chain_id, "height": height, "provider": papi, "provider_address": paddr, "gateway": gateway.as_ref().ok() })
+            serde_json::json!({ "api": api, "address": dev.to_string(), "key": key_path, "data_dir": data_dir, "chain_id": chain_id, "height": height, "provider": papi, "provider_address": paddr, "gateway": gateway.as_ref().ok().map(|g| &g.url), "openai_api_key": gateway.as_ref().ok().map(|g| &g.api_key), "openai_env": gateway.as_ref().ok().map(|g| &g.env_file) })
         );
     } else {
         println!("Tessera devnet");
@@ -502,7 +503,11 @@ async fn devnet(args: DevnetArgs, out: &Output) -> Result<()> {
             Err(why) => println!("  AI provider  {why}"),
         }
         match &gateway {
-            Ok(url) => println!("  OpenAI API   {url} (any OpenAI client, any API key; pays from the dev account)"),
+            Ok(g) => {
+                println!("  OpenAI API   {} (any OpenAI client; an operator gateway)", g.url);
+                println!("  API key      {} (the dev account's; 10 TSR budget)", g.api_key);
+                println!("               set -a; . {}; python3 your_openai_script.py", g.env_file.display());
+            }
             Err(why) => println!("  OpenAI API   {why}"),
         }
         if provider.is_ok() && !args.no_evaluator {
@@ -525,21 +530,6 @@ async fn devnet(args: DevnetArgs, out: &Output) -> Result<()> {
     stop_tx.send(()).ok();
     node_task.await??;
     Ok(())
-}
-
-/// The devnet's gateway: routes OpenAI calls to the providers, paying from the dev key.
-async fn start_devnet_gateway(api: &str, dev_key: &Path, listen: SocketAddr) -> Result<String> {
-    let cfg: gateway::GatewayConfig = toml::from_str(&format!("key = {:?}", dev_key.display().to_string()))?;
-    let cfg = gateway::GatewayConfig { node: api.to_string(), listen, ..cfg };
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
-    let url = format!("http://{}/v1", listener.local_addr()?);
-    let g = gateway::start(cfg).await?;
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, gateway::router(g)).await {
-            tracing::error!(error = %e, "gateway stopped");
-        }
-    });
-    Ok(url)
 }
 
 async fn wait_for_shutdown() {
@@ -625,7 +615,7 @@ fn replay(data_dir: &Path, genesis: Option<PathBuf>, out: &Output) -> Result<()>
     Ok(())
 }
 
-fn write_file_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_file_synced(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let tmp = path.with_extension("tmp");
     let mut f = std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;

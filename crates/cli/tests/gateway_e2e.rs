@@ -164,4 +164,50 @@ fn the_official_openai_client_works_through_the_gateway() {
     });
     assert_eq!((status, retry.as_deref()), (402, Some("false")), "{body}");
     assert_eq!(body["error"]["code"], "insufficient_balance");
+
+    // The devnet's own gateway is an operator gateway: its openai.env works as is, and the
+    // SDK raises its classes for 402 (no funds) and 429 (rate limit).
+    let env_file = dir.path().join("data/openai.env");
+    let env = std::fs::read_to_string(&env_file).unwrap();
+    let var = |name: &str| env.lines().find_map(|l| l.strip_prefix(&format!("{name}="))).unwrap().to_string();
+    let admin = |args: &[&str]| -> Value {
+        let mut all = vec!["--json", "gateway"];
+        all.extend_from_slice(args);
+        let (token, base) = (dir.path().join("data/gateway/admin.token"), var("OPENAI_BASE_URL"));
+        all.extend_from_slice(&["--gateway", &base, "--admin-token-file", token.to_str().unwrap()]);
+        serde_json::from_str(&cli(&net, &all)).unwrap()
+    };
+    let no_funds = admin(&["keys", "create", "--owner", &dead])["key"].as_str().unwrap().to_string();
+    let rpm1 = admin(&["keys", "create", "--owner", &net.address, "--rpm", "1"])["key"].as_str().unwrap().to_string();
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "set -a; . {}; exec {python} {}",
+            env_file.display(),
+            repo().join("crates/cli/tests/python/openai_client.py").display()
+        ))
+        .env_remove("OPENAI_BASE_URL")
+        .env_remove("OPENAI_API_KEY")
+        .env("CHAT_MODEL", "SmolLM2-135M-Instruct")
+        .env("EMBED_MODEL", "all-MiniLM-L6-v2")
+        .env("KEY_NO_FUNDS", &no_funds)
+        .env("KEY_RPM1", &rpm1)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "openai client on the devnet's gateway: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(v["chat_provider"], live.as_str());
+    assert_eq!(v["no_funds_code"], "insufficient_balance");
+    assert_eq!(v["rate_limit_code"], "rate_limit_requests");
+    assert!(v["retry_after_ms"].as_str().unwrap().parse::<u64>().unwrap() > 0);
+    // What the SDK's calls cost came out of the dev account's deposit with the operator.
+    let acct = admin(&["account", &net.address]);
+    let spent: u128 = acct["spent"].as_str().unwrap().parse().unwrap();
+    assert!(spent > 0, "{acct}");
+    assert_eq!(acct["deposited"], "100000000000");
 }

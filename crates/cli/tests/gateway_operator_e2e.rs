@@ -236,11 +236,8 @@ daily_requests = 2
         let r = http.post(format!("{base}/chat/completions")).bearer_auth(&alice_sk).json(&body).send().await.unwrap();
         r.text().await.unwrap()
     });
-    let usage_line = with_usage
-        .lines()
-        .filter_map(|l| l.strip_prefix("data: "))
-        .rfind(|d| d.contains("\"usage\":{"))
-        .unwrap();
+    let usage_line =
+        with_usage.lines().filter_map(|l| l.strip_prefix("data: ")).rfind(|d| d.contains("\"usage\":{")).unwrap();
     let stream_cost = n(&serde_json::from_str::<Value>(usage_line).unwrap()["usage"]["cost"]);
     assert_eq!(after_stream - spent, stream_cost);
     spent = after_stream + stream_cost;
@@ -305,16 +302,21 @@ daily_requests = 2
     let a = rt.block_on(post(&http, &base, &rotated, "/embeddings", embed("x")));
     assert_eq!((a.status, a.code()), (401, "revoked_api_key"));
 
-    // 200 concurrent requests against a budget that fits only some of their worst cases:
-    // the key never spends more than its budget, and spends exactly what the answers cost.
-    let worst_probe = rt.block_on(post(&http, &base, &alice_sk, "/embeddings", embed("probe text"))).cost();
-    assert!(worst_probe > 0);
-    let budget = "0.00002"; // 20 000 base units
-    let (crowd_id, crowd) = gw.new_key(&alice, &["--budget", budget]);
+    // 200 concurrent requests against a budget that holds 5 of their worst cases at once
+    // (the exact 50-of-200 figure is `tessera bench gateway`'s, with an upstream that bills
+    // the worst case): the key never spends more than its budget, and spends exactly what
+    // the answers cost.
+    let one = rt.block_on(post(&http, &base, &alice_sk, "/embeddings", embed("text 999"))).cost();
+    assert!(one > 0);
+    // The gateway's bound: (body bytes + 256) input tokens at the embedder's 10 units a token.
+    let worst = (serde_json::to_vec(&embed("text 999")).unwrap().len() as u128 + 256) * 10;
+    let budget = 5 * worst;
+    let budget_tsr = primitives::Amount(budget).to_decimal_string(9);
+    let (crowd_id, crowd) = gw.new_key(&alice, &["--budget", &budget_tsr]);
     let answers = rt.block_on(async {
         let calls = (0..200).map(|i| {
             let (http, base, crowd) = (http.clone(), base.clone(), crowd.clone());
-            async move { post(&http, &base, &crowd, "/embeddings", embed(&format!("text {i}"))).await }
+            async move { post(&http, &base, &crowd, "/embeddings", embed(&format!("text {i:03}"))).await }
         });
         futures_util::future::join_all(calls).await
     });
@@ -325,12 +327,13 @@ daily_requests = 2
         .map(|a| format!("{} {}", a.status, a.body))
         .collect();
     assert!(odd.is_empty(), "{odd:?}");
-    assert!(!ok.is_empty());
+    assert!(ok.len() >= 5, "{} served", ok.len());
     let billed: u128 = ok.iter().map(|a| a.cost()).sum();
     let key = gw.admin(&["keys", "show", &crowd_id]);
     assert_eq!(n(&key["total_spent"]), billed);
-    assert!(billed <= 20_000, "spent {billed} of a 20000 budget");
+    assert!(billed <= budget, "spent {billed} of a budget of {budget}: overspent");
     assert_eq!(n(&key["reserved"]), 0);
+    eprintln!("200 concurrent requests, budget for 5 worst cases: {} served, {billed} of {budget} spent", ok.len());
 
     // Stake-for-access: 100 TSR staked gives 2 free requests a day, no deposit needed.
     cli(&net, &["neuron", "register", "--key", staker_key.to_str().unwrap()]);

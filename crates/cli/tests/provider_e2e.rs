@@ -475,6 +475,7 @@ fn the_better_provider_earns_the_larger_incentive() {
         tokio::time::sleep(Duration::from_secs(6)).await; // one registry refresh with the new incentives
         let r = reqwest::Client::new()
             .post(format!("{gateway}/chat/completions"))
+            .bearer_auth(net.openai_key.as_deref().expect("the devnet's API key"))
             .json(&json!({"model": "SmolLM2-135M-Instruct", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}))
             .send()
             .await

@@ -18,6 +18,8 @@ pub struct Devnet {
     pub dir: PathBuf,
     /// The devnet's OpenAI-compatible gateway (base URL), when it runs.
     pub gateway: Option<String>,
+    /// The devnet's API key for its gateway (from `DIR/openai.env`).
+    pub openai_key: Option<String>,
 }
 
 impl Devnet {
@@ -50,6 +52,10 @@ impl Devnet {
             key: PathBuf::from(field("key")),
             address: field("address"),
             gateway: line.split_whitespace().find_map(|w| w.strip_prefix("gateway=")).map(str::to_string),
+            openai_key: line.split_whitespace().find_map(|w| w.strip_prefix("openai_env=")).map(|env| {
+                let text = std::fs::read_to_string(env).expect("the devnet's openai.env");
+                text.lines().find_map(|l| l.strip_prefix("OPENAI_API_KEY=")).expect("a key line").to_string()
+            }),
             child,
             dir: dir.to_path_buf(),
         }

@@ -1,7 +1,9 @@
 """The official OpenAI Python client against `tessera gateway`, unmodified: models, chat,
 streaming with usage, embeddings (the SDK's default base64), and the error classes.
 Environment: OPENAI_BASE_URL, OPENAI_API_KEY, CHAT_MODEL, EMBED_MODEL, PREFER (a provider
-address tried first). Prints one JSON object of findings; exits non-zero on a failed check."""
+address tried first); for an operator gateway also KEY_NO_FUNDS (a key whose owner has no
+balance: 402) and KEY_RPM1 (a key limited to one request a minute: 429). Prints one JSON
+object of findings; exits non-zero on a failed check."""
 
 import json
 import os
@@ -79,5 +81,24 @@ try:
     raise AssertionError("n=3 accepted")
 except openai.BadRequestError as e:
     out["bad_request_param"] = e.param
+
+if os.environ.get("KEY_NO_FUNDS"):
+    try:
+        OpenAI(api_key=os.environ["KEY_NO_FUNDS"]).embeddings.create(model=embed_model, input="x")
+        raise AssertionError("a key without funds was served")
+    except openai.APIStatusError as e:
+        # 402 has no class of its own in the SDK, and it is not retried.
+        assert type(e) is openai.APIStatusError and e.status_code == 402, e
+        out["no_funds_code"] = e.code
+
+if os.environ.get("KEY_RPM1"):
+    limited = OpenAI(api_key=os.environ["KEY_RPM1"], max_retries=0)
+    limited.embeddings.create(model=embed_model, input="x")
+    try:
+        limited.embeddings.create(model=embed_model, input="y")
+        raise AssertionError("a key limited to 1 rpm made two requests")
+    except openai.RateLimitError as e:
+        out["rate_limit_code"] = e.code
+        out["retry_after_ms"] = e.response.headers["retry-after-ms"]
 
 print(json.dumps(out))
