@@ -47,7 +47,11 @@ pub struct Payer {
     /// Escrow per channel, and added when the free part runs low.
     channel_amount: u128,
     channel_blocks: u64,
-    channels: tokio::sync::Mutex<BTreeMap<Address, Arc<Channel>>>,
+    /// The channel to each provider (read on every call: a short synchronous lock).
+    channels: parking_lot::RwLock<BTreeMap<Address, Arc<Channel>>>,
+    /// One lock per provider for opening, topping up and re-reading its channel, so a slow
+    /// round trip to the node for one provider never holds up calls to the others.
+    opening: parking_lot::Mutex<BTreeMap<Address, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Payer {
@@ -67,6 +71,7 @@ impl Payer {
             channel_amount,
             channel_blocks,
             channels: Default::default(),
+            opening: Default::default(),
         })
     }
 
@@ -102,13 +107,16 @@ impl Payer {
     /// The channel to `p` with at least `room` free (escrow minus billed minus in flight):
     /// opened, topped up or re-read from the node as needed.
     pub async fn channel(&self, p: &ProviderView, room: u128) -> Result<Arc<Channel>> {
-        let mut map = self.channels.lock().await;
-        if let Some(c) = map.get(&p.address) {
-            let s = c.state.lock().clone();
-            if !s.stale && s.escrowed.saturating_sub(s.owed + s.in_flight) >= room {
-                return Ok(c.clone());
-            }
+        if let Some(c) = self.ready(&p.address, room) {
+            return Ok(c);
         }
+        let lock = self.opening.lock().entry(p.address).or_default().clone();
+        let _opening = lock.lock().await;
+        // Another call may have done it while this one waited.
+        if let Some(c) = self.ready(&p.address, room) {
+            return Ok(c);
+        }
+        let current = self.channels.read().get(&p.address).cloned();
         let height = self.client.chain().await?.height.0;
         let mine = self.client.account_channels(&self.address()).await?;
         let live = mine
@@ -135,7 +143,7 @@ impl Payer {
                     .ok_or_else(|| anyhow!("the channel just opened is missing"))?
             }
         };
-        let previous = map.get(&p.address).filter(|t| t.id == c.id).map(|t| t.state.lock().clone());
+        let previous = current.as_ref().filter(|t| t.id == c.id).map(|t| t.state.lock().clone());
         let owed = match &previous {
             Some(s) if s.nonce == c.nonce && !s.stale => s.owed,
             _ => self.provider_owed(p, c.id).await.unwrap_or(0).min(c.escrowed.0),
@@ -146,16 +154,34 @@ impl Payer {
             self.send(Action::FundChannel { channel: c.id, amount: Amount(amount) }).await.context("topping up")?;
             escrowed += amount;
         }
-        let state = ChannelState { nonce: c.nonce, owed, in_flight, escrowed, stale: false };
-        let chan = match map.get(&p.address).filter(|t| t.id == c.id) {
+        let chan = match current.filter(|t| t.id == c.id) {
             Some(t) => {
-                *t.state.lock() = state;
-                t.clone()
+                // Calls that began meanwhile keep their reservations.
+                let mut s = t.state.lock();
+                *s = ChannelState { nonce: c.nonce, owed, in_flight: s.in_flight, escrowed, stale: false };
+                drop(s);
+                t
             }
-            None => Arc::new(Channel { id: c.id, state: parking_lot::Mutex::new(state) }),
+            None => Arc::new(Channel {
+                id: c.id,
+                state: parking_lot::Mutex::new(ChannelState {
+                    nonce: c.nonce,
+                    owed,
+                    in_flight,
+                    escrowed,
+                    stale: false,
+                }),
+            }),
         };
-        map.insert(p.address, chan.clone());
+        self.channels.write().insert(p.address, chan.clone());
         Ok(chan)
+    }
+
+    /// The channel to `p` if it is known, fresh and has `room` free.
+    fn ready(&self, p: &Address, room: u128) -> Option<Arc<Channel>> {
+        let c = self.channels.read().get(p).cloned()?;
+        let s = c.state.lock();
+        (!s.stale && s.escrowed.saturating_sub(s.owed + s.in_flight) >= room).then(|| c.clone())
     }
 
     /// What the provider has billed on the channel at its nonce, as the payer knows it.
@@ -165,7 +191,7 @@ impl Payer {
 
     /// Marks the channel to `p` for re-reading (a stale nonce, a voucher found short).
     pub async fn invalidate(&self, p: &Address) {
-        if let Some(c) = self.channels.lock().await.get(p) {
+        if let Some(c) = self.channels.read().get(p) {
             c.state.lock().stale = true;
         }
     }

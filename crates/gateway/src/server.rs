@@ -49,6 +49,9 @@ pub struct GatewayConfig {
     /// Seconds before an upstream call counts as failed (fallback to the next provider).
     #[serde(default = "default_timeout")]
     pub upstream_timeout_secs: u64,
+    /// Seconds between health checks of every provider (`GET {endpoint}/models`); 0: none.
+    #[serde(default = "default_health")]
+    pub health_check_secs: u64,
     /// Operator mode: API keys with budgets and limits, paid from users' deposits.
     #[serde(default)]
     pub operator: Option<OperatorConfig>,
@@ -71,6 +74,9 @@ fn default_refresh() -> u64 {
 }
 fn default_timeout() -> u64 {
     120
+}
+fn default_health() -> u64 {
+    15
 }
 
 impl GatewayConfig {
@@ -131,6 +137,18 @@ pub async fn start(cfg: GatewayConfig) -> Result<Arc<Gateway>> {
             tokio::time::sleep(every).await;
         }
     });
+    if g.cfg.health_check_secs > 0 {
+        let weak = Arc::downgrade(&g);
+        let every = Duration::from_secs(g.cfg.health_check_secs);
+        tokio::spawn(async move {
+            loop {
+                let Some(g) = weak.upgrade() else { break };
+                g.directory.check_health(&g.http).await;
+                drop(g);
+                tokio::time::sleep(every).await;
+            }
+        });
+    }
     Ok(g)
 }
 
@@ -322,6 +340,7 @@ async fn route(
             Attempt::Done(r) => return Ok(r),
             Attempt::Next(why) => {
                 tracing::info!(provider = %p.address, reason = %why, "falling back to the next provider");
+                g.directory.record(&p.address, Err(()));
                 g.directory.cool_down(&p.address);
                 failures.push(format!("{}: {why}", p.address));
             }
@@ -479,6 +498,7 @@ async fn attempt(g: &Arc<Gateway>, p: &ProviderView, call: &Call<'_>, bound: u12
             Err(e) => return Attempt::Next(format!("no channel: {e:#}")),
         };
         let reservation = g.payer.begin(&chan, bound);
+        let started = std::time::Instant::now();
         let sent = g
             .http
             .post(&url)
@@ -495,6 +515,9 @@ async fn attempt(g: &Arc<Gateway>, p: &ProviderView, call: &Call<'_>, bound: u12
             }
         };
         let status = resp.status();
+        if status.is_success() {
+            g.directory.record(&p.address, Ok(started.elapsed()));
+        }
         if status.is_success() && stream {
             let mut out = Response::builder().status(200).body(Body::empty()).expect("valid");
             copy_headers(resp.headers(), out.headers_mut(), p);
