@@ -226,7 +226,7 @@ pub async fn run_provider(cmd: ProviderCmd, out: &Output) -> Result<()> {
             let api = format!("http://{}", listener.local_addr()?);
             let endpoint = endpoint.unwrap_or_else(|| format!("{api}/v1"));
             if let Some(stake) = register_stake {
-                if !provider::server::registration_matches(&p).await {
+                if !provider::server::registration_matches(&p, &endpoint).await {
                     let node = NodeArg { node: cfg.node.clone() };
                     let client = connect(&node)?;
                     let chain = chain_info(&client).await?;

@@ -89,7 +89,7 @@ async fn run(
         tokio::net::TcpListener::bind(listen).await.map_err(|e| anyhow!("cannot listen on {listen}: {e}"))?;
     let api = format!("http://{}/v1", listener.local_addr()?);
     let p = provider::server::start(&config).await.map_err(|e| anyhow!(e))?;
-    if !provider::server::registration_matches(&p).await {
+    if !provider::server::registration_matches(&p, &api).await {
         register(node, dev_key, &key, &p.info(&api)).await?;
     }
     join_network(node, &key, None).await?;

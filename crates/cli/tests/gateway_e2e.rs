@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{tessera, Devnet};
+use common::{cli, models_dir, tessera, Devnet};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -16,20 +16,6 @@ use std::time::Duration;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn models_dir() -> PathBuf {
-    match std::env::var_os("TESSERA_MODELS_DIR").filter(|v| !v.is_empty()) {
-        Some(d) => PathBuf::from(d),
-        None => repo().join("target/models"),
-    }
-}
-
-fn cli(net: &Devnet, args: &[&str]) -> String {
-    let out = tessera().args(args).env("TESSERA_NODE", &net.api).env("RUST_LOG", "warn").output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success(), "tessera {args:?} failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    stdout
 }
 
 struct Proc(Child);

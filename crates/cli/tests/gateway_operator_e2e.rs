@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{tessera, Devnet};
+use common::{cli, funded_key, models_dir, provider_config, start_provider, tessera, Devnet};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
@@ -17,20 +17,6 @@ use std::time::{Duration, Instant};
 
 const EMBED: &str = "all-MiniLM-L6-v2";
 const CHAT: &str = "SmolLM2-135M-Instruct";
-
-fn models_dir() -> PathBuf {
-    match std::env::var_os("TESSERA_MODELS_DIR").filter(|v| !v.is_empty()) {
-        Some(d) => PathBuf::from(d),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/models"),
-    }
-}
-
-fn cli(net: &Devnet, args: &[&str]) -> String {
-    let out = tessera().args(args).env("TESSERA_NODE", &net.api).env("RUST_LOG", "warn").output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success(), "tessera {args:?} failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    stdout
-}
 
 struct Gateway {
     child: Child,
@@ -377,4 +363,94 @@ daily_requests = 2
             .unwrap()
     });
     assert_eq!(r.status(), 401);
+}
+
+/// A provider killed mid-request: a plain call falls back to the next provider and the
+/// user pays only that provider's answer; a stream cut by the kill (no fallback once bytes
+/// were sent) bills nothing, as the killed provider bills nothing for it, and holds nothing.
+#[test]
+fn a_provider_killed_mid_request_falls_back_or_bills_nothing() {
+    assert!(models_dir().join(CHAT).exists(), "model weights missing: run scripts/fetch-models.sh");
+    let dir = tempfile::tempdir().unwrap();
+    let models = models_dir();
+    let net = Devnet::start(
+        &dir.path().join("data"),
+        &["--models-dir", models.to_str().unwrap(), "--no-evaluator", "--no-gateway"],
+    );
+    let a = {
+        let listed: Value = serde_json::from_str(&cli(&net, &["--json", "provider", "list"])).unwrap();
+        listed[0]["address"].as_str().unwrap().to_string()
+    };
+    // B is cheaper than the devnet's provider A, so it is tried first.
+    let (bkey, bkey_path) = funded_key(&net, dir.path(), "b", "100");
+    let b = bkey.address().to_string();
+    let b_config = provider_config(&net, dir.path(), "b", &bkey_path, "", (1_000_000, 10_000_000, 40_000_000), None);
+    let mut b_proc = start_provider(&b_config, true);
+    let (operator, operator_key) = funded_key(&net, dir.path(), "operator", "100");
+    let (alice, alice_key) = funded_key(&net, dir.path(), "alice", "50");
+    let (operator, alice) = (operator.address().to_string(), alice.address().to_string());
+    cli(&net, &["transfer", "--key", alice_key.to_str().unwrap(), "--to", &operator, "--amount", "10"]);
+    let config = dir.path().join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "key = {:?}\nnode = {:?}\nlisten = \"127.0.0.1:0\"\nhealth_check_secs = 0\nrefresh_secs = 1\n[operator]\ndata_dir = {:?}\n",
+            operator_key.display().to_string(),
+            net.api,
+            dir.path().join("gateway-data").display().to_string()
+        ),
+    )
+    .unwrap();
+    let gw = Gateway::start(&config);
+    let (_, key) = gw.new_key(&alice, &[]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let http = reqwest::Client::new();
+    let spent = || n(&gw.admin(&["account", &alice])["spent"]);
+    wait_until(30, "the deposit", || (n(&gw.admin(&["account", &alice])["deposited"]) > 0).then_some(()));
+
+    let warm = rt.block_on(post(&http, &gw.base, &key, "/chat/completions", chat(false, 2)));
+    assert_eq!((warm.status, warm.header("x-tessera-provider")), (200, Some(b.as_str())), "{}", warm.body);
+    let before = spent();
+    assert_eq!(before, warm.cost());
+
+    // A long plain call; B is killed while it generates: A answers, and only A's answer is paid.
+    let long = |stream: bool| {
+        json!({"model": CHAT, "messages": [{"role": "user", "content": "Count from 1 to 500, separated by commas."}],
+               "max_tokens": 400, "temperature": 0, "stream": stream})
+    };
+    let pid = b_proc.child.id();
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(400));
+        let _ = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status();
+    });
+    let answer = rt.block_on(post(&http, &gw.base, &key, "/chat/completions", long(false)));
+    killer.join().unwrap();
+    let _ = b_proc.child.wait();
+    assert_eq!((answer.status, answer.header("x-tessera-provider")), (200, Some(a.as_str())), "{}", answer.body);
+    assert_eq!(spent() - before, answer.cost(), "only the answer that arrived is paid");
+
+    // A stream from B, cut by a kill after its first bytes: nothing billed, nothing held.
+    // Restarted on a new port, it updates its registration; the gateway re-reads the
+    // registry every second.
+    let mut b_proc = start_provider(&b_config, true);
+    std::thread::sleep(Duration::from_millis(2_500));
+    let before = spent();
+    let mut only_b = long(true);
+    only_b["provider"] = json!({"only": [b]});
+    rt.block_on(async {
+        let r =
+            http.post(format!("{}/chat/completions", gw.base)).bearer_auth(&key).json(&only_b).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{:?}", r.text().await);
+        assert_eq!(r.headers()["x-tessera-provider"].to_str().unwrap(), b);
+        let mut s = r.bytes_stream();
+        assert!(!s.next().await.unwrap().unwrap().is_empty());
+        let _ = b_proc.child.kill();
+        let _ = b_proc.child.wait();
+        while let Some(Ok(_)) = s.next().await {}
+    });
+    let acct = wait_until(30, "the cut stream's reservation to be released", || {
+        let v = gw.admin(&["account", &alice]);
+        (n(&v["reserved"]) == 0).then_some(v)
+    });
+    assert_eq!(n(&acct["spent"]), before, "a stream cut by the provider's death is not billed");
 }

@@ -690,11 +690,11 @@ fn async_stream(
     tokio_stream::wrappers::ReceiverStream::new(erx).map(Ok)
 }
 
-/// A registered-or-not check at start: warns when the chain does not list this provider
-/// with these models.
-pub async fn registration_matches(p: &Provider) -> bool {
+/// Whether the chain lists this provider at `endpoint` with these models (else the
+/// registration is due: a first start, new prices, or a restart on another address).
+pub async fn registration_matches(p: &Provider, endpoint: &str) -> bool {
     match p.client.provider(&p.address).await {
-        Ok(Some(v)) => p.models.values().all(|s| v.models.contains(&s.offer)),
+        Ok(Some(v)) => v.endpoint == endpoint && p.models.values().all(|s| v.models.contains(&s.offer)),
         _ => false,
     }
 }

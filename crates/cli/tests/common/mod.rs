@@ -10,6 +10,105 @@ pub fn tessera() -> Command {
     Command::new(env!("CARGO_BIN_EXE_tessera"))
 }
 
+/// Where the built-in models' weights are (`scripts/fetch-models.sh`).
+pub fn models_dir() -> PathBuf {
+    match std::env::var_os("TESSERA_MODELS_DIR").filter(|v| !v.is_empty()) {
+        Some(d) => PathBuf::from(d),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/models"),
+    }
+}
+
+/// A `tessera provider run` process.
+pub struct ProviderProc {
+    pub child: Child,
+    pub api: String,
+}
+
+impl Drop for ProviderProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn start_provider(config: &Path, register: bool) -> ProviderProc {
+    let mut cmd = tessera();
+    cmd.args(["provider", "run", "--config"]).arg(config);
+    if register {
+        cmd.args(["--register-stake", "10"]);
+    }
+    let mut child = cmd.env("RUST_LOG", "warn").stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.starts_with("tessera provider ready:") {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    let line = rx.recv_timeout(Duration::from_secs(120)).expect("provider ready within 120 s");
+    let api = line.split_whitespace().find_map(|w| w.strip_prefix("api=")).unwrap().to_string();
+    ProviderProc { child, api }
+}
+
+/// A new unencrypted key in `dir`, funded with `tsr` TSR from the dev account.
+pub fn funded_key(net: &Devnet, dir: &Path, name: &str, tsr: &str) -> (crypto::SigningKey, PathBuf) {
+    let key = crypto::SigningKey::generate();
+    let path = dir.join(format!("{name}.key"));
+    wallet::keystore::write_new(&path, &wallet::keystore::unencrypted(&key)).unwrap();
+    let dev_key = net.key.to_str().unwrap().to_string();
+    cli(net, &["transfer", "--key", &dev_key, "--to", &key.address().to_string(), "--amount", tsr]);
+    (key, path)
+}
+
+/// A provider config serving both built-in models at (embedding input, chat input, chat
+/// output) prices, with `extra` top-level TOML lines and an optional generator precision.
+pub fn provider_config(
+    net: &Devnet,
+    dir: &Path,
+    name: &str,
+    key: &Path,
+    extra: &str,
+    (embed_in, chat_in, chat_out): (u128, u128, u128),
+    precision: Option<&str>,
+) -> PathBuf {
+    let precision = precision.map_or(String::new(), |p| format!("precision = \"{p}\"\n"));
+    let config = dir.join(format!("{name}.toml"));
+    let text = format!(
+        r#"node = "{node}"
+key = "{key}"
+listen = "127.0.0.1:0"
+data_dir = "{data}"
+models_dir = "{models}"
+{extra}
+[[model]]
+id = "all-MiniLM-L6-v2"
+backend = "embedder"
+input_price_per_mtok = "{embed_in}"
+[[model]]
+id = "SmolLM2-135M-Instruct"
+backend = "generator"
+{precision}input_price_per_mtok = "{chat_in}"
+output_price_per_mtok = "{chat_out}"
+"#,
+        node = net.api,
+        key = key.display(),
+        data = dir.join(format!("{name}-data")).display(),
+        models = models_dir().display(),
+    );
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
+/// `tessera ARGS` against the devnet; its stdout (panics on failure).
+pub fn cli(net: &Devnet, args: &[&str]) -> String {
+    let out = tessera().args(args).env("TESSERA_NODE", &net.api).env("RUST_LOG", "warn").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "tessera {args:?} failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    stdout
+}
+
 pub struct Devnet {
     pub child: Child,
     pub api: String,
