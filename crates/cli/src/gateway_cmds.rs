@@ -265,12 +265,11 @@ pub async fn run(cmd: AdminCmd, out: &Output) -> Result<()> {
                     "id", "name", "owner", "spent", "rpm", "tpm"
                 );
                 for k in v["keys"].as_array().into_iter().flatten() {
-                    let owner = k["owner"].as_str().unwrap_or("");
                     println!(
-                        "{:<16}  {:<20}  {:<22}  {:>22}  {:>6}  {:>8}  {}",
+                        "{:<16}  {:<20}  {:<64}  {:>22}  {:>6}  {:>8}  {}",
                         k["id"].as_str().unwrap_or(""),
                         k["name"].as_str().unwrap_or(""),
-                        format!("{}…", &owner[..owner.len().min(20)]),
+                        k["owner"].as_str().unwrap_or(""),
                         tsr(&k["total_spent"]),
                         k["rpm"].as_u64().map_or("-".into(), |n| n.to_string()),
                         k["tpm"].as_u64().map_or("-".into(), |n| n.to_string()),
@@ -326,11 +325,11 @@ pub async fn run(cmd: AdminCmd, out: &Output) -> Result<()> {
                     r["day"].as_str().unwrap_or(""),
                     r["key"].as_str().unwrap_or(""),
                     r["model"].as_str().unwrap_or(""),
-                    r["requests"],
-                    r["prompt_tokens"],
-                    r["completion_tokens"],
+                    r["requests"].to_string(),
+                    r["prompt_tokens"].to_string(),
+                    r["completion_tokens"].to_string(),
                     tsr(&r["cost"]),
-                    r["free_requests"],
+                    r["free_requests"].to_string(),
                     tsr(&r["sponsored_cost"])
                 );
             }
@@ -368,11 +367,11 @@ pub async fn run(cmd: AdminCmd, out: &Output) -> Result<()> {
             for r in v["requests"].as_array().into_iter().flatten() {
                 println!(
                     "{:>6}  {:>14}  {:<24}  {:>8}  {:>10}  {:>22}  {}",
-                    r["seq"],
-                    r["at_ms"],
+                    r["seq"].to_string(),
+                    r["at_ms"].to_string(),
                     r["model"].as_str().unwrap_or(""),
-                    r["prompt_tokens"],
-                    r["completion_tokens"],
+                    r["prompt_tokens"].to_string(),
+                    r["completion_tokens"].to_string(),
                     tsr(&r["cost"]),
                     r["free"]
                 );
