@@ -1,6 +1,6 @@
 //! Operator mode: one shared gateway for many users. Users deposit TSR to the operator's
-//! account on the ledger (a plain transfer); the gateway credits each depositor from the
-//! chain's blocks. The operator gives users API keys (stored hashed, shown once) with
+//! account on the ledger (a plain transfer); the gateway follows the node's block events
+//! and credits each depositor from the blocks. The operator gives users API keys (stored hashed, shown once) with
 //! budgets, rate limits and allowed models; every request reserves its worst case and
 //! settles to its real cost ([`meter`]). Holders who stake enough TSR get a free daily
 //! quota by stake tier (stake-for-access, the same stake as the incentive module's). The
@@ -55,6 +55,8 @@ pub struct Operator {
     client: Client,
     stake_ttl: Duration,
     stakes: RwLock<HashMap<Address, (Option<u128>, Instant)>>,
+    /// One scan at a time: two would both credit the blocks after the same cursor.
+    scanning: tokio::sync::Mutex<()>,
 }
 
 /// Reads the admin token file, or creates it with a fresh random token.
@@ -97,18 +99,44 @@ impl Operator {
             client,
             stake_ttl: Duration::from_secs(cfg.stake_cache_secs),
             stakes: RwLock::new(HashMap::new()),
+            scanning: tokio::sync::Mutex::new(()),
         });
         if op.meter.cursor() == 0 && cfg.deposits_from_height > 1 {
             op.meter.credit(&[], cfg.deposits_from_height - 1)?;
         }
         op.scan_deposits().await?;
+        // Follow the node's block events; scan at each block, and every 5 s regardless
+        // (a dropped stream, a lagging event buffer).
         let weak = Arc::downgrade(&op);
+        let client = op.client.clone();
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                let Some(op) = weak.upgrade() else { break };
-                if let Err(e) = op.scan_deposits().await {
-                    tracing::warn!(error = %format!("{e:#}"), "crediting deposits");
+                let mut events = match client.block_events().await {
+                    Ok(s) => Some(Box::pin(s)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "following the node's events; polling");
+                        None
+                    }
+                };
+                loop {
+                    let event = async {
+                        match events.as_mut() {
+                            Some(s) => futures_util::StreamExt::next(s).await.map(|e| e.is_ok()),
+                            None => std::future::pending().await,
+                        }
+                    };
+                    let reconnect = tokio::select! {
+                        e = event => !matches!(e, Some(true)),
+                        _ = tokio::time::sleep(Duration::from_secs(5)) => events.is_none(),
+                    };
+                    let Some(op) = weak.upgrade() else { return };
+                    if let Err(e) = op.scan_deposits().await {
+                        tracing::warn!(error = %format!("{e:#}"), "crediting deposits");
+                    }
+                    if reconnect {
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        break;
+                    }
                 }
             }
         });
@@ -127,6 +155,7 @@ impl Operator {
     /// Credits the TSR transfers to the operator in the blocks after the cursor, up to the
     /// chain's height; each batch of blocks is credited durably with the new cursor.
     pub async fn scan_deposits(&self) -> anyhow::Result<()> {
+        let _one = self.scanning.lock().await;
         let height = self.client.chain().await?.height.0;
         let mut next = self.meter.cursor() + 1;
         while next <= height {
