@@ -74,14 +74,14 @@ async fn run(
                 backend: "embedder".into(),
                 input_price_per_mtok: price(10_000_000),
                 output_price_per_mtok: None,
-                precision: None,
+                ..Default::default()
             },
             ModelConfig {
                 id: "SmolLM2-135M-Instruct".into(),
                 backend: "generator".into(),
                 input_price_per_mtok: price(100_000_000),
                 output_price_per_mtok: Some(price(400_000_000)),
-                precision: None,
+                ..Default::default()
             },
         ],
     };

@@ -7,51 +7,12 @@
 
 mod common;
 
-use common::{cli, models_dir, tessera, Devnet};
+use common::{cli, models_dir, start_gateway, Devnet};
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
-use std::time::Duration;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `tessera gateway` paying from `key`; returns the process and its base URL.
-fn start_gateway(net: &Devnet, key: &Path, extra: &[&str]) -> (Proc, String) {
-    let mut child = tessera()
-        .args(["gateway", "--key"])
-        .arg(key)
-        .args(["--node", &net.api, "--listen", "127.0.0.1:0"])
-        .args(extra)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let proc = Proc(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.starts_with("tessera gateway ready:") {
-                let _ = tx.send(line);
-            }
-        }
-    });
-    let line = rx.recv_timeout(Duration::from_secs(60)).expect("gateway ready");
-    let base = line.split_whitespace().find_map(|w| w.strip_prefix("base_url=")).unwrap().to_string();
-    (proc, base)
 }
 
 #[test]

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{cli, funded_key, models_dir, provider_config, start_provider, wait_for, Devnet};
+use common::{cli, funded_key, models_dir, provider_config, start_gateway, start_provider, wait_for, Devnet};
 use provider::VoucherHeader;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -385,4 +385,154 @@ fn the_better_provider_earns_the_larger_incentive() {
         r.headers()["x-tessera-provider"].to_str().unwrap().to_string()
     });
     assert_eq!(served, a, "the gateway prefers the provider the network pays more");
+}
+
+/// The upstream backend: provider B serves two models from an OpenAI-compatible server it
+/// does not run (here a `tessera gateway` in front of the devnet's provider), paid per
+/// call through B's channel. The chat model is billed from B's own token count (its
+/// tokenizer from the model's GGUF), the embedding model from the upstream's usage;
+/// streams are relayed with B's model name and B's usage; the upstream's 400 comes back
+/// as is.
+#[test]
+fn an_upstream_model_is_served_and_billed_from_counted_tokens() {
+    assert!(models_dir().join("SmolLM2-135M-Instruct").exists(), "model weights missing: run scripts/fetch-models.sh");
+    let dir = tempfile::tempdir().unwrap();
+    let models = models_dir();
+    let net = Devnet::start(
+        &dir.path().join("data"),
+        &["--models-dir", models.to_str().unwrap(), "--no-evaluator", "--no-gateway"],
+    );
+    let (_, gw_key) = funded_key(&net, dir.path(), "upstream-payer", "100");
+    let (_gw, upstream) = start_gateway(&net, &gw_key, &[]);
+    let (bkey, bkey_path) = funded_key(&net, dir.path(), "b", "100");
+    let gguf = models.join("SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let config = dir.path().join("b.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"node = "{node}"
+key = "{key}"
+listen = "127.0.0.1:0"
+data_dir = "{data}"
+[[model]]
+id = "smol-upstream"
+backend = "upstream"
+upstream_url = "{upstream}"
+upstream_model = "SmolLM2-135M-Instruct"
+tokenizer = "{gguf}"
+context_tokens = 2048
+input_price_per_mtok = "{IN_PRICE}"
+output_price_per_mtok = "{OUT_PRICE}"
+[[model]]
+id = "minilm-upstream"
+backend = "upstream"
+upstream_url = "{upstream}"
+upstream_model = "all-MiniLM-L6-v2"
+input_price_per_mtok = "{IN_PRICE}"
+"#,
+            node = net.api,
+            key = bkey_path.display(),
+            data = dir.path().join("b-data").display(),
+            gguf = gguf.display(),
+        ),
+    )
+    .unwrap();
+    let b = start_provider(&config, true);
+    let user = net.signing_key();
+    cli(
+        &net,
+        &["channel", "open", "--key", net.key.to_str().unwrap(), "--to", &bkey.address().to_string(), "--amount", "5"],
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let http = reqwest::Client::new();
+    let channels: Value = rt.block_on(async {
+        let url = format!("{}/v1/accounts/{}/channels", net.api, net.address);
+        http.get(url).send().await.unwrap().json().await.unwrap()
+    });
+    let b_addr = bkey.address().to_string();
+    let id: u64 = channels
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["recipient"] == b_addr.as_str())
+        .and_then(|c| c["id"].as_str())
+        .map(|s| s.parse().unwrap())
+        .expect("the channel to B");
+    let counter = models::TokenCounter::from_file(&gguf).unwrap();
+    let mut spent = 0u128;
+    let call = |path: &str, body: Value, spent_before: u128| -> (u16, String) {
+        rt.block_on(async {
+            let v = VoucherHeader::sign(&user, "tessera-devnet", id, 0, primitives::Amount(spent_before));
+            let r = http
+                .post(format!("{}{path}", b.api))
+                .header("x-tessera-voucher", v.to_string())
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        })
+    };
+    let messages =
+        json!([{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Name a colour."}]);
+    let expected_prompt =
+        counter.count_chat([("system", "You are terse."), ("user", "Name a colour.")]).unwrap() as u64;
+
+    // Plain chat: B's model name, B's count, B's price.
+    let (status, text) = call(
+        "/chat/completions",
+        json!({"model": "smol-upstream", "messages": messages, "max_tokens": 8, "temperature": 0}),
+        spent,
+    );
+    assert_eq!(status, 200, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["model"], "smol-upstream");
+    let content = v["choices"][0]["message"]["content"].as_str().unwrap();
+    let (pt, ct) = (v["usage"]["prompt_tokens"].as_u64().unwrap(), v["usage"]["completion_tokens"].as_u64().unwrap());
+    assert_eq!(pt, expected_prompt);
+    assert_eq!(ct, counter.count(content).unwrap() as u64);
+    let c: u128 = v["usage"]["cost"].as_str().unwrap().parse().unwrap();
+    assert_eq!(c, expected_cost(pt, ct));
+    spent += c;
+
+    // Streamed with usage: relayed chunks under B's name, B's usage chunk, then [DONE].
+    let body = json!({"model": "smol-upstream", "messages": messages, "max_tokens": 8, "temperature": 0, "stream": true,
+                      "stream_options": {"include_usage": true}});
+    let (status, text) = call("/chat/completions", body, spent);
+    assert_eq!(status, 200, "{text}");
+    let (spt, sct, scost) = usage_of(&text, true);
+    let streamed: String = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str::<Value>(d).unwrap())
+        .inspect(|c| assert_eq!(c["model"], "smol-upstream"))
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!((spt, sct), (expected_prompt, counter.count(&streamed).unwrap() as u64));
+    assert_eq!(scost, expected_cost(spt, sct));
+    spent += scost;
+
+    // Embeddings without a tokenizer: the upstream's usage, B's price.
+    let (status, text) =
+        call("/embeddings", json!({"model": "minilm-upstream", "input": ["a token network", "for AI"]}), spent);
+    assert_eq!(status, 200, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["data"].as_array().unwrap().len(), 2);
+    assert_eq!(v["data"][0]["embedding"].as_array().unwrap().len(), 384);
+    let ept = v["usage"]["prompt_tokens"].as_u64().unwrap();
+    assert!(ept > 0);
+    assert_eq!(v["usage"]["cost"].as_str().unwrap().parse::<u128>().unwrap(), expected_cost(ept, 0));
+    spent += expected_cost(ept, 0);
+
+    // The upstream's refusal comes back as is; an unknown model is B's 404.
+    let (status, text) =
+        call("/chat/completions", json!({"model": "smol-upstream", "messages": messages, "n": 3}), spent);
+    assert_eq!(status, 400, "{text}");
+    let (status, _) = call("/chat/completions", json!({"model": "nope", "messages": messages}), spent);
+    assert_eq!(status, 404);
+    // What B is owed is exactly the sum of the calls' costs.
+    let claims: Value = rt
+        .block_on(async { http.get(format!("{}/tessera/claims", b.api)).send().await.unwrap().json().await.unwrap() });
+    assert_eq!(provider::owed_in_claims(&claims, id).unwrap().0, spent, "{claims}");
 }

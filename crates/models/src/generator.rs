@@ -464,7 +464,7 @@ impl Generator {
 /// Rebuilds SmolLM2's tokenizer from the GGUF metadata: byte-level BPE over
 /// `tokenizer.ggml.tokens`/`merges`, digits split one per token (`pre=smollm`), control
 /// tokens as special tokens. The same ids as the model's tokenizer.json in transformers.
-fn tokenizer_from_gguf(content: &gguf_file::Content) -> std::result::Result<Tokenizer, String> {
+pub(crate) fn tokenizer_from_gguf(content: &gguf_file::Content) -> std::result::Result<Tokenizer, String> {
     let md = |key: &str| content.metadata.get(key).ok_or_else(|| format!("no {key} in the GGUF metadata"));
     let strings = |key: &str| -> std::result::Result<Vec<String>, String> {
         md(key)?

@@ -37,12 +37,14 @@
 //! Architecture invariant: this crate knows nothing of HTTP, the ledger or async
 //! runtimes. It is synchronous; a server calls it from blocking threads.
 
+mod counter;
 mod dir;
 mod embedder;
 mod error;
 mod generator;
 mod stop;
 
+pub use counter::TokenCounter;
 pub use dir::{ModelDir, MODELS_DIR_ENV, TESSERA_HOME_ENV};
 pub use embedder::Embedder;
 pub use error::Error;

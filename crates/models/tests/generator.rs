@@ -299,3 +299,21 @@ fn missing_weights_say_how_to_fetch_them() {
     assert!(msg.contains("run scripts/fetch-models.sh"), "{msg}");
     assert!(msg.contains("SmolLM2-135M-Instruct.Q4_1.gguf"), "{msg}");
 }
+
+#[test]
+fn the_token_counter_counts_as_the_generator_does() {
+    let dir = ModelDir::for_workspace_tests();
+    let counter = models::TokenCounter::from_file(&dir.smollm2_gguf()).unwrap();
+    let g = quantized();
+    for text in ["Hello, world!", "The capital of France is", "naïve café — 東京 🚀", ""] {
+        assert_eq!(counter.count(text).unwrap(), g.count_tokens(text).unwrap(), "{text:?}");
+    }
+    // With a system message the generator adds nothing, and ChatML counts the same.
+    let chat =
+        [("system", "You are terse."), ("user", "Name three colours."), ("assistant", "Red."), ("user", "More?")];
+    let msgs: Vec<ChatMessage> = chat.iter().map(|(r, c)| ChatMessage::new(*r, *c)).collect();
+    assert_eq!(counter.count_chat(chat).unwrap(), g.chat_prompt_ids(&msgs).unwrap().len());
+    let json = models::TokenCounter::from_file(&dir.minilm_dir().join("tokenizer.json")).unwrap();
+    assert_eq!(json.count("hello world").unwrap(), 2);
+    assert!(models::TokenCounter::from_file(&dir.root().join("nope.gguf")).is_err());
+}

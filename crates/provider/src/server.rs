@@ -10,6 +10,7 @@
 //! escrow, its nonce). Background tasks follow the chain (channel states, height) and
 //! claim what is owed in batches: on a period, above a threshold, and before expiry.
 
+use crate::upstream::{self, Kind, Upstream};
 use crate::{cost, Book, ChannelInfo, PayError, Settled, Ticket, VoucherHeader, VoucherStore};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -78,7 +79,7 @@ fn default_claim_threshold() -> String {
 }
 
 /// One served model: a built-in backend and its prices (TSR base units per million tokens).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
     pub id: String,
@@ -90,6 +91,21 @@ pub struct ModelConfig {
     /// Generator weights: `q8_0` (default, fastest), `q4_1` (the GGUF as shipped) or `f32`.
     #[serde(default)]
     pub precision: Option<String>,
+    /// `upstream` backend: the OpenAI-compatible server's base URL (`http://host:port/v1`).
+    #[serde(default)]
+    pub upstream_url: Option<String>,
+    /// The model's name upstream [default: `id`].
+    #[serde(default)]
+    pub upstream_model: Option<String>,
+    #[serde(default)]
+    pub upstream_api_key: Option<String>,
+    /// A `.gguf` or `tokenizer.json` of the upstream's model: the provider counts tokens
+    /// itself (else it bills the upstream's reported usage).
+    #[serde(default)]
+    pub tokenizer: Option<PathBuf>,
+    /// Output tokens reserved for a call that sets no `max_tokens` [default 32768].
+    #[serde(default)]
+    pub context_tokens: Option<u64>,
 }
 
 impl ProviderConfig {
@@ -118,6 +134,7 @@ impl ProviderConfig {
 enum Backend {
     Embedder(Arc<Embedder>),
     Generator(Arc<Generator>),
+    Upstream(Arc<Upstream>),
 }
 
 struct Served {
@@ -186,7 +203,34 @@ pub async fn start(config: &ProviderConfig) -> Result<Arc<Provider>, String> {
                 }
                 Backend::Generator(generator.clone().expect("loaded"))
             }
-            other => return Err(format!("model {:?}: unknown backend {other:?} (embedder or generator)", m.id)),
+            "upstream" => {
+                let url = m
+                    .upstream_url
+                    .clone()
+                    .ok_or_else(|| format!("model {:?}: backend upstream needs upstream_url", m.id))?;
+                let counter = match &m.tokenizer {
+                    Some(path) => {
+                        let path = path.clone();
+                        let c = tokio::task::spawn_blocking(move || models::TokenCounter::from_file(&path))
+                            .await
+                            .map_err(|e| e.to_string())?
+                            .map_err(|e| format!("model {:?}: tokenizer: {e}", m.id))?;
+                        Some(c)
+                    }
+                    None => None,
+                };
+                Backend::Upstream(Arc::new(Upstream {
+                    url,
+                    model: m.upstream_model.clone().unwrap_or_else(|| m.id.clone()),
+                    api_key: m.upstream_api_key.clone(),
+                    counter,
+                    context_tokens: m.context_tokens.unwrap_or(upstream::DEFAULT_CONTEXT_TOKENS),
+                    http: upstream::http_client(),
+                }))
+            }
+            other => {
+                return Err(format!("model {:?}: unknown backend {other:?} (embedder, generator or upstream)", m.id))
+            }
         };
         models.insert(m.id.clone(), Served { offer, backend });
     }
@@ -441,7 +485,17 @@ async fn pay(State(p): State<Arc<Provider>>, headers: HeaderMap) -> Response {
     result.unwrap_or_else(err)
 }
 
+/// The upstream serving the body's model, if it is one.
+fn upstream_of(p: &Provider, body: &Bytes) -> bool {
+    let model =
+        serde_json::from_slice::<serde_json::Value>(body).ok().and_then(|v| v["model"].as_str().map(str::to_string));
+    model.and_then(|m| p.models.get(&m)).is_some_and(|s| matches!(s.backend, Backend::Upstream(_)))
+}
+
 async fn embeddings(State(p): State<Arc<Provider>>, headers: HeaderMap, body: Bytes) -> Response {
+    if upstream_of(&p, &body) {
+        return proxy(p, headers, body, Kind::Embedding).await.unwrap_or_else(err);
+    }
     match embed(p, headers, body).await {
         Ok(r) => r,
         Err(e) => err(e),
@@ -490,6 +544,9 @@ async fn embed(p: Arc<Provider>, headers: HeaderMap, body: Bytes) -> Result<Resp
 }
 
 async fn chat(State(p): State<Arc<Provider>>, headers: HeaderMap, body: Bytes) -> Response {
+    if upstream_of(&p, &body) {
+        return proxy(p, headers, body, Kind::Chat).await.unwrap_or_else(err);
+    }
     match generate(p, headers, body, true).await {
         Ok(r) => r,
         Err(e) => err(e),
@@ -497,6 +554,9 @@ async fn chat(State(p): State<Arc<Provider>>, headers: HeaderMap, body: Bytes) -
 }
 
 async fn completions(State(p): State<Arc<Provider>>, headers: HeaderMap, body: Bytes) -> Response {
+    if upstream_of(&p, &body) {
+        return proxy(p, headers, body, Kind::Completion).await.unwrap_or_else(err);
+    }
     match generate(p, headers, body, false).await {
         Ok(r) => r,
         Err(e) => err(e),
@@ -605,6 +665,70 @@ async fn generate(p: Arc<Provider>, headers: HeaderMap, body: Bytes, chat: bool)
     let include_usage = sampling.include_usage;
     let stream = async_stream(rx, id, created, model_id, chat, include_usage);
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
+}
+
+/// A call to an upstream model: reserve, forward, relay, bill what was counted.
+async fn proxy(p: Arc<Provider>, headers: HeaderMap, body: Bytes, kind: Kind) -> Result<Response, ApiError> {
+    let req: serde_json::Value = parse(&body)?;
+    let model_id = req["model"].as_str().ok_or_else(|| ApiError::invalid("model", "`model` is required"))?.to_string();
+    let served = p.models.get(&model_id).ok_or_else(|| ApiError::unknown_model(&model_id))?;
+    let Backend::Upstream(up) = &served.backend else { return Err(ApiError::unknown_model(&model_id)) };
+    let stream = kind != Kind::Embedding && req["stream"].as_bool() == Some(true);
+    let client_usage = req["stream_options"]["include_usage"].as_bool() == Some(true);
+    let voucher = voucher(&headers)?;
+    let prompt = up.prompt_tokens(kind, &req, body.len())?;
+    let worst = cost(&served.offer, prompt, up.output_bound(kind, &req));
+    let mut ticket = p.admit(&voucher, worst).await.map_err(pay_err)?;
+    let stored = durability(&mut ticket);
+    let resp = match up.send(kind, req, stream).await {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = p.book.settle(ticket, Amount::ZERO);
+            return Err(e);
+        }
+    };
+    if !stream {
+        let mut answer: serde_json::Value = match resp.json().await {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = p.book.settle(ticket, Amount::ZERO);
+                return Err(upstream::upstream_error(format!("the upstream's answer is not JSON: {e}")));
+            }
+        };
+        let text = if kind == Kind::Embedding { String::new() } else { upstream::generated_text(kind, &answer) };
+        let (pt, ct) = up.used(prompt, &text, &answer["usage"]);
+        let settled = p.book.settle(ticket, cost(&served.offer, pt, ct).min(worst)).map_err(pay_err)?;
+        durable(stored).await?;
+        answer["model"] = serde_json::Value::String(model_id);
+        answer["usage"] = serde_json::to_value(openai::Usage::new(pt, ct, settled.cost.0)).expect("serialisable");
+        let mut r = Json(answer).into_response();
+        payment_headers(&mut r, &settled, voucher.nonce);
+        return Ok(r);
+    }
+    // Nothing is sent before the voucher is durable.
+    durable(stored).await?;
+    let (offer, owner, up, model) = (served.offer.clone(), p.clone(), up.clone(), model_id.clone());
+    let object = if kind == Kind::Chat { "chat.completion.chunk" } else { "text_completion" };
+    let body = upstream::relay(resp, kind, model_id, move |r| {
+        let (pt, ct) = up.used(prompt, &r.text, &r.usage);
+        let mut closing = Vec::new();
+        match owner.book.settle(ticket, cost(&offer, pt, ct).min(worst)) {
+            Ok(s) if client_usage => {
+                let usage = openai::Usage::new(pt, ct, s.cost.0);
+                closing.push(format!("data: {}\n\n", openai::usage_chunk(&r.id, r.created, &model, object, &usage)));
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "billing an upstream stream"),
+        }
+        if r.complete {
+            closing.push("data: [DONE]\n\n".to_string());
+        }
+        closing
+    });
+    let mut r = Response::new(body);
+    r.headers_mut().insert("content-type", HeaderValue::from_static("text/event-stream"));
+    r.headers_mut().insert("cache-control", HeaderValue::from_static("no-cache"));
+    Ok(r)
 }
 
 /// Waits (on a blocking thread) for a call's voucher to be durable; the call runs

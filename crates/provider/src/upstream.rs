@@ -1,0 +1,260 @@
+//! The upstream backend: any OpenAI-compatible server (llama.cpp's server, vLLM, Ollama,
+//! another Tessera gateway) given by URL. The provider checks and reserves payment as for
+//! its built-in models, forwards the call (the model renamed to the upstream's, a stream
+//! asked for its usage), relays the answer, and bills what it counts:
+//!
+//! - with a `tokenizer` (a `.gguf` or `tokenizer.json` of the upstream's model): the prompt
+//!   as ChatML-rendered messages (or the plain prompt, or each embedding input) and the
+//!   generated text, counted by the provider itself;
+//! - without one: the upstream's own `usage`.
+//!
+//! Either way the bill never exceeds the worst case reserved before the call. A stream is
+//! read to its end from a task of its own even if the client leaves, so the provider bills
+//! exactly what the upstream generated (and was paid for by the provider).
+
+use axum::body::{Body, Bytes};
+use futures_util::StreamExt;
+use models::TokenCounter;
+use openai::ApiError;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// Output tokens assumed when a request sets no `max_tokens` and the config no context.
+pub const DEFAULT_CONTEXT_TOKENS: u64 = 32_768;
+
+pub struct Upstream {
+    /// Base URL, e.g. `http://127.0.0.1:8080/v1`.
+    pub url: String,
+    /// The model name the upstream knows.
+    pub model: String,
+    pub api_key: Option<String>,
+    pub counter: Option<TokenCounter>,
+    /// Bound on output tokens when a request sets none.
+    pub context_tokens: u64,
+    pub http: reqwest::Client,
+}
+
+/// The kind of call.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kind {
+    Chat,
+    Completion,
+    Embedding,
+}
+
+impl Kind {
+    pub fn path(self) -> &'static str {
+        match self {
+            Kind::Chat => "/chat/completions",
+            Kind::Completion => "/completions",
+            Kind::Embedding => "/embeddings",
+        }
+    }
+}
+
+fn texts_of(v: &Value) -> Vec<String> {
+    match v {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(items) => items.iter().filter_map(|i| i.as_str().map(str::to_string)).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A message's text: a string, or its text parts.
+fn content_text(c: &Value) -> String {
+    match c {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts.iter().filter_map(|p| p["text"].as_str()).collect::<Vec<_>>().join(""),
+        _ => String::new(),
+    }
+}
+
+impl Upstream {
+    /// The prompt's tokens as the provider counts them, or (without a tokenizer) a bound:
+    /// never more tokens than bytes, plus a template's.
+    pub fn prompt_tokens(&self, kind: Kind, req: &Value, body_len: usize) -> Result<u64, ApiError> {
+        let Some(c) = &self.counter else { return Ok(body_len as u64 + 256) };
+        let bad = |e: models::Error| ApiError::invalid("input", e.to_string());
+        let n = match kind {
+            Kind::Chat => {
+                let msgs = req["messages"]
+                    .as_array()
+                    .ok_or_else(|| ApiError::invalid("messages", "`messages` is required"))?;
+                let owned: Vec<(String, String)> = msgs
+                    .iter()
+                    .map(|m| (m["role"].as_str().unwrap_or("user").to_string(), content_text(&m["content"])))
+                    .collect();
+                c.count_chat(owned.iter().map(|(r, t)| (r.as_str(), t.as_str()))).map_err(bad)?
+            }
+            Kind::Completion => {
+                texts_of(&req["prompt"]).iter().map(|t| c.count(t)).sum::<Result<usize, _>>().map_err(bad)?
+            }
+            Kind::Embedding => {
+                texts_of(&req["input"]).iter().map(|t| c.count(t)).sum::<Result<usize, _>>().map_err(bad)?
+            }
+        };
+        Ok(n as u64)
+    }
+
+    /// The most output tokens the call may produce.
+    pub fn output_bound(&self, kind: Kind, req: &Value) -> u64 {
+        if kind == Kind::Embedding {
+            return 0;
+        }
+        let n = req["n"].as_u64().unwrap_or(1).max(1);
+        req["max_completion_tokens"]
+            .as_u64()
+            .or(req["max_tokens"].as_u64())
+            .unwrap_or(self.context_tokens)
+            .saturating_mul(n)
+    }
+
+    /// What the call used: (prompt, completion) tokens, by the provider's count when it has
+    /// a tokenizer, else by the upstream's `usage`.
+    pub fn used(&self, counted_prompt: u64, generated: &str, usage: &Value) -> (u64, u64) {
+        match &self.counter {
+            Some(c) => (counted_prompt, c.count(generated).unwrap_or(0) as u64),
+            None => (usage["prompt_tokens"].as_u64().unwrap_or(0), usage["completion_tokens"].as_u64().unwrap_or(0)),
+        }
+    }
+
+    /// Sends the call upstream (the body with the upstream's model name).
+    pub async fn send(&self, kind: Kind, mut req: Value, stream: bool) -> Result<reqwest::Response, ApiError> {
+        req["model"] = Value::String(self.model.clone());
+        if stream {
+            req["stream_options"] = json!({ "include_usage": true });
+        }
+        let url = format!("{}{}", self.url.trim_end_matches('/'), kind.path());
+        let mut r = self.http.post(&url).json(&req);
+        if let Some(k) = &self.api_key {
+            r = r.bearer_auth(k);
+        }
+        let resp = r.send().await.map_err(|e| upstream_error(format!("the upstream at {url} is unreachable: {e}")))?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        if status.is_client_error() && body["error"].is_object() {
+            // The request itself is wrong: the upstream's own answer, in the same shape.
+            let e = &body["error"];
+            let mut err = ApiError::new(
+                status.as_u16(),
+                e["type"].as_str().unwrap_or("invalid_request_error"),
+                e["code"].as_str().unwrap_or("upstream_rejected"),
+                e["message"].as_str().unwrap_or("the upstream refused the request"),
+            );
+            err.body.error.param = e["param"].as_str().map(str::to_string);
+            return Err(err);
+        }
+        Err(upstream_error(format!("the upstream answered {status}: {body}")))
+    }
+}
+
+pub fn upstream_error(message: String) -> ApiError {
+    let mut e = ApiError::new(502, "server_error", "upstream_error", message);
+    e.should_retry = Some(true);
+    e
+}
+
+/// The generated text of a complete (non-streamed) answer.
+pub fn generated_text(kind: Kind, answer: &Value) -> String {
+    let choices = answer["choices"].as_array().cloned().unwrap_or_default();
+    choices
+        .iter()
+        .map(|c| match kind {
+            Kind::Chat => content_text(&c["message"]["content"]),
+            _ => c["text"].as_str().unwrap_or("").to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("")
+}
+
+/// What a relayed stream produced, for billing.
+pub struct Relayed {
+    pub text: String,
+    pub usage: Value,
+    /// The chunks' id and created time (for the usage chunk the provider adds).
+    pub id: String,
+    pub created: u64,
+    pub complete: bool,
+}
+
+/// Relays an upstream stream of chat or completion chunks: each chunk renamed to `model`,
+/// the upstream's usage chunk and `[DONE]` held back. The relay reads to the end from a
+/// task of its own; `finish` gets what was generated and returns the closing events to
+/// send (the provider's usage chunk, `[DONE]`), if the client is still there.
+pub fn relay(
+    resp: reqwest::Response,
+    kind: Kind,
+    model: String,
+    finish: impl FnOnce(Relayed) -> Vec<String> + Send + 'static,
+) -> Body {
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(64);
+    tokio::spawn(async move {
+        let mut upstream = resp.bytes_stream();
+        let mut client = Some(tx);
+        let mut buf: Vec<u8> = Vec::new();
+        let mut out =
+            Relayed { text: String::new(), usage: Value::Null, id: String::new(), created: 0, complete: false };
+        'read: while let Some(item) = upstream.next().await {
+            let Ok(chunk) = item else { break };
+            buf.extend_from_slice(&chunk);
+            while let Some(end) = buf.windows(2).position(|w| w == b"\n\n") {
+                let event: Vec<u8> = buf.drain(..end + 2).collect();
+                let text = String::from_utf8_lossy(&event);
+                let Some(data) = text.lines().find_map(|l| l.strip_prefix("data:")).map(str::trim) else { continue };
+                if data == "[DONE]" {
+                    out.complete = true;
+                    break 'read;
+                }
+                let Ok(mut v) = serde_json::from_str::<Value>(data) else { continue };
+                if v["usage"].is_object() {
+                    out.usage = v["usage"].clone();
+                }
+                let choices = v["choices"].as_array().cloned().unwrap_or_default();
+                if choices.is_empty() {
+                    continue; // the upstream's usage chunk: the provider sends its own
+                }
+                for c in &choices {
+                    out.text.push_str(match kind {
+                        Kind::Chat => c["delta"]["content"].as_str().unwrap_or(""),
+                        _ => c["text"].as_str().unwrap_or(""),
+                    });
+                }
+                if out.id.is_empty() {
+                    out.id = v["id"].as_str().unwrap_or("").to_string();
+                    out.created = v["created"].as_u64().unwrap_or(0);
+                }
+                v["model"] = Value::String(model.clone());
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("usage");
+                }
+                if let Some(t) = &client {
+                    let line = Bytes::from(format!("data: {v}\n\n"));
+                    if t.send(Ok(line)).await.is_err() {
+                        client = None; // the client left; read on to bill what was generated
+                    }
+                }
+            }
+        }
+        let closing = finish(out);
+        if let Some(t) = &client {
+            for e in closing {
+                if t.send(Ok(Bytes::from(e))).await.is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }))
+}
+
+/// A client for upstream calls.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(600))
+        .build()
+        .expect("a TLS-less HTTP client builds")
+}
