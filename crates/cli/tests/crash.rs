@@ -35,7 +35,7 @@ fn listen(api: &str, acked: Arc<Mutex<HashMap<Hash, u64>>>) -> tokio::task::Join
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_under_load_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
-    let mut devnet = Devnet::start(dir.path(), &["--checkpoint-interval-blocks", "7"]);
+    let mut devnet = Devnet::start(dir.path(), &["--checkpoint-interval-blocks", "7", "--no-gateway"]);
     let client = Client::new(&devnet.api).unwrap();
     let dev = devnet.signing_key();
     let senders: Vec<crypto::SigningKey> = (0..16u8).map(|i| crypto::SigningKey::from_seed([100 + i; 32])).collect();
@@ -67,7 +67,7 @@ async fn kill_9_under_load_loses_nothing_acknowledged() {
     let acked: HashMap<Hash, u64> = acked.lock().unwrap().clone();
     assert!(acked.len() > 100, "load produced announced commits ({} of {submitted})", acked.len());
 
-    let devnet = Devnet::start(dir.path(), &["--checkpoint-interval-blocks", "7"]);
+    let devnet = Devnet::start(dir.path(), &["--checkpoint-interval-blocks", "7", "--no-gateway"]);
     let client = Client::new(&devnet.api).unwrap();
     for (id, height) in &acked {
         let view = client.tx(id).await.unwrap().unwrap_or_else(|| panic!("acknowledged {id} lost"));

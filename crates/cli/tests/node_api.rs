@@ -59,7 +59,7 @@ use common::devnet_tx as tx;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_inputs_are_refused_with_their_own_codes_and_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let devnet = Devnet::start(dir.path(), &[]);
+    let devnet = Devnet::start(dir.path(), &["--no-gateway"]);
     let api = Api { base: devnet.api.clone(), http: reqwest::Client::new() };
     let dev = devnet.signing_key();
     let other = crypto::SigningKey::from_seed([42; 32]);
@@ -182,7 +182,7 @@ async fn bad_inputs_are_refused_with_their_own_codes_and_change_nothing() {
 async fn events_metrics_and_openapi_are_served() {
     use futures_util::StreamExt;
     let dir = tempfile::tempdir().unwrap();
-    let devnet = Devnet::start(dir.path(), &[]);
+    let devnet = Devnet::start(dir.path(), &["--no-gateway"]);
     let api = Api { base: devnet.api.clone(), http: reqwest::Client::new() };
     let dev = devnet.signing_key();
     let events = api.http.get(format!("{}/v1/events", api.base)).send().await.unwrap();
@@ -252,7 +252,7 @@ async fn events_metrics_and_openapi_are_served() {
 async fn each_compliance_check_rejects_through_the_api_and_changes_nothing() {
     use primitives::sale::*;
     let dir = tempfile::tempdir().unwrap();
-    let devnet = Devnet::start(dir.path(), &["--no-provider"]);
+    let devnet = Devnet::start(dir.path(), &["--no-provider", "--no-gateway"]);
     let api = Api { base: devnet.api.clone(), http: reqwest::Client::new() };
     let dev = devnet.signing_key();
     let usd = AssetId::new("USD").unwrap();

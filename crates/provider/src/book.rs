@@ -238,6 +238,17 @@ impl Book {
     /// once with the voucher's write queued: call `Ticket::wait_durable` before answering
     /// (`admit_durable` does both).
     pub fn admit(&self, voucher: &VoucherHeader, worst: Amount) -> Result<Ticket, PayError> {
+        let (signer, digest, signature) = self.signed_by(voucher)?;
+        // The signature check (the expensive part) runs outside the lock.
+        if crypto::verify_digest(&signer, &digest, &signature).is_err() {
+            return Err(PayError::BadSignature { channel: voucher.channel });
+        }
+        self.admit_verified(voucher, worst)
+    }
+
+    /// What must verify for `voucher` to be this channel sender's: (signer, the voucher's
+    /// signing hash, its signature); refused when the channel is unknown or pays another.
+    pub fn signed_by(&self, voucher: &VoucherHeader) -> Result<crypto::VerifyItem, PayError> {
         let id = voucher.channel;
         let (signer, recipient) = {
             let slots = self.slots.lock();
@@ -247,11 +258,14 @@ impl Book {
         if recipient != self.me {
             return Err(PayError::WrongRecipient(id));
         }
-        // The signature check (the expensive part) runs outside the lock.
         let v = Voucher { chain_id: self.chain_id.clone(), channel: id, nonce: voucher.nonce, amount: voucher.amount };
-        if crypto::verify_digest(&signer, &v.signing_hash(), &voucher.signature).is_err() {
-            return Err(PayError::BadSignature { channel: id });
-        }
+        Ok((signer, v.signing_hash(), voucher.signature))
+    }
+
+    /// `admit` for a voucher whose signature was already checked against `signed_by`
+    /// (by a batch verifier): every other rule applies.
+    pub fn admit_verified(&self, voucher: &VoucherHeader, worst: Amount) -> Result<Ticket, PayError> {
+        let id = voucher.channel;
         let record = {
             let mut slots = self.slots.lock();
             let slot = slots.get_mut(&id).ok_or(PayError::UnknownChannel(id))?;

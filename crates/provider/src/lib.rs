@@ -20,6 +20,7 @@ pub mod book;
 pub mod server;
 pub mod store;
 pub mod upstream;
+pub mod verifier;
 
 pub use book::{Book, ChannelInfo, Claimable, PayError, Settled, Ticket, VoucherHeader};
 pub use store::{ChannelRecord, Durable, StoreError, VoucherStore};

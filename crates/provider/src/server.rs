@@ -147,6 +147,7 @@ pub struct Provider {
     pub address: Address,
     pub chain_id: String,
     book: Book,
+    verifier: crate::verifier::BatchVerifier,
     models: BTreeMap<String, Served>,
     client: Client,
     created: u64,
@@ -235,8 +236,15 @@ pub async fn start(config: &ProviderConfig) -> Result<Arc<Provider>, String> {
         models.insert(m.id.clone(), Served { offer, backend });
     }
     let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let provider =
-        Arc::new(Provider { address: key.address(), chain_id: chain.chain_id, book, models, client, created });
+    let provider = Arc::new(Provider {
+        address: key.address(),
+        chain_id: chain.chain_id,
+        book,
+        verifier: crate::verifier::BatchVerifier::start(),
+        models,
+        client,
+        created,
+    });
     provider.sync().await.map_err(|e| format!("following the chain: {e}"))?;
     Ok(provider)
 }
@@ -259,8 +267,17 @@ impl Provider {
         Ok(())
     }
 
+    /// The voucher's signature checked in a batch with other calls', then the book's rules.
+    async fn admit_once(&self, voucher: &VoucherHeader, worst: Amount) -> Result<Ticket, PayError> {
+        let item = self.book.signed_by(voucher)?;
+        if !self.verifier.verify(item).await {
+            return Err(PayError::BadSignature { channel: voucher.channel });
+        }
+        self.book.admit_verified(voucher, worst)
+    }
+
     async fn admit(&self, voucher: &VoucherHeader, worst: Amount) -> Result<Ticket, PayError> {
-        match self.book.admit(voucher, worst) {
+        match self.admit_once(voucher, worst).await {
             // A channel opened a moment ago, or a claim that committed before this
             // provider heard of it (the voucher is already at the newer nonce): look the
             // channel up once.
@@ -276,7 +293,7 @@ impl Provider {
         if let Ok(Some(c)) = self.client.channel(voucher.channel).await {
             self.book.update_channel(info_of(&c))?;
         }
-        self.book.admit(voucher, worst)
+        self.admit_once(voucher, worst).await
     }
 
     /// Submits claims for everything owed (up to 16 channels per transaction) and waits
