@@ -69,6 +69,20 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 2)]
         rounds: usize,
     },
+    /// What payment adds at the provider (voucher check, admission, metering, the voucher's
+    /// durable write, billing, and its proxy hop) over the same backend called without
+    /// payment, at fixed request rates. Self-contained: its own chain and backend.
+    Provider {
+        /// Offered load in requests/s (repeat).
+        #[arg(long = "rate", default_values_t = [1_000u64, 2_000])]
+        rates: Vec<u64>,
+        /// Seconds per mode per round.
+        #[arg(long, default_value_t = 3.0)]
+        secs: f64,
+        /// Alternating rounds of direct and paid load per rate.
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
+    },
     /// Load over HTTP: funds N accounts from KEY, sends pre-signed transfers in binary
     /// batches, and measures committed transfers/s and submit-to-commit latency from
     /// the node's event stream.
@@ -109,6 +123,9 @@ pub async fn run(cmd: BenchCmd, out: &Output) -> Result<()> {
         }
         BenchCmd::Gateway { rates, secs, rounds } => {
             crate::bench_gateway::bench_gateway(rates, secs, rounds, out).await
+        }
+        BenchCmd::Provider { rates, secs, rounds } => {
+            crate::bench_provider::bench_provider(rates, secs, rounds, out).await
         }
         BenchCmd::Submit { node, key, accounts, txs, batch, concurrency, rate } => {
             bench_submit(&node, &key, accounts, txs, batch, concurrency, rate, out).await

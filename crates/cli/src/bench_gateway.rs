@@ -21,14 +21,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const MODEL: &str = "bench-echo";
+pub(crate) const MODEL: &str = "bench-echo";
 /// TSR base units per million input tokens of the upstream.
-const PRICE: u128 = 1_000_000;
-const TSR: u128 = 1_000_000_000;
+pub(crate) const PRICE: u128 = 1_000_000;
+pub(crate) const TSR: u128 = 1_000_000_000;
 
 /// The upstream: an embedding answer at once, billed what the gateway reserved for it
 /// ((body bytes + 256) input tokens, the gateway's bound), so a budget's arithmetic is exact.
-async fn upstream(owed: Arc<AtomicU64>, headers: HeaderMap, body: Bytes) -> impl IntoResponse {
+pub(crate) async fn upstream(owed: Arc<AtomicU64>, headers: HeaderMap, body: Bytes) -> impl IntoResponse {
     let tokens = body.len() as u64 + 256;
     let cost = (u128::from(tokens) * PRICE).div_ceil(1_000_000);
     let cost64 = u64::try_from(cost).unwrap_or(u64::MAX);
@@ -51,7 +51,7 @@ async fn upstream(owed: Arc<AtomicU64>, headers: HeaderMap, body: Bytes) -> impl
     )
 }
 
-async fn send(client: &wallet::client::Client, key: &SigningKey, action: Action) -> Result<()> {
+pub(crate) async fn send(client: &wallet::client::Client, key: &SigningKey, action: Action) -> Result<()> {
     let chain = client.chain().await?;
     let nonce = client.account(&key.address()).await?.next_nonce;
     let stx = key.sign_tx(Transaction {
@@ -71,7 +71,7 @@ async fn send(client: &wallet::client::Client, key: &SigningKey, action: Action)
     }
 }
 
-async fn serve(router: axum::Router) -> Result<String> {
+pub(crate) async fn serve(router: axum::Router) -> Result<String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
@@ -81,18 +81,20 @@ async fn serve(router: axum::Router) -> Result<String> {
 }
 
 /// Open loop: request i is sent at start + i/rate whatever happened to the others; each
-/// latency runs from its send to the end of its body. Returns microseconds, sorted.
-async fn load(http: &reqwest::Client, url: &str, key: Option<&str>, rate: u64, secs: f64) -> Result<Vec<u64>> {
+/// latency runs from its send to the end of its body. `request(i)` builds request i.
+/// Returns microseconds, sorted.
+pub(crate) async fn load_with(
+    rate: u64,
+    secs: f64,
+    request: impl Fn(u64) -> reqwest::RequestBuilder,
+) -> Result<Vec<u64>> {
     let n = (rate as f64 * secs) as u64;
     let interval = Duration::from_secs_f64(1.0 / rate as f64);
     let start = tokio::time::Instant::now() + Duration::from_millis(20);
     let mut tasks = Vec::with_capacity(n as usize);
     for i in 0..n {
         tokio::time::sleep_until(start + interval.mul_f64(i as f64)).await;
-        let mut req = http.post(url).header("content-type", "application/json").body(BODY);
-        if let Some(k) = key {
-            req = req.bearer_auth(k);
-        }
+        let req = request(i);
         tasks.push(tokio::spawn(async move {
             let t = Instant::now();
             let r = req.send().await.map_err(|e| e.to_string())?;
@@ -112,9 +114,60 @@ async fn load(http: &reqwest::Client, url: &str, key: Option<&str>, rate: u64, s
     Ok(out)
 }
 
-const BODY: &str = r#"{"model":"bench-echo","input":"the quick brown fox jumps over the lazy dog"}"#;
+async fn load(http: &reqwest::Client, url: &str, key: Option<&str>, rate: u64, secs: f64) -> Result<Vec<u64>> {
+    load_with(rate, secs, |_| {
+        let req = http.post(url).header("content-type", "application/json").body(BODY);
+        match key {
+            Some(k) => req.bearer_auth(k),
+            None => req,
+        }
+    })
+    .await
+}
 
-fn pct(sorted: &[u64], p: f64) -> u64 {
+pub(crate) const BODY: &str = r#"{"model":"bench-echo","input":"the quick brown fox jumps over the lazy dog"}"#;
+
+/// One rate's comparison: percentiles of both modes and their differences; printed unless
+/// `json`.
+pub(crate) fn report(
+    via: &str,
+    rate: u64,
+    direct: &mut [u64],
+    through: &mut [u64],
+    seconds: f64,
+    json: bool,
+) -> serde_json::Value {
+    direct.sort_unstable();
+    through.sort_unstable();
+    let p = |v: &[u64], q: f64| pct(v, q);
+    let row = serde_json::json!({
+        "rate": rate,
+        "requests_per_mode": direct.len(),
+        "direct_us": {"p50": p(direct, 0.5), "p90": p(direct, 0.9), "p99": p(direct, 0.99), "p999": p(direct, 0.999)},
+        "through_us": {"p50": p(through, 0.5), "p90": p(through, 0.9), "p99": p(through, 0.99), "p999": p(through, 0.999)},
+        "added_us": {
+            "p50": p(through, 0.5) as i64 - p(direct, 0.5) as i64,
+            "p90": p(through, 0.9) as i64 - p(direct, 0.9) as i64,
+            "p99": p(through, 0.99) as i64 - p(direct, 0.99) as i64,
+        },
+        "seconds": seconds,
+    });
+    if !json {
+        println!(
+            "{rate:>6} req/s  direct p50 {:>6} µs p99 {:>6} µs | {via} p50 {:>6} µs p99 {:>6} µs | added p50 {:>6} µs p99 {:>6} µs ({} requests per mode)",
+            p(direct, 0.5),
+            p(direct, 0.99),
+            p(through, 0.5),
+            p(through, 0.99),
+            row["added_us"]["p50"],
+            row["added_us"]["p99"],
+            direct.len()
+        );
+    }
+    row
+}
+
+pub(crate) fn pct(sorted: &[u64], p: f64) -> u64 {
     if sorted.is_empty() {
         return 0;
     }
@@ -205,33 +258,7 @@ pub async fn bench_gateway(rates: Vec<u64>, secs: f64, rounds: usize, out: &Outp
             direct.extend(load(&http, &direct_url, None, rate, secs).await?);
             through.extend(load(&http, &gateway_url, Some(&key), rate, secs).await?);
         }
-        let wall = started.elapsed().as_secs_f64();
-        direct.sort_unstable();
-        through.sort_unstable();
-        let row = serde_json::json!({
-            "rate": rate,
-            "requests_per_mode": direct.len(),
-            "direct_us": {"p50": pct(&direct, 0.5), "p90": pct(&direct, 0.9), "p99": pct(&direct, 0.99), "p999": pct(&direct, 0.999)},
-            "gateway_us": {"p50": pct(&through, 0.5), "p90": pct(&through, 0.9), "p99": pct(&through, 0.99), "p999": pct(&through, 0.999)},
-            "added_us": {
-                "p50": pct(&through, 0.5) as i64 - pct(&direct, 0.5) as i64,
-                "p90": pct(&through, 0.9) as i64 - pct(&direct, 0.9) as i64,
-                "p99": pct(&through, 0.99) as i64 - pct(&direct, 0.99) as i64,
-            },
-            "seconds": wall,
-        });
-        if !out.json {
-            println!(
-                "{rate:>6} req/s  direct p50 {:>6} µs p99 {:>6} µs | gateway p50 {:>6} µs p99 {:>6} µs | added p50 {:>6} µs p99 {:>6} µs ({} requests per mode)",
-                pct(&direct, 0.5),
-                pct(&direct, 0.99),
-                pct(&through, 0.5),
-                pct(&through, 0.99),
-                row["added_us"]["p50"],
-                row["added_us"]["p99"],
-                direct.len()
-            );
-        }
+        let row = report("gateway", rate, &mut direct, &mut through, started.elapsed().as_secs_f64(), out.json);
         rows.push(row);
     }
 

@@ -3,6 +3,7 @@
 mod ai_cmds;
 mod bench;
 mod bench_gateway;
+mod bench_provider;
 mod bench_sale;
 mod channel_cmds;
 mod demo;
