@@ -16,7 +16,7 @@ use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use crypto::SigningKey;
 use primitives::channel::{ModelOffer, ProviderInfo};
-use primitives::{Action, Amount, AssetId, Transaction};
+use primitives::{Action, Amount, AssetId};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -51,24 +51,31 @@ pub(crate) async fn upstream(owed: Arc<AtomicU64>, headers: HeaderMap, body: Byt
     )
 }
 
+/// A fresh chain of the bench's own (devnet genesis) served on a free port, with its dev
+/// key, chain id and a client; the temp dir holds its store.
+pub(crate) struct BenchChain {
+    pub dir: tempfile::TempDir,
+    pub dev: SigningKey,
+    pub chain_id: String,
+    pub client: wallet::client::Client,
+    pub api: String,
+}
+
+pub(crate) async fn bench_chain() -> Result<BenchChain> {
+    let dir = tempfile::tempdir()?;
+    let dev = SigningKey::generate();
+    let genesis = node::genesis_file::devnet(dev.address(), crate::now_ms());
+    let chain_id = genesis.chain_id.clone();
+    let chain = node::Chain::open(node::ChainConfig::new(dir.path().join("chain")), Some(&genesis))?;
+    chain.start()?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let api = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(node::serve(chain, listener, std::future::pending::<()>()));
+    Ok(BenchChain { dir, dev, chain_id, client: wallet::client::Client::new(&api)?, api })
+}
+
 pub(crate) async fn send(client: &wallet::client::Client, key: &SigningKey, action: Action) -> Result<()> {
-    let chain = client.chain().await?;
-    let nonce = client.account(&key.address()).await?.next_nonce;
-    let stx = key.sign_tx(Transaction {
-        chain_id: chain.chain_id,
-        signer: key.address(),
-        nonce,
-        fee: chain.fee,
-        expiry_height: None,
-        action,
-    });
-    let hash = stx.id();
-    client.submit(&stx).await?;
-    let view = client.wait_committed(&hash, Duration::from_secs(30)).await?;
-    match view.receipt {
-        Some(r) if r.status == "success" => Ok(()),
-        other => bail!("setup transaction failed: {other:?}"),
-    }
+    crate::devnet_provider::send_and_wait(client, key, action).await
 }
 
 pub(crate) async fn serve(router: axum::Router) -> Result<String> {
@@ -176,16 +183,7 @@ pub(crate) fn pct(sorted: &[u64], p: f64) -> u64 {
 }
 
 pub async fn bench_gateway(rates: Vec<u64>, secs: f64, rounds: usize, out: &Output) -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    // A chain of its own.
-    let dev = SigningKey::generate();
-    let genesis = node::genesis_file::devnet(dev.address(), crate::now_ms());
-    let chain = node::Chain::open(node::ChainConfig::new(dir.path().join("chain")), Some(&genesis))?;
-    chain.start()?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let api = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(node::serve(chain, listener, std::future::pending::<()>()));
-    let client = wallet::client::Client::new(&api)?;
+    let BenchChain { dir, dev, client, api, .. } = bench_chain().await?;
 
     // The upstream, registered as a provider.
     let owed = Arc::new(AtomicU64::new(0));

@@ -9,7 +9,9 @@
 //! durably, as a real client's increasing vouchers are). The same open-loop generator
 //! calls the backend directly and through the provider, in alternating rounds.
 
-use crate::bench_gateway::{load_with, report, send, serve, upstream, BODY, MODEL, PRICE, TSR};
+use crate::bench_gateway::{
+    bench_chain, load_with, report, send, serve, upstream, BenchChain, BODY, MODEL, PRICE, TSR,
+};
 use crate::wallet_cmds::{print_json, Output};
 use anyhow::{anyhow, Result};
 use axum::body::Bytes;
@@ -21,16 +23,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub async fn bench_provider(rates: Vec<u64>, secs: f64, rounds: usize, out: &Output) -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let dev = SigningKey::generate();
-    let genesis = node::genesis_file::devnet(dev.address(), crate::now_ms());
-    let chain_id = genesis.chain_id.clone();
-    let chain = node::Chain::open(node::ChainConfig::new(dir.path().join("chain")), Some(&genesis))?;
-    chain.start()?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let api = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(node::serve(chain, listener, std::future::pending::<()>()));
-    let client = wallet::client::Client::new(&api)?;
+    let BenchChain { dir, dev, chain_id, client, api } = bench_chain().await?;
 
     // The backend: answers at once.
     let backend =

@@ -128,7 +128,11 @@ async fn register(
     send_and_wait(&client, key, action).await.map_err(|e| anyhow!("registering the provider failed: {e:#}"))
 }
 
-async fn send_and_wait(client: &wallet::client::Client, key: &crypto::SigningKey, action: Action) -> Result<()> {
+pub(crate) async fn send_and_wait(
+    client: &wallet::client::Client,
+    key: &crypto::SigningKey,
+    action: Action,
+) -> Result<()> {
     let chain = client.chain().await?;
     let nonce = client.account(&key.address()).await?.next_nonce;
     let stx = key.sign_tx(Transaction {

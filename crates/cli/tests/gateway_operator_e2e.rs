@@ -7,10 +7,9 @@
 
 mod common;
 
-use common::{cli, funded_key, models_dir, provider_config, start_provider, tessera, Devnet};
+use common::{cli, field, funded_key, models_dir, provider_config, ready_line, start_provider, tessera, Devnet};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -41,20 +40,9 @@ impl Gateway {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.starts_with("tessera gateway ready:") {
-                    let _ = tx.send(line);
-                }
-            }
-        });
-        let line = rx.recv_timeout(Duration::from_secs(60)).expect("gateway ready");
-        let field =
-            |n: &str| line.split_whitespace().find_map(|w| w.strip_prefix(&format!("{n}="))).unwrap().to_string();
+        let line = ready_line(&mut child, "tessera gateway ready:", 60);
         assert!(line.contains("mode=operator"), "{line}");
-        Gateway { child, base: field("base_url"), token_file: field("admin_token_file") }
+        Gateway { child, base: field(&line, "base_url"), token_file: field(&line, "admin_token_file") }
     }
 
     /// `tessera --json gateway ARGS… --gateway BASE --admin-token-file FILE`.

@@ -6,6 +6,29 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Waits for the line starting with `prefix` on `child`'s stdout (its ready line) and
+/// returns it; panics after `secs`.
+pub fn ready_line(child: &mut Child, prefix: &'static str, secs: u64) -> String {
+    let stdout = child.stdout.take().expect("stdout piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.starts_with(prefix) {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(secs)).unwrap_or_else(|_| panic!("no {prefix:?} line within {secs} s"))
+}
+
+/// The value of `name=` in a ready line.
+pub fn field(line: &str, name: &str) -> String {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name}= in {line}"))
+        .to_string()
+}
+
 pub fn tessera() -> Command {
     Command::new(env!("CARGO_BIN_EXE_tessera"))
 }
@@ -38,18 +61,8 @@ pub fn start_provider(config: &Path, register: bool) -> ProviderProc {
         cmd.args(["--register-stake", "10"]);
     }
     let mut child = cmd.env("RUST_LOG", "warn").stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.starts_with("tessera provider ready:") {
-                let _ = tx.send(line);
-            }
-        }
-    });
-    let line = rx.recv_timeout(Duration::from_secs(120)).expect("provider ready within 120 s");
-    let api = line.split_whitespace().find_map(|w| w.strip_prefix("api=")).unwrap().to_string();
-    ProviderProc { child, api }
+    let line = ready_line(&mut child, "tessera provider ready:", 120);
+    ProviderProc { child, api: field(&line, "api") }
 }
 
 /// A new unencrypted key in `dir`, funded with `tsr` TSR from the dev account.
@@ -131,19 +144,8 @@ pub fn start_gateway(net: &Devnet, key: &Path, extra: &[&str]) -> (Proc, String)
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let proc = Proc(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.starts_with("tessera gateway ready:") {
-                let _ = tx.send(line);
-            }
-        }
-    });
-    let line = rx.recv_timeout(Duration::from_secs(60)).expect("gateway ready");
-    let base = line.split_whitespace().find_map(|w| w.strip_prefix("base_url=")).unwrap().to_string();
-    (proc, base)
+    let line = ready_line(&mut child, "tessera gateway ready:", 60);
+    (Proc(child), field(&line, "base_url"))
 }
 
 pub struct Devnet {
