@@ -752,11 +752,17 @@ async fn proxy(p: Arc<Provider>, headers: HeaderMap, body: Bytes, kind: Kind) ->
 /// meanwhile, and its answer waits for this.
 fn durability(ticket: &mut Ticket) -> tokio::sync::oneshot::Receiver<Result<(), String>> {
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let pending = ticket.take_durable();
-    tokio::task::spawn_blocking(move || {
-        let r = pending.map_or(Ok(()), |d| d.wait().map_err(|e| e.to_string()));
-        let _ = tx.send(r);
-    });
+    match ticket.take_durable() {
+        // The voucher was no better than one already stored: nothing to wait for.
+        None => {
+            let _ = tx.send(Ok(()));
+        }
+        Some(d) => {
+            tokio::task::spawn_blocking(move || {
+                let _ = tx.send(d.wait().map_err(|e| e.to_string()));
+            });
+        }
+    }
     rx
 }
 
