@@ -28,6 +28,18 @@ pub(crate) const TSR: u128 = 1_000_000_000;
 
 /// The upstream: an embedding answer at once, billed what the gateway reserved for it
 /// ((body bytes + 256) input tokens, the gateway's bound), so a budget's arithmetic is exact.
+/// The upstream's routes: embeddings, and the model list the gateway's health checks read.
+pub(crate) fn upstream_router(owed: Arc<AtomicU64>) -> axum::Router {
+    axum::Router::new()
+        .route("/v1/embeddings", axum::routing::post(move |h: HeaderMap, b: Bytes| upstream(owed.clone(), h, b)))
+        .route(
+            "/v1/models",
+            axum::routing::get(|| async {
+                axum::Json(serde_json::json!({"object": "list", "data": [{"id": MODEL, "object": "model", "created": 0, "owned_by": "bench"}]}))
+            }),
+        )
+}
+
 pub(crate) async fn upstream(owed: Arc<AtomicU64>, headers: HeaderMap, body: Bytes) -> impl IntoResponse {
     let tokens = body.len() as u64 + 256;
     let cost = (u128::from(tokens) * PRICE).div_ceil(1_000_000);
@@ -186,16 +198,7 @@ pub async fn bench_gateway(rates: Vec<u64>, secs: f64, rounds: usize, out: &Outp
     let BenchChain { dir, dev, client, api, .. } = bench_chain().await?;
 
     // The upstream, registered as a provider.
-    let owed = Arc::new(AtomicU64::new(0));
-    let up =
-        {
-            let owed = owed.clone();
-            serve(axum::Router::new().route(
-                "/v1/embeddings",
-                axum::routing::post(move |h: HeaderMap, b: Bytes| upstream(owed.clone(), h, b)),
-            ))
-            .await?
-        };
+    let up = serve(upstream_router(Arc::new(AtomicU64::new(0)))).await?;
     let (provider, operator, user) = (SigningKey::generate(), SigningKey::generate(), SigningKey::generate());
     for k in [&provider, &operator, &user] {
         send(&client, &dev, Action::Transfer { to: k.address(), asset: AssetId::TSR, amount: Amount(1_000 * TSR) })

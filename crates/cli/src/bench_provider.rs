@@ -10,12 +10,10 @@
 //! calls the backend directly and through the provider, in alternating rounds.
 
 use crate::bench_gateway::{
-    bench_chain, load_with, report, send, serve, upstream, BenchChain, BODY, MODEL, PRICE, TSR,
+    bench_chain, load_with, report, send, serve, upstream_router, BenchChain, BODY, MODEL, PRICE, TSR,
 };
 use crate::wallet_cmds::{print_json, Output};
 use anyhow::{anyhow, Result};
-use axum::body::Bytes;
-use axum::http::HeaderMap;
 use crypto::SigningKey;
 use primitives::{Action, Amount, AssetId};
 use std::sync::atomic::AtomicU64;
@@ -26,15 +24,7 @@ pub async fn bench_provider(rates: Vec<u64>, secs: f64, rounds: usize, out: &Out
     let BenchChain { dir, dev, chain_id, client, api } = bench_chain().await?;
 
     // The backend: answers at once.
-    let backend =
-        {
-            let owed = Arc::new(AtomicU64::new(0));
-            serve(axum::Router::new().route(
-                "/v1/embeddings",
-                axum::routing::post(move |h: HeaderMap, b: Bytes| upstream(owed.clone(), h, b)),
-            ))
-            .await?
-        };
+    let backend = serve(upstream_router(Arc::new(AtomicU64::new(0)))).await?;
 
     // The provider, serving the backend as an upstream model.
     let (provider, user) = (SigningKey::generate(), SigningKey::generate());
