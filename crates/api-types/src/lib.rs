@@ -190,6 +190,11 @@ pub struct NetworkView {
     pub tempo: u16,
     /// Blocks an evaluator waits between two weight vectors.
     pub weights_rate_limit: u64,
+    /// Weights are committed as a hash and revealed `reveal_period_epochs` epochs later.
+    #[serde(default)]
+    pub commit_reveal: bool,
+    #[serde(default)]
+    pub reveal_period_epochs: u64,
     pub epochs: u64,
     pub last_epoch_height: u64,
     pub next_epoch_height: u64,

@@ -272,7 +272,11 @@ struct DevnetArgs {
     /// Do not start the evaluator that scores providers for the incentive network.
     #[arg(long)]
     no_evaluator: bool,
-    /// The OpenAI-compatible gateway's listen address (it pays from the dev account)
+    /// A new devnet's incentive network hides weights until revealed (commit-reveal, one
+    /// epoch later); no effect on an existing data dir.
+    #[arg(long)]
+    commit_reveal: bool,
+    /// The OpenAI-compatible gateway's listen address (an operator gateway)
     /// [default: 127.0.0.1:8800, or a free port when --http has port 0].
     #[arg(long)]
     gateway_http: Option<SocketAddr>,
@@ -426,7 +430,10 @@ async fn devnet(args: DevnetArgs, out: &Output) -> Result<()> {
             );
         }
         wallet::keystore::write_new(&key_path, &wallet::keystore::unencrypted(&key))?;
-        let genesis = node::genesis_file::devnet(address, now_ms());
+        let mut genesis = node::genesis_file::devnet(address, now_ms());
+        if let (true, Some(p)) = (args.commit_reveal, genesis.incentives.as_mut()) {
+            p.commit_reveal = true;
+        }
         write_file_synced(&genesis_path, node::genesis_file::to_toml(&genesis).as_bytes())?;
         (Some(genesis), address)
     };

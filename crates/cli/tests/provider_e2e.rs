@@ -536,3 +536,32 @@ input_price_per_mtok = "{IN_PRICE}"
         .block_on(async { http.get(format!("{}/tessera/claims", b.api)).send().await.unwrap().json().await.unwrap() });
     assert_eq!(provider::owed_in_claims(&claims, id).unwrap().0, spent, "{claims}");
 }
+
+/// On a commit-reveal network (`tessera devnet --commit-reveal`), where `SetWeights` is
+/// refused, the devnet's evaluator commits its weights as a hash and reveals them in their
+/// reveal epoch: the provider earns incentive and the evaluator dividends.
+#[test]
+fn the_evaluator_commits_and_reveals_on_a_commit_reveal_network() {
+    assert!(models_dir().join("all-MiniLM-L6-v2").exists(), "model weights missing: run scripts/fetch-models.sh");
+    let dir = tempfile::tempdir().unwrap();
+    let models = models_dir();
+    let net = Devnet::start(
+        &dir.path().join("data"),
+        &["--models-dir", models.to_str().unwrap(), "--commit-reveal", "--no-gateway"],
+    );
+    let start = std::time::Instant::now();
+    loop {
+        let v: Value = serde_json::from_str(&cli(&net, &["--json", "network", "show"])).unwrap();
+        assert_eq!(v["commit_reveal"], true, "{v}");
+        let role = |r: &str| v["neurons"].as_array().unwrap().iter().find(|n| n["role"] == r).cloned();
+        let (provider, evaluator) = (role("provider"), role("evaluator"));
+        if let (Some(p), Some(e)) = (provider, evaluator) {
+            if p["incentive"].as_f64().unwrap() > 0.0 && e["dividends"].as_f64().unwrap() > 0.0 {
+                assert!(p["last_incentive_paid"].as_str().unwrap().parse::<u128>().unwrap() > 0, "{v}");
+                break;
+            }
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "revealed weights should pay the provider: {v}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}

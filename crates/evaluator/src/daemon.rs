@@ -91,6 +91,19 @@ struct Evaluator {
     embed_refs: BTreeMap<String, Vec<f32>>,
     scores: BTreeMap<Address, f64>,
     round: u64,
+    /// Commit-reveal networks: weights committed and not yet revealed.
+    pending: Option<PendingReveal>,
+}
+
+/// Weights committed as a hash, to reveal from epoch `reveal_from` on (while the commit
+/// lives: its reveal epoch only, on the ledger's rules).
+#[derive(Clone, Debug)]
+struct PendingReveal {
+    reveal_from: u64,
+    tempo: u64,
+    uids: Vec<u16>,
+    weights: Vec<u16>,
+    salt: primitives::Hash,
 }
 
 /// Runs rounds forever (or until an error that retrying cannot fix, e.g. a bad key file).
@@ -127,13 +140,41 @@ pub async fn run(cfg: EvaluatorConfig) -> Result<()> {
         embed_refs: BTreeMap::new(),
         scores: BTreeMap::new(),
         round: 0,
+        pending: None,
     };
     loop {
         if let Err(e) = ev.run_round().await {
             tracing::warn!(error = %format!("{e:#}"), "evaluation round failed; retrying next round");
         }
         ev.round += 1;
-        tokio::time::sleep(Duration::from_secs(ev.cfg.round_secs)).await;
+        // Between rounds, watch for a committed vector's reveal epoch (it lasts one epoch).
+        let next_round = Instant::now() + Duration::from_secs(ev.cfg.round_secs);
+        loop {
+            if let Err(e) = ev.reveal_due().await {
+                tracing::warn!(error = %format!("{e:#}"), "revealing weights");
+            }
+            let left = next_round.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            tokio::time::sleep(left.min(Duration::from_secs(1))).await;
+        }
+    }
+}
+
+/// What to do with a pending commit at `height`.
+#[derive(Debug, PartialEq, Eq)]
+enum RevealStep {
+    Wait,
+    Reveal,
+}
+
+fn reveal_step(p: &PendingReveal, height: u64) -> RevealStep {
+    // The reveal lands in a later block than `height`: aim at the epoch of height + 1.
+    if (height + 1) / p.tempo.max(1) >= p.reveal_from {
+        RevealStep::Reveal
+    } else {
+        RevealStep::Wait
     }
 }
 
@@ -179,7 +220,7 @@ impl Evaluator {
         self.set_weights(&net).await
     }
 
-    async fn set_weights(&self, net: &NetworkView) -> Result<()> {
+    async fn set_weights(&mut self, net: &NetworkView) -> Result<()> {
         let Some(me) = net.neurons.iter().find(|n| n.hotkey == self.me()) else {
             tracing::info!("not registered as a neuron; scores are not submitted");
             return Ok(());
@@ -197,8 +238,52 @@ impl Evaluator {
         if uids.is_empty() {
             return Ok(());
         }
+        if net.commit_reveal {
+            if self.pending.is_some() {
+                return Ok(()); // the last vector is not revealed yet
+            }
+            let mut salt = [0u8; 32];
+            rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut salt);
+            let salt = primitives::Hash(salt);
+            let hash = primitives::incentive::weight_commit_hash(&self.me(), &uids, &values, &salt);
+            self.payer.send(Action::CommitWeights { hash }).await?;
+            // The commit landed in the epoch of a block after `net.height` (usually the next
+            // one); if it was a later epoch, the reveal is refused as early and retried.
+            let tempo = u64::from(net.tempo).max(1);
+            let reveal_from = (net.height + 1) / tempo + net.reveal_period_epochs;
+            self.pending =
+                Some(PendingReveal { reveal_from, tempo, uids: uids.clone(), weights: values.clone(), salt });
+            tracing::info!(?uids, ?values, reveal_from, "weights committed");
+            return Ok(());
+        }
         self.payer.send(Action::SetWeights { uids: uids.clone(), weights: values.clone() }).await?;
         tracing::info!(?uids, ?values, "weights set");
+        Ok(())
+    }
+
+    /// Reveals the pending commit in its reveal epoch.
+    async fn reveal_due(&mut self) -> Result<()> {
+        let Some(p) = self.pending.clone() else { return Ok(()) };
+        let height = self.client.chain().await?.height.0;
+        if reveal_step(&p, height) == RevealStep::Wait {
+            return Ok(());
+        }
+        let reveal = Action::RevealWeights { uids: p.uids.clone(), weights: p.weights.clone(), salt: p.salt };
+        match self.payer.send(reveal).await {
+            Ok(()) => {
+                tracing::info!(uids = ?p.uids, "weights revealed");
+                self.pending = None;
+            }
+            Err(e) if format!("{e:#}").contains("reveal_too_early") => {
+                // The commit landed an epoch later than estimated.
+                self.pending = Some(PendingReveal { reveal_from: p.reveal_from + 1, ..p });
+            }
+            Err(e) => {
+                // Expired or not found: commit afresh next round.
+                tracing::warn!(error = %format!("{e:#}"), "the committed weights could not be revealed");
+                self.pending = None;
+            }
+        }
         Ok(())
     }
 
@@ -360,3 +445,22 @@ impl Evaluator {
 /// The models the evaluator can run itself (the built-in ones), by their OpenAI ids.
 const GENERATOR_MODEL: &str = "SmolLM2-135M-Instruct";
 const EMBEDDER_MODEL: &str = "all-MiniLM-L6-v2";
+
+#[cfg(test)]
+mod reveal_tests {
+    use super::*;
+
+    #[test]
+    fn a_commit_is_revealed_from_its_reveal_epoch() {
+        let p = PendingReveal {
+            reveal_from: 3,
+            tempo: 50,
+            uids: vec![0],
+            weights: vec![65535],
+            salt: primitives::Hash([1; 32]),
+        };
+        assert_eq!(reveal_step(&p, 148), RevealStep::Wait); // the next block is 149: epoch 2
+        assert_eq!(reveal_step(&p, 149), RevealStep::Reveal); // it lands in block 150: epoch 3
+        assert_eq!(reveal_step(&p, 170), RevealStep::Reveal);
+    }
+}

@@ -92,6 +92,8 @@ async fn network(State(chain): State<Arc<Chain>>) -> ApiResult<Json<NetworkView>
         max_validators: p.max_validators,
         tempo: p.tempo,
         weights_rate_limit: p.weights_rate_limit,
+        commit_reveal: p.commit_reveal,
+        reveal_period_epochs: p.reveal_period_epochs,
         epochs: sub.epochs,
         last_epoch_height: sub.last_epoch_height,
         next_epoch_height: (height / tempo + 1) * tempo,
