@@ -95,7 +95,7 @@ async fn voucher(
     if max_owed.is_some_and(|m| owed > m) {
         bail!("the provider says {owed} is owed on channel {channel}, above --max-owed");
     }
-    Ok((VoucherHeader::sign(key, &chain.chain_id, channel, c.nonce, primitives::Amount(owed)), channel))
+    Ok((provider::sign_voucher(key, &chain.chain_id, channel, c.nonce, primitives::Amount(owed)), channel))
 }
 
 async fn post(provider: &str, path: &str, v: &VoucherHeader, body: Value) -> Result<(Value, Option<String>)> {

@@ -68,9 +68,7 @@ input_price_per_mtok = "{PRICE}"
     let total: u64 = rates.iter().map(|r| (*r as f64 * secs) as u64 * rounds as u64).sum::<u64>()
         + rates.first().copied().unwrap_or(1_000);
     let vouchers: Vec<String> = (0..total)
-        .map(|i| {
-            provider::VoucherHeader::sign(&user, &chain_id, channel, 0, Amount(100 * TSR + u128::from(i))).to_string()
-        })
+        .map(|i| provider::sign_voucher(&user, &chain_id, channel, 0, Amount(100 * TSR + u128::from(i))).to_string())
         .collect();
     let next = AtomicU64::new(0);
     let http = reqwest::Client::builder().pool_max_idle_per_host(1024).build()?;

@@ -39,7 +39,7 @@ impl Payer {
         let c = self.channel().await;
         let nonce: u64 = c["nonce"].as_str().unwrap().parse().unwrap();
         let claimed: u128 = c["claimed"].as_str().unwrap().parse().unwrap();
-        VoucherHeader::sign(&self.key, "tessera-devnet", 1, nonce, primitives::Amount(self.spent - claimed))
+        provider::sign_voucher(&self.key, "tessera-devnet", 1, nonce, primitives::Amount(self.spent - claimed))
     }
 
     /// POSTs with a fresh voucher; retries if a claim moved the nonce in between.
@@ -185,15 +185,15 @@ async fn paid_calls_are_billed_exactly_and_claimed_once() {
     };
     let good = payer.voucher().await;
     let stranger = crypto::SigningKey::generate();
-    let wrong_signer = VoucherHeader::sign(&stranger, "tessera-devnet", 1, good.nonce, good.amount);
+    let wrong_signer = provider::sign_voucher(&stranger, "tessera-devnet", 1, good.nonce, good.amount);
     assert_eq!(post(wrong_signer.to_string()).await, (401, "bad_voucher_signature".into()));
-    let wrong_chain = VoucherHeader::sign(&payer.key, "other-chain", 1, good.nonce, good.amount);
+    let wrong_chain = provider::sign_voucher(&payer.key, "other-chain", 1, good.nonce, good.amount);
     assert_eq!(post(wrong_chain.to_string()).await, (401, "bad_voucher_signature".into()));
-    let stale = VoucherHeader::sign(&payer.key, "tessera-devnet", 1, good.nonce + 5, good.amount);
+    let stale = provider::sign_voucher(&payer.key, "tessera-devnet", 1, good.nonce + 5, good.amount);
     assert_eq!(post(stale.to_string()).await, (401, "stale_nonce".into()));
     if good.amount.0 > 0 {
         let low =
-            VoucherHeader::sign(&payer.key, "tessera-devnet", 1, good.nonce, primitives::Amount(good.amount.0 - 1));
+            provider::sign_voucher(&payer.key, "tessera-devnet", 1, good.nonce, primitives::Amount(good.amount.0 - 1));
         let (status, code) = post(low.to_string()).await;
         assert_eq!(status, 402);
         assert_eq!(code, "insufficient_voucher");
@@ -462,7 +462,7 @@ input_price_per_mtok = "{IN_PRICE}"
     let mut spent = 0u128;
     let call = |path: &str, body: Value, spent_before: u128| -> (u16, String) {
         rt.block_on(async {
-            let v = VoucherHeader::sign(&user, "tessera-devnet", id, 0, primitives::Amount(spent_before));
+            let v = provider::sign_voucher(&user, "tessera-devnet", id, 0, primitives::Amount(spent_before));
             let r = http
                 .post(format!("{}{path}", b.api))
                 .header("x-tessera-voucher", v.to_string())

@@ -208,7 +208,7 @@ impl Payer {
         let mut s = chan.state.lock();
         let amount = Amount(s.owed + s.in_flight);
         s.in_flight += bound;
-        Reservation { voucher: VoucherHeader::sign(&self.key, &self.chain_id, chan.id, s.nonce, amount), bound }
+        Reservation { voucher: provider::sign_voucher(&self.key, &self.chain_id, chan.id, s.nonce, amount), bound }
     }
 
     /// Releases a call's reservation. `owed` is the provider's `x-tessera-channel-owed` after

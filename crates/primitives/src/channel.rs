@@ -6,6 +6,8 @@ use crate::limits::{ENDPOINT_BYTES_MAX, MODEL_ID_BYTES_MAX, PROVIDER_MODELS_MAX}
 use crate::{codec, Amount, Hash, Signature};
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
 
 /// Context string of a voucher's signing hash.
 pub const VOUCHER_SIGNING_CONTEXT: &str = "tessera 2026-11 channel voucher v1";
@@ -94,4 +96,40 @@ pub struct ChannelClaim {
     pub amount: Amount,
     /// Return the rest of the escrow to the sender (closing the channel until refunded).
     pub send_back: bool,
+}
+
+/// The voucher a caller sends with a call, as the `x-tessera-voucher` header:
+/// `CHANNEL:NONCE:AMOUNT:SIGNATURE_HEX` (amount in TSR base units).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VoucherHeader {
+    pub channel: u64,
+    pub nonce: u64,
+    pub amount: Amount,
+    pub signature: Signature,
+}
+
+impl fmt::Display for VoucherHeader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}:{}", self.channel, self.nonce, self.amount.0, hex::encode(self.signature.0))
+    }
+}
+
+impl FromStr for VoucherHeader {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || "the voucher header is CHANNEL:NONCE:AMOUNT:SIGNATURE_HEX".to_string();
+        let mut it = s.trim().split(':');
+        let (c, n, a, sig) = match (it.next(), it.next(), it.next(), it.next(), it.next()) {
+            (Some(c), Some(n), Some(a), Some(sig), None) => (c, n, a, sig),
+            _ => return Err(bad()),
+        };
+        let mut signature = [0u8; 64];
+        hex::decode_to_slice(sig, &mut signature).map_err(|_| bad())?;
+        Ok(VoucherHeader {
+            channel: c.parse().map_err(|_| bad())?,
+            nonce: n.parse().map_err(|_| bad())?,
+            amount: Amount(a.parse().map_err(|_| bad())?),
+            signature: Signature(signature),
+        })
+    }
 }

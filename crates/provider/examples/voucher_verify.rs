@@ -88,7 +88,7 @@ fn main() {
     let (mut sync_us, mut wait_us) = (Vec::new(), Vec::new());
     let mut owed = 0u128;
     for _ in 0..5_000 {
-        let header = provider::VoucherHeader::sign(&key, "tessera-devnet", 1, 0, Amount(owed)).to_string();
+        let header = provider::sign_voucher(&key, "tessera-devnet", 1, 0, Amount(owed)).to_string();
         let t = Instant::now();
         let v: provider::VoucherHeader = header.parse().unwrap();
         let mut ticket = book.admit(&v, Amount(1_000)).unwrap();

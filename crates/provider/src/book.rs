@@ -4,10 +4,8 @@
 use crate::store::{ChannelRecord, StoreError, VoucherStore};
 use parking_lot::Mutex;
 use primitives::channel::{ChannelClaim, Voucher};
-use primitives::{Address, Amount, Signature};
+use primitives::{Address, Amount};
 use std::collections::HashMap;
-use std::fmt;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// What the chain says about a channel (from `GET /v1/channels/{id}` or events).
@@ -22,48 +20,18 @@ pub struct ChannelInfo {
     pub expiry_height: u64,
 }
 
-/// The voucher a caller sends with a call, as the `x-tessera-voucher` header:
-/// `CHANNEL:NONCE:AMOUNT:SIGNATURE_HEX` (amount in TSR base units).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VoucherHeader {
-    pub channel: u64,
-    pub nonce: u64,
-    pub amount: Amount,
-    pub signature: Signature,
-}
+pub use primitives::channel::VoucherHeader;
 
-impl fmt::Display for VoucherHeader {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}:{}", self.channel, self.nonce, self.amount.0, hex::encode(self.signature.0))
-    }
-}
-
-impl FromStr for VoucherHeader {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || "the voucher header is CHANNEL:NONCE:AMOUNT:SIGNATURE_HEX".to_string();
-        let mut it = s.trim().split(':');
-        let (c, n, a, sig) = match (it.next(), it.next(), it.next(), it.next(), it.next()) {
-            (Some(c), Some(n), Some(a), Some(sig), None) => (c, n, a, sig),
-            _ => return Err(bad()),
-        };
-        let mut signature = [0u8; 64];
-        hex::decode_to_slice(sig, &mut signature).map_err(|_| bad())?;
-        Ok(VoucherHeader {
-            channel: c.parse().map_err(|_| bad())?,
-            nonce: n.parse().map_err(|_| bad())?,
-            amount: Amount(a.parse().map_err(|_| bad())?),
-            signature: Signature(signature),
-        })
-    }
-}
-
-impl VoucherHeader {
-    /// Signs a voucher (the caller's side).
-    pub fn sign(key: &crypto::SigningKey, chain_id: &str, channel: u64, nonce: u64, amount: Amount) -> VoucherHeader {
-        let v = Voucher { chain_id: chain_id.into(), channel, nonce, amount };
-        VoucherHeader { channel, nonce, amount, signature: key.sign_digest(&v.signing_hash()) }
-    }
+/// Signs a voucher as the `x-tessera-voucher` header carries it (the caller's side).
+pub fn sign_voucher(
+    key: &crypto::SigningKey,
+    chain_id: &str,
+    channel: u64,
+    nonce: u64,
+    amount: Amount,
+) -> VoucherHeader {
+    let v = Voucher { chain_id: chain_id.into(), channel, nonce, amount };
+    VoucherHeader { channel, nonce, amount, signature: key.sign_digest(&v.signing_hash()) }
 }
 
 /// Why a call's payment is refused. `status()` is the HTTP status, `code()` the stable code.

@@ -22,7 +22,7 @@ pub mod store;
 pub mod upstream;
 pub mod verifier;
 
-pub use book::{Book, ChannelInfo, Claimable, PayError, Settled, Ticket, VoucherHeader};
+pub use book::{sign_voucher, Book, ChannelInfo, Claimable, PayError, Settled, Ticket, VoucherHeader};
 pub use store::{ChannelRecord, Durable, StoreError, VoucherStore};
 
 use primitives::channel::ModelOffer;

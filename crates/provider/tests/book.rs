@@ -37,7 +37,7 @@ fn book(dir: &std::path::Path) -> Book {
 }
 
 fn v(channel: u64, nonce: u64, amount: u128) -> VoucherHeader {
-    VoucherHeader::sign(&key(2), CHAIN, channel, nonce, Amount(amount))
+    provider::sign_voucher(&key(2), CHAIN, channel, nonce, Amount(amount))
 }
 
 #[test]
@@ -53,9 +53,9 @@ fn bad_vouchers_each_have_their_own_error() {
     b.update_channel(expiring).unwrap();
 
     let err = |r: Result<provider::Ticket, PayError>| r.err().unwrap();
-    let wrong_signer = VoucherHeader::sign(&key(7), CHAIN, 1, 0, Amount(10));
+    let wrong_signer = provider::sign_voucher(&key(7), CHAIN, 1, 0, Amount(10));
     assert!(matches!(err(b.admit(&wrong_signer, Amount(10))), PayError::BadSignature { .. }));
-    let wrong_chain = VoucherHeader::sign(&key(2), "other", 1, 0, Amount(10));
+    let wrong_chain = provider::sign_voucher(&key(2), "other", 1, 0, Amount(10));
     assert_eq!(err(b.admit(&wrong_chain, Amount(10))).status(), 401);
     assert!(matches!(err(b.admit(&v(1, 1, 10), Amount(10))), PayError::StaleNonce { expected: 0, got: 1 }));
     assert!(matches!(err(b.admit(&v(9, 0, 10), Amount(10))), PayError::UnknownChannel(9)));
