@@ -200,6 +200,7 @@ pub async fn start_evaluator(data_dir: &Path, node: &str, dev_key: &Path, models
         channel_amount: (10 * tsr).to_string(),
         channel_blocks: 100_000,
         round_secs: 3,
+        state_file: Some(data_dir.join("evaluator-state.json")),
         ..toml::from_str("key = \"unused\"").expect("defaults")
     };
     let address = key.address();

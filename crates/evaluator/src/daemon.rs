@@ -43,6 +43,41 @@ pub struct EvaluatorConfig {
     pub texts: Vec<String>,
     #[serde(default)]
     pub scoring: Scoring,
+    /// Where the running scores and a pending weight commit are kept across restarts
+    /// (JSON, rewritten atomically after each round); none: in memory only.
+    #[serde(default)]
+    pub state_file: Option<PathBuf>,
+}
+
+/// What the evaluator remembers across restarts.
+#[derive(Debug, Default, PartialEq, serde::Serialize, Deserialize)]
+struct SavedState {
+    /// Running score per provider address.
+    scores: BTreeMap<Address, f64>,
+    pending: Option<PendingReveal>,
+}
+
+impl SavedState {
+    fn load(path: &std::path::Path) -> Result<SavedState> {
+        match std::fs::read(path) {
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).with_context(|| format!("{} is not an evaluator state", path.display()))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(SavedState::default()),
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    /// Written to a temporary file, fsynced, then renamed over the old one.
+    fn save(&self, path: &std::path::Path) -> Result<()> {
+        use std::io::Write;
+        let tmp = path.with_extension("tmp");
+        let mut f = std::fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
+        f.write_all(&serde_json::to_vec_pretty(self)?)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+        Ok(())
+    }
 }
 
 fn default_node() -> String {
@@ -97,7 +132,7 @@ struct Evaluator {
 
 /// Weights committed as a hash, to reveal from epoch `reveal_from` on (while the commit
 /// lives: its reveal epoch only, on the ledger's rules).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, Deserialize)]
 struct PendingReveal {
     reveal_from: u64,
     tempo: u64,
@@ -142,11 +177,17 @@ pub async fn run(cfg: EvaluatorConfig) -> Result<()> {
         round: 0,
         pending: None,
     };
+    if let Some(path) = &ev.cfg.state_file {
+        let saved = SavedState::load(path)?;
+        tracing::info!(providers = saved.scores.len(), pending = saved.pending.is_some(), "evaluator state restored");
+        (ev.scores, ev.pending) = (saved.scores, saved.pending);
+    }
     loop {
         if let Err(e) = ev.run_round().await {
             tracing::warn!(error = %format!("{e:#}"), "evaluation round failed; retrying next round");
         }
         ev.round += 1;
+        ev.save();
         // Between rounds, watch for a committed vector's reveal epoch (it lasts one epoch).
         let next_round = Instant::now() + Duration::from_secs(ev.cfg.round_secs);
         loop {
@@ -261,6 +302,14 @@ impl Evaluator {
         Ok(())
     }
 
+    fn save(&self) {
+        let Some(path) = &self.cfg.state_file else { return };
+        let state = SavedState { scores: self.scores.clone(), pending: self.pending.clone() };
+        if let Err(e) = state.save(path) {
+            tracing::warn!(error = %format!("{e:#}"), "saving the evaluator's state");
+        }
+    }
+
     /// Reveals the pending commit in its reveal epoch.
     async fn reveal_due(&mut self) -> Result<()> {
         let Some(p) = self.pending.clone() else { return Ok(()) };
@@ -273,6 +322,7 @@ impl Evaluator {
             Ok(()) => {
                 tracing::info!(uids = ?p.uids, "weights revealed");
                 self.pending = None;
+                self.save();
             }
             Err(e) if format!("{e:#}").contains("reveal_too_early") => {
                 // The commit landed an epoch later than estimated.
@@ -449,6 +499,27 @@ const EMBEDDER_MODEL: &str = "all-MiniLM-L6-v2";
 #[cfg(test)]
 mod reveal_tests {
     use super::*;
+
+    #[test]
+    fn the_state_survives_a_restart_and_a_bad_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("evaluator-state.json");
+        assert_eq!(SavedState::load(&path).unwrap(), SavedState::default());
+        let state = SavedState {
+            scores: [(Address([1; 32]), 0.75), (Address([2; 32]), 0.125)].into_iter().collect(),
+            pending: Some(PendingReveal {
+                reveal_from: 9,
+                tempo: 50,
+                uids: vec![1, 2],
+                weights: vec![65535, 10922],
+                salt: primitives::Hash([5; 32]),
+            }),
+        };
+        state.save(&path).unwrap();
+        assert_eq!(SavedState::load(&path).unwrap(), state);
+        std::fs::write(&path, "not json").unwrap();
+        assert!(SavedState::load(&path).is_err());
+    }
 
     #[test]
     fn a_commit_is_revealed_from_its_reveal_epoch() {
