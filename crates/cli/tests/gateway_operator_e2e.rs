@@ -10,7 +10,7 @@ mod common;
 use common::{cli, field, funded_key, models_dir, provider_config, ready_line, start_provider, tessera, Devnet};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
@@ -115,26 +115,24 @@ fn wait_until<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
-fn new_account(net: &Devnet, dir: &Path, name: &str, tsr: &str) -> (String, PathBuf) {
-    let k = crypto::SigningKey::generate();
-    let path = dir.join(format!("{name}.key"));
-    wallet::keystore::write_new(&path, &wallet::keystore::unencrypted(&k)).unwrap();
-    cli(net, &["transfer", "--key", net.key.to_str().unwrap(), "--to", &k.address().to_string(), "--amount", tsr]);
-    (k.address().to_string(), path)
+/// A devnet with its provider, without its own gateway and evaluator.
+fn devnet(dir: &Path) -> Devnet {
+    assert!(models_dir().join(CHAT).exists(), "model weights missing: run scripts/fetch-models.sh");
+    let models = models_dir();
+    Devnet::start(&dir.join("data"), &["--models-dir", models.to_str().unwrap(), "--no-evaluator", "--no-gateway"])
 }
 
 #[test]
 fn an_operator_gateway_meters_keys_balances_and_limits() {
-    assert!(models_dir().join(CHAT).exists(), "model weights missing: run scripts/fetch-models.sh");
     let dir = tempfile::tempdir().unwrap();
-    let models = models_dir();
-    let net = Devnet::start(
-        &dir.path().join("data"),
-        &["--models-dir", models.to_str().unwrap(), "--no-evaluator", "--no-gateway"],
-    );
-    let (operator, operator_key) = new_account(&net, dir.path(), "operator", "100");
-    let (alice, alice_key) = new_account(&net, dir.path(), "alice", "50");
-    let (staker, staker_key) = new_account(&net, dir.path(), "staker", "500");
+    let net = devnet(dir.path());
+    let account = |name: &str, tsr: &str| {
+        let (k, path) = funded_key(&net, dir.path(), name, tsr);
+        (k.address().to_string(), path)
+    };
+    let (operator, operator_key) = account("operator", "100");
+    let (alice, alice_key) = account("alice", "50");
+    let (staker, staker_key) = account("staker", "500");
 
     let config = dir.path().join("gateway.toml");
     std::fs::write(
@@ -358,13 +356,8 @@ daily_requests = 2
 /// were sent) bills nothing, as the killed provider bills nothing for it, and holds nothing.
 #[test]
 fn a_provider_killed_mid_request_falls_back_or_bills_nothing() {
-    assert!(models_dir().join(CHAT).exists(), "model weights missing: run scripts/fetch-models.sh");
     let dir = tempfile::tempdir().unwrap();
-    let models = models_dir();
-    let net = Devnet::start(
-        &dir.path().join("data"),
-        &["--models-dir", models.to_str().unwrap(), "--no-evaluator", "--no-gateway"],
-    );
+    let net = devnet(dir.path());
     let a = {
         let listed: Value = serde_json::from_str(&cli(&net, &["--json", "provider", "list"])).unwrap();
         listed[0]["address"].as_str().unwrap().to_string()

@@ -132,7 +132,7 @@ fn a_budget_and_a_balance_are_never_overspent_by_concurrent_requests() {
     assert_eq!((acct.spent, acct.reserved, acct.balance), (Amount(700), Amount(0), Amount(9_300)));
     let rows = m.usage(None, 0, u32::MAX);
     assert_eq!(rows.len(), 1);
-    assert_eq!((rows[0].requests, rows[0].cost, rows[0].prompt_tokens), (100, Amount(700), 500));
+    assert_eq!((rows[0].usage.requests, rows[0].usage.cost, rows[0].usage.prompt_tokens), (100, Amount(700), 500));
     assert_eq!(rows[0].day, "2025-11-25");
 }
 
@@ -251,9 +251,12 @@ fn stakers_get_a_free_daily_quota_by_tier() {
     drop(h);
     let rows = m.usage(None, 0, u32::MAX);
     let day1 = rows.iter().find(|r| r.day == "2025-11-25").unwrap();
-    assert_eq!((day1.requests, day1.free_requests, day1.sponsored_cost, day1.cost), (6, 5, Amount(25), Amount(4)));
+    assert_eq!(
+        (day1.usage.requests, day1.usage.free_requests, day1.usage.sponsored_cost, day1.usage.cost),
+        (6, 5, Amount(25), Amount(4))
+    );
     let day2 = rows.iter().find(|r| r.day == "2025-11-26").unwrap();
-    assert_eq!((day2.free_requests, day2.cost), (3, Amount(0)));
+    assert_eq!((day2.usage.free_requests, day2.usage.cost), (3, Amount(0)));
 }
 
 #[test]
@@ -288,7 +291,7 @@ fn what_was_written_survives_a_restart() {
     let key = m.key(&id).unwrap();
     assert_eq!((key.rec.total_spent, key.rec.models.clone()), (Amount(120), vec!["m".to_string()]));
     assert_eq!(m.account(&owner(1)).balance, Amount(380));
-    assert_eq!(m.usage(Some(&id), 0, u32::MAX)[0].requests, 3);
+    assert_eq!(m.usage(Some(&id), 0, u32::MAX)[0].usage.requests, 3);
     let log = m.requests(&id, 0, 100).unwrap();
     assert_eq!(log.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![0, 1, 2]);
     assert_eq!(log[2].1.cost, Amount(40));

@@ -254,18 +254,14 @@ pub struct AccountView {
     pub free_requests: u64,
 }
 
-/// One row of the usage report.
+/// One row of the usage report: a key's usage of a model on a day.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct UsageReportRow {
     pub key: String,
     pub day: String,
     pub model: String,
-    pub requests: u64,
-    pub prompt_tokens: u64,
-    pub completion_tokens: u64,
-    pub cost: Amount,
-    pub free_requests: u64,
-    pub sponsored_cost: Amount,
+    #[serde(flatten)]
+    pub usage: UsageRow,
 }
 
 /// The authenticated caller of a request.
@@ -676,12 +672,7 @@ impl Meter {
                 key: k.clone(),
                 day: date_of(*day),
                 model: model.clone(),
-                requests: r.requests,
-                prompt_tokens: r.prompt_tokens,
-                completion_tokens: r.completion_tokens,
-                cost: r.cost,
-                free_requests: r.free_requests,
-                sponsored_cost: r.sponsored_cost,
+                usage: r.clone(),
             })
             .collect()
     }

@@ -60,7 +60,7 @@ pub struct AccountRecord {
 }
 
 /// One key's usage of one model on one day, maintained incrementally.
-#[derive(Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, serde::Deserialize)]
 pub struct UsageRow {
     pub requests: u64,
     pub prompt_tokens: u64,
