@@ -233,9 +233,22 @@ daily_requests = 2
         (n(&v["spent"]) > spent && n(&v["reserved"]) == 0).then(|| n(&v["spent"]))
     });
     spent = after_abandoned;
+
+    // A client that gives up on a plain call: the call still finishes and is charged.
+    let gave_up = rt.block_on(async {
+        let body = json!({"model": CHAT, "messages": [{"role": "user", "content": "Count from 1 to 500, separated by commas."}],
+                          "max_tokens": 200, "temperature": 0});
+        let r = http.post(format!("{base}/chat/completions")).bearer_auth(&alice_sk).json(&body);
+        r.timeout(Duration::from_millis(100)).send().await
+    });
+    assert!(gave_up.is_err(), "the client was meant to give up first");
+    spent = wait_until(60, "the given-up call's bill", || {
+        let v = gw.admin(&["account", &alice]);
+        (n(&v["spent"]) > spent && n(&v["reserved"]) == 0).then(|| n(&v["spent"]))
+    });
     let usage = gw.admin(&["usage", "--key", &alice_id]);
     let row = &usage["rows"][0];
-    assert_eq!((row["model"].as_str(), row["requests"].as_u64()), (Some(CHAT), Some(4)));
+    assert_eq!((row["model"].as_str(), row["requests"].as_u64()), (Some(CHAT), Some(5)));
     assert_eq!(n(&row["cost"]), spent);
     assert_eq!(n(&gw.admin(&["keys", "show", &alice_id])["total_spent"]), spent);
 
@@ -338,7 +351,7 @@ daily_requests = 2
     assert_eq!(a.status, 200);
     assert_eq!(a.header("x-tessera-balance").unwrap(), (n(&before["balance"]) - a.cost()).to_string());
     let log = gw.admin(&["requests", &alice_id]);
-    assert_eq!(log["requests"].as_array().unwrap().len(), 6);
+    assert_eq!(log["requests"].as_array().unwrap().len(), 7);
 
     // The admin API refuses a wrong token.
     let r = rt.block_on(async {

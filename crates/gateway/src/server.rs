@@ -320,7 +320,7 @@ async fn route(
         provider::cost(offer, in_tokens, out_tokens).0
     };
     // Operator mode: reserve the worst case over every provider a fallback may reach.
-    let mut hold = match (&g.operator, &caller) {
+    let hold = match (&g.operator, &caller) {
         (Some(op), Some(c)) => {
             let worst = Worst {
                 cost: candidates.iter().map(&bound_of).max().unwrap_or(0),
@@ -333,10 +333,33 @@ async fn route(
         }
         _ => None,
     };
-    let call = Call { path, body: &upstream, stream, client_wants_usage, model: &model };
+    let bounds: Vec<u128> = candidates.iter().map(&bound_of).collect();
+    let dispatch = {
+        let (g, path) = (g.clone(), path.to_string());
+        async move {
+            let call = Call { path: &path, body: &upstream, stream, client_wants_usage, model: &model };
+            dispatch(&g, &candidates, &bounds, &call, hold).await
+        }
+    };
+    if g.operator.is_some() {
+        // A task of its own: a client that leaves does not stop a call the operator pays
+        // for, so the call finishes and its cost is charged to the key.
+        return tokio::spawn(dispatch).await.map_err(|e| ApiError::server(format!("the call failed: {e}")))?;
+    }
+    dispatch.await
+}
+
+/// Tries the candidates in order until one answers.
+async fn dispatch(
+    g: &Arc<Gateway>,
+    candidates: &[ProviderView],
+    bounds: &[u128],
+    call: &Call<'_>,
+    mut hold: Option<Hold>,
+) -> Result<Response, ApiError> {
     let mut failures = Vec::new();
-    for p in &candidates {
-        match attempt(g, p, &call, bound_of(p), &mut hold).await {
+    for (p, bound) in candidates.iter().zip(bounds) {
+        match attempt(g, p, call, *bound, &mut hold).await {
             Attempt::Done(r) => return Ok(r),
             Attempt::Next(why) => {
                 tracing::info!(provider = %p.address, reason = %why, "falling back to the next provider");
@@ -350,7 +373,7 @@ async fn route(
         502,
         "server_error",
         "no_provider_available",
-        format!("every provider of {model} failed: {}", failures.join("; ")),
+        format!("every provider of {} failed: {}", call.model, failures.join("; ")),
     );
     e.should_retry = Some(true);
     Err(e)
