@@ -7,11 +7,11 @@
 
 mod common;
 
-use common::{cli, field, funded_key, models_dir, provider_config, ready_line, start_provider, tessera, Devnet};
+use common::{cli, field, funded_key, models_dir, provider_config, spawn_gateway, start_provider, tessera, Devnet};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 const EMBED: &str = "all-MiniLM-L6-v2";
@@ -32,15 +32,7 @@ impl Drop for Gateway {
 
 impl Gateway {
     fn start(config: &Path) -> Gateway {
-        let mut child = tessera()
-            .args(["gateway", "--config"])
-            .arg(config)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let line = ready_line(&mut child, "tessera gateway ready:", 60);
+        let (child, line) = spawn_gateway(&["--config", config.to_str().unwrap()]);
         assert!(line.contains("mode=operator"), "{line}");
         Gateway { child, base: field(&line, "base_url"), token_file: field(&line, "admin_token_file") }
     }

@@ -422,57 +422,28 @@ fn used_of(usage: &Value, cost_header: Option<u128>, model: &str, provider: prim
 }
 
 /// The usage object of one server-sent event, if it is the final usage chunk.
-fn usage_in_event(event: &[u8]) -> Option<Value> {
-    let text = std::str::from_utf8(event).ok()?;
-    let data = text.lines().find_map(|l| l.strip_prefix("data: ").or_else(|| l.strip_prefix("data:")))?;
-    if !data.contains("\"usage\"") {
+fn usage_in_event(event: &str) -> Option<Value> {
+    if !event.contains("\"usage\"") {
         return None;
     }
-    let v: Value = serde_json::from_str(data.trim()).ok()?;
+    let v = provider::upstream::event_json(event)?;
     (v["usage"].is_object() && v["choices"].as_array().is_none_or(|c| c.is_empty())).then(|| v["usage"].clone())
 }
 
-/// Relays an upstream stream to the client from a task of its own that reads to the end
-/// even when the client goes away, so the call's usage is always known; `on_end` gets it.
+/// Relays an upstream stream to the client, reading it to the end even when the client goes
+/// away, so the call's usage is always known; `on_end` gets it.
 fn relay(resp: reqwest::Response, forward_usage: bool, on_end: impl FnOnce(Option<Value>) + Send + 'static) -> Body {
-    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(64);
-    tokio::spawn(async move {
-        let mut upstream = resp.bytes_stream();
-        let mut client = Some(tx);
-        let mut buf: Vec<u8> = Vec::new();
-        let mut usage = None;
-        while let Some(item) = upstream.next().await {
-            let chunk = match item {
-                Ok(c) => c,
-                Err(e) => {
-                    if let Some(t) = &client {
-                        let _ = t.send(Err(std::io::Error::other(e))).await;
-                    }
-                    break;
-                }
-            };
-            buf.extend_from_slice(&chunk);
-            while let Some(end) = buf.windows(2).position(|w| w == b"\n\n") {
-                let event: Vec<u8> = buf.drain(..end + 2).collect();
-                let mut forward = true;
-                if let Some(u) = usage_in_event(&event) {
-                    usage = Some(u);
-                    forward = forward_usage;
-                }
-                if let (true, Some(t)) = (forward, &client) {
-                    if t.send(Ok(Bytes::from(event))).await.is_err() {
-                        client = None; // the client left; read on for the usage
-                    }
-                }
-            }
+    let on_event = move |usage: &mut Option<Value>, event: &str| match usage_in_event(event) {
+        Some(u) => {
+            *usage = Some(u);
+            forward_usage.then(|| event.to_string())
         }
-        if let (false, Some(t)) = (buf.is_empty(), &client) {
-            let _ = t.send(Ok(Bytes::from(buf))).await;
-        }
-        drop(client);
+        None => Some(event.to_string()),
+    };
+    provider::upstream::relay_events(resp, None, on_event, |usage, _failed| {
         on_end(usage);
-    });
-    Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }))
+        Vec::new()
+    })
 }
 
 /// Finishes a call's reservation when dropped: at the end of a stream, or when the client

@@ -170,6 +170,63 @@ pub fn generated_text(kind: Kind, answer: &Value) -> String {
         .join("")
 }
 
+/// Relays a stream of server-sent events from a task of its own, which reads the upstream
+/// to its end even when the client leaves (so what the upstream produced, and billed, is
+/// always known). Each whole event (with its blank line) goes through `on_event`, which
+/// returns what to send the client in its place (nothing: drop it); at the end `finish`
+/// gets the state and whether the upstream failed, and returns closing bytes to send.
+pub fn relay_events<T: Send + 'static>(
+    resp: reqwest::Response,
+    mut state: T,
+    mut on_event: impl FnMut(&mut T, &str) -> Option<String> + Send + 'static,
+    finish: impl FnOnce(T, bool) -> Vec<String> + Send + 'static,
+) -> Body {
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(64);
+    tokio::spawn(async move {
+        let mut upstream = resp.bytes_stream();
+        let mut client = Some(tx);
+        let mut buf: Vec<u8> = Vec::new();
+        let mut failed = false;
+        while let Some(item) = upstream.next().await {
+            let Ok(chunk) = item else {
+                failed = true;
+                break;
+            };
+            buf.extend_from_slice(&chunk);
+            while let Some(end) = buf.windows(2).position(|w| w == b"\n\n") {
+                let event: Vec<u8> = buf.drain(..end + 2).collect();
+                let Some(out) = on_event(&mut state, &String::from_utf8_lossy(&event)) else { continue };
+                if let Some(t) = &client {
+                    if t.send(Ok(Bytes::from(out))).await.is_err() {
+                        client = None; // the client left; read on
+                    }
+                }
+            }
+        }
+        // An unterminated last event goes through `on_event` like the others.
+        let last = (!buf.is_empty()).then(|| on_event(&mut state, &String::from_utf8_lossy(&buf))).flatten();
+        let mut closing = finish(state, failed);
+        closing.splice(0..0, last);
+        if let Some(t) = &client {
+            for e in closing {
+                if t.send(Ok(Bytes::from(e))).await.is_err() {
+                    break;
+                }
+            }
+            if failed {
+                let _ = t.send(Err(std::io::Error::other("the upstream stream failed"))).await;
+            }
+        }
+    });
+    Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }))
+}
+
+/// The JSON of an event's `data:` line (None for `[DONE]` and anything else).
+pub fn event_json(event: &str) -> Option<Value> {
+    let data = event.lines().find_map(|l| l.strip_prefix("data:")).map(str::trim)?;
+    serde_json::from_str(data).ok()
+}
+
 /// What a relayed stream produced, for billing.
 pub struct Relayed {
     pub text: String,
@@ -181,73 +238,45 @@ pub struct Relayed {
 }
 
 /// Relays an upstream stream of chat or completion chunks: each chunk renamed to `model`,
-/// the upstream's usage chunk and `[DONE]` held back. The relay reads to the end from a
-/// task of its own; `finish` gets what was generated and returns the closing events to
-/// send (the provider's usage chunk, `[DONE]`), if the client is still there.
+/// the upstream's usage chunk and `[DONE]` held back. `finish` gets what was generated and
+/// returns the closing events to send (the provider's usage chunk, `[DONE]`).
 pub fn relay(
     resp: reqwest::Response,
     kind: Kind,
     model: String,
     finish: impl FnOnce(Relayed) -> Vec<String> + Send + 'static,
 ) -> Body {
-    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(64);
-    tokio::spawn(async move {
-        let mut upstream = resp.bytes_stream();
-        let mut client = Some(tx);
-        let mut buf: Vec<u8> = Vec::new();
-        let mut out =
-            Relayed { text: String::new(), usage: Value::Null, id: String::new(), created: 0, complete: false };
-        'read: while let Some(item) = upstream.next().await {
-            let Ok(chunk) = item else { break };
-            buf.extend_from_slice(&chunk);
-            while let Some(end) = buf.windows(2).position(|w| w == b"\n\n") {
-                let event: Vec<u8> = buf.drain(..end + 2).collect();
-                let text = String::from_utf8_lossy(&event);
-                let Some(data) = text.lines().find_map(|l| l.strip_prefix("data:")).map(str::trim) else { continue };
-                if data == "[DONE]" {
-                    out.complete = true;
-                    break 'read;
-                }
-                let Ok(mut v) = serde_json::from_str::<Value>(data) else { continue };
-                if v["usage"].is_object() {
-                    out.usage = v["usage"].clone();
-                }
-                let choices = v["choices"].as_array().cloned().unwrap_or_default();
-                if choices.is_empty() {
-                    continue; // the upstream's usage chunk: the provider sends its own
-                }
-                for c in &choices {
-                    out.text.push_str(match kind {
-                        Kind::Chat => c["delta"]["content"].as_str().unwrap_or(""),
-                        _ => c["text"].as_str().unwrap_or(""),
-                    });
-                }
-                if out.id.is_empty() {
-                    out.id = v["id"].as_str().unwrap_or("").to_string();
-                    out.created = v["created"].as_u64().unwrap_or(0);
-                }
-                v["model"] = Value::String(model.clone());
-                if let Some(o) = v.as_object_mut() {
-                    o.remove("usage");
-                }
-                if let Some(t) = &client {
-                    let line = Bytes::from(format!("data: {v}\n\n"));
-                    if t.send(Ok(line)).await.is_err() {
-                        client = None; // the client left; read on to bill what was generated
-                    }
-                }
-            }
+    let state = Relayed { text: String::new(), usage: Value::Null, id: String::new(), created: 0, complete: false };
+    let on_event = move |out: &mut Relayed, event: &str| {
+        if event.lines().any(|l| l.strip_prefix("data:").is_some_and(|d| d.trim() == "[DONE]")) {
+            out.complete = true;
+            return None;
         }
-        let closing = finish(out);
-        if let Some(t) = &client {
-            for e in closing {
-                if t.send(Ok(Bytes::from(e))).await.is_err() {
-                    break;
-                }
-            }
+        let mut v = event_json(event)?;
+        if v["usage"].is_object() {
+            out.usage = v["usage"].clone();
         }
-    });
-    Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }))
+        let choices = v["choices"].as_array().cloned().unwrap_or_default();
+        if choices.is_empty() {
+            return None; // the upstream's usage chunk: the provider sends its own
+        }
+        for c in &choices {
+            out.text.push_str(match kind {
+                Kind::Chat => c["delta"]["content"].as_str().unwrap_or(""),
+                _ => c["text"].as_str().unwrap_or(""),
+            });
+        }
+        if out.id.is_empty() {
+            out.id = v["id"].as_str().unwrap_or("").to_string();
+            out.created = v["created"].as_u64().unwrap_or(0);
+        }
+        v["model"] = Value::String(model.clone());
+        if let Some(o) = v.as_object_mut() {
+            o.remove("usage");
+        }
+        Some(format!("data: {v}\n\n"))
+    };
+    relay_events(resp, state, on_event, move |out, _failed| finish(out))
 }
 
 /// A client for upstream calls.

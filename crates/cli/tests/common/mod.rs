@@ -134,18 +134,25 @@ impl Drop for Proc {
 
 /// `tessera gateway` paying from `key`; returns the process and its base URL.
 pub fn start_gateway(net: &Devnet, key: &Path, extra: &[&str]) -> (Proc, String) {
+    let key = key.to_str().unwrap();
+    let mut args = vec!["--key", key, "--node", &net.api, "--listen", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    let (child, line) = spawn_gateway(&args);
+    (Proc(child), field(&line, "base_url"))
+}
+
+/// `tessera gateway ARGS`: the process and its ready line.
+pub fn spawn_gateway(args: &[&str]) -> (Child, String) {
     let mut child = tessera()
-        .args(["gateway", "--key"])
-        .arg(key)
-        .args(["--node", &net.api, "--listen", "127.0.0.1:0"])
-        .args(extra)
+        .arg("gateway")
+        .args(args)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
     let line = ready_line(&mut child, "tessera gateway ready:", 60);
-    (Proc(child), field(&line, "base_url"))
+    (child, line)
 }
 
 pub struct Devnet {
