@@ -174,6 +174,7 @@ fn bench_ledger(
             .map(|a| GenesisBalance { address: *a, asset: AssetId::TSR, amount_base_units: Amount(per_account) })
             .collect(),
         incentives: None,
+        validators: Vec::new(),
     };
     say(format!("generated {accounts} keys in {:.1}s", t.elapsed().as_secs_f64()));
     let t = Instant::now();

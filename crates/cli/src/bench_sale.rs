@@ -93,6 +93,7 @@ pub fn bench_sale(investors: usize, block_txs: usize, json: bool) -> Result<()> 
         ],
         balances,
         incentives: None,
+        validators: Vec::new(),
     };
     let dir = tempfile::tempdir().context("temp dir")?;
     let mut config = ChainConfig::new(dir.path());

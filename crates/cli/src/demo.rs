@@ -270,6 +270,7 @@ async fn ico(n: u32, out: &Output) -> Result<()> {
         ],
         balances,
         incentives: None,
+        validators: Vec::new(),
     };
     let mut config = ChainConfig::new(dir.path());
     config.dev_clock = true;

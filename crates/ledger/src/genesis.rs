@@ -32,6 +32,12 @@ pub struct Genesis {
     /// Provider incentives (emission, neuron slots, staking, epochs); absent = off.
     #[serde(default)]
     pub incentives: Option<primitives::incentive::IncentiveParams>,
+    /// Multi-node chains: the validators' consensus keys (ed25519, shown as addresses).
+    /// Empty for a solo-sequencer chain. Committed to by `hash` only when non-empty, so
+    /// solo chains keep the genesis hash they always had.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[borsh(skip)]
+    pub validators: Vec<Address>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, BorshSerialize, BorshDeserialize)]
@@ -85,7 +91,11 @@ pub enum GenesisError {
 
 impl Genesis {
     pub fn hash(&self) -> Hash {
-        Hash::domain("tessera 2026-11 genesis v1", &[&codec::encode(self)])
+        if self.validators.is_empty() {
+            Hash::domain("tessera 2026-11 genesis v1", &[&codec::encode(self)])
+        } else {
+            Hash::domain("tessera 2026-11 genesis v1", &[&codec::encode(self), &codec::encode(&self.validators)])
+        }
     }
 
     pub fn to_state(&self) -> Result<State, GenesisError> {

@@ -40,6 +40,7 @@ fn genesis() -> State {
         ],
         balances,
         incentives: None,
+        validators: Vec::new(),
     }
     .to_state()
     .unwrap()

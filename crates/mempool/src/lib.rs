@@ -176,6 +176,70 @@ impl Mempool {
         out
     }
 
+    /// Replicated mode: up to `txs_max` ready transactions, oldest first, left in the pool
+    /// (a proposal may never be finalized). `skip` leaves out what the proposal's parent
+    /// already settled (a nonce it has passed).
+    pub fn peek_ready(&self, txs_max: usize, mut skip: impl FnMut(&VerifiedTx) -> bool) -> Vec<Arc<VerifiedTx>> {
+        self.ready.iter().filter(|t| !self.purged.contains(&t.id) && !skip(t)).take(txs_max).cloned().collect()
+    }
+
+    /// Replicated mode: a finalized block (from this pool or another node's) moved these
+    /// signers' committed nonces. Every transaction of theirs below its signer's committed
+    /// nonce leaves the pool (included, or replaced by another with the same nonce); later
+    /// ones stay queued, and a waiting one whose nonce is now next becomes ready. One pass
+    /// over the ready queue, which also sweeps out what `purge_signers` marked.
+    pub fn settle_finalized(&mut self, committed: impl IntoIterator<Item = (Address, u64)>) {
+        let committed: HashMap<Address, u64> = committed.into_iter().collect();
+        if committed.is_empty() && self.purged.is_empty() {
+            return;
+        }
+        let (signers, ids, purged) = (&mut self.signers, &mut self.ids, &mut self.purged);
+        self.ready.retain(|t| {
+            if purged.remove(&t.id) {
+                return false;
+            }
+            let signer = &t.stx.tx.signer;
+            match committed.get(signer) {
+                Some(next) if t.stx.tx.nonce < *next => {
+                    ids.remove(&t.id);
+                    if let Some(q) = signers.get_mut(signer) {
+                        q.ready = q.ready.saturating_sub(1);
+                    }
+                    false
+                }
+                _ => true,
+            }
+        });
+        for (signer, next) in committed {
+            let Some(q) = self.signers.get_mut(&signer) else {
+                continue;
+            };
+            let keep = q.waiting.split_off(&next);
+            for stale in std::mem::replace(&mut q.waiting, keep).into_values() {
+                self.ids.remove(&stale.id);
+            }
+            if q.next_unready < next {
+                q.next_unready = next;
+                while let Some(ready) = q.waiting.remove(&q.next_unready) {
+                    q.next_unready += 1;
+                    q.ready += 1;
+                    self.ready.push_back(ready);
+                }
+            }
+            if q.in_flight == 0 && q.ready == 0 && q.waiting.is_empty() {
+                self.signers.remove(&signer);
+            }
+        }
+    }
+
+    /// Replicated mode: removes every queued transaction of these signers (a proposer
+    /// found one of theirs inadmissible on the finalized state, e.g. a fee it cannot pay).
+    pub fn purge_signers<'a>(&mut self, signers: impl IntoIterator<Item = &'a Address>) {
+        for signer in signers {
+            self.purge_signer(signer);
+        }
+    }
+
     /// After a block built from `take_ready` is committed (or abandoned): `included`
     /// went into the block, `dropped` were left out. A signer with a dropped
     /// transaction loses its queue (later nonces cannot proceed); its client resubmits.

@@ -165,6 +165,24 @@ pub struct Chain {
     finished_height: Mutex<Height>,
     /// Milliseconds added to the wall clock for block times (dev clock only).
     clock_offset_ms: AtomicU64,
+    /// Replicated mode: the checkpoint bookkeeping the finalizer drives (the solo
+    /// sequencer's thread owns its own).
+    replicated: Mutex<Option<Checkpointing>>,
+    /// Replicated mode: where transactions admitted from this node's API go, to be
+    /// gossiped to the other validators.
+    gossip: Mutex<Option<Box<dyn Fn(Vec<SignedTransaction>) + Send + Sync>>>,
+}
+
+/// When to cut a checkpoint and what it covers; driven after every committed block by the
+/// solo sequencer or, in replicated mode, by the finalizer.
+struct Checkpointing {
+    sender: SyncSender<(CheckpointDelta, StateHeader)>,
+    dirty: Dirty,
+    last_checkpoint: Height,
+    /// Blocks above this height still need their transactions indexed in a checkpoint
+    /// (after a restart: the blocks replayed above the last checkpoint).
+    indexed_from: Height,
+    txs_since_checkpoint: usize,
 }
 
 const EVENTS_BUFFER_MAX: usize = 1024;
@@ -254,12 +272,33 @@ impl Chain {
             pending_dirty: Mutex::new(Some(dirty)),
             clock_offset_ms: AtomicU64::new(0),
             finished_height: Mutex::new(state_height),
+            replicated: Mutex::new(None),
+            gossip: Mutex::new(None),
         });
         Ok(chain)
     }
 
-    /// Starts the sequencer and checkpointer threads.
+    /// Starts the solo sequencer and checkpointer threads.
     pub fn start(self: &Arc<Self>) -> Result<(), ChainError> {
+        let checkpointing = self.start_checkpointer()?;
+        let chain = self.clone();
+        let sequencer = std::thread::Builder::new()
+            .name("sequencer".into())
+            .spawn(move || chain.run_sequencer(checkpointing))
+            .map_err(ChainError::Thread)?;
+        self.threads.lock().push(sequencer);
+        Ok(())
+    }
+
+    /// Replicated mode: starts only the checkpointer. Blocks come from consensus through
+    /// `commit_finalized`; proposals read the mempool through `proposal_candidates`.
+    pub fn start_replicated(self: &Arc<Self>) -> Result<(), ChainError> {
+        let checkpointing = self.start_checkpointer()?;
+        *self.replicated.lock() = Some(checkpointing);
+        Ok(())
+    }
+
+    fn start_checkpointer(&self) -> Result<Checkpointing, ChainError> {
         let (tx, rx) = sync_channel::<(CheckpointDelta, StateHeader)>(1);
         let store = self.checkpoints.clone();
         let done = self.checkpointed_height.clone();
@@ -285,14 +324,14 @@ impl Chain {
                 }
             })
             .map_err(ChainError::Thread)?;
-        let chain = self.clone();
-        let dirty = self.pending_dirty.lock().take().unwrap_or_default();
-        let sequencer = std::thread::Builder::new()
-            .name("sequencer".into())
-            .spawn(move || chain.run_sequencer(tx, dirty))
-            .map_err(ChainError::Thread)?;
-        self.threads.lock().extend([sequencer, checkpointer]);
-        Ok(())
+        self.threads.lock().push(checkpointer);
+        Ok(Checkpointing {
+            sender: tx,
+            dirty: self.pending_dirty.lock().take().unwrap_or_default(),
+            last_checkpoint: self.state.read().height,
+            indexed_from: Height(self.checkpointed_height.load(Ordering::SeqCst)),
+            txs_since_checkpoint: 0,
+        })
     }
 
     /// Stops the sequencer after its current block, writes a final checkpoint and
@@ -302,6 +341,9 @@ impl Chain {
         {
             let _guard = self.mempool.lock();
             self.wake.notify_all();
+        }
+        if let Some(checkpointing) = self.replicated.lock().take() {
+            checkpointing.finish(self);
         }
         let threads: Vec<_> = self.threads.lock().drain(..).collect();
         for t in threads {
@@ -349,6 +391,17 @@ impl Chain {
     /// batches when more than one), chain/fee/nonce/fee-balance checks against the
     /// committed state, then the mempool's own bounds. One verdict per input, in order.
     pub fn admit(&self, txs: Vec<SignedTransaction>) -> Vec<(Hash, Result<(), AdmitError>)> {
+        self.admit_inner(txs, true)
+    }
+
+    /// Like `admit`, for transactions another validator gossiped: not gossiped again.
+    pub fn admit_from_peer(&self, txs: Vec<SignedTransaction>) -> Vec<(Hash, Result<(), AdmitError>)> {
+        self.admit_inner(txs, false)
+    }
+
+    fn admit_inner(&self, txs: Vec<SignedTransaction>, gossip: bool) -> Vec<(Hash, Result<(), AdmitError>)> {
+        let originals: Vec<SignedTransaction> =
+            if gossip && self.gossip.lock().is_some() { txs.clone() } else { Vec::new() };
         // Ids and encoded sizes (one encoding each) on all cores, like the signatures below.
         use rayon::prelude::*;
         let (ids, lens): (Vec<Hash>, Vec<usize>) = if txs.len() < 64 {
@@ -426,6 +479,15 @@ impl Chain {
             }
             self.metrics.mempool_txs.set(mempool.len() as i64);
         }
+        if gossip {
+            if let Some(hook) = self.gossip.lock().as_ref() {
+                let fresh: Vec<SignedTransaction> =
+                    verdicts.iter().zip(&originals).filter(|((_, v), _)| v.is_ok()).map(|(_, t)| t.clone()).collect();
+                if !fresh.is_empty() {
+                    hook(fresh);
+                }
+            }
+        }
         let admitted = verdicts.iter().filter(|(_, v)| v.is_ok()).count() as u64;
         self.metrics.txs_admitted.inc_by(admitted);
         self.metrics.txs_refused.inc_by(verdicts.len() as u64 - admitted);
@@ -452,14 +514,9 @@ impl Chain {
         Ok(TxStatus::Unknown)
     }
 
-    fn run_sequencer(self: Arc<Self>, checkpointer: SyncSender<(CheckpointDelta, StateHeader)>, mut dirty: Dirty) {
+    fn run_sequencer(self: Arc<Self>, mut checkpointing: Checkpointing) {
         let interval = Duration::from_millis(self.state.read().params.block_interval_ms);
         let txs_max = self.config.block_txs_max.min(BLOCK_TXS_MAX);
-        let mut last_checkpoint = self.state.read().height;
-        // Blocks above this height still need their transactions indexed in a checkpoint
-        // (after a restart: the blocks replayed above the last checkpoint).
-        let mut indexed_from = Height(self.checkpointed_height.load(Ordering::SeqCst));
-        let mut txs_since_checkpoint = 0usize;
         let mut next_block_at = Instant::now() + interval;
         loop {
             let taken = {
@@ -477,34 +534,10 @@ impl Chain {
             };
             let started = Instant::now();
             next_block_at = started + interval;
-            let committed = self.produce(taken, txs_max, &mut dirty);
-            let height = committed.block.header.height;
-            txs_since_checkpoint += committed.block.txs.len();
-            if height.0 - last_checkpoint.0 >= self.config.checkpoint_interval_blocks
-                || txs_since_checkpoint >= self.config.checkpoint_txs_max
-            {
-                // Only this thread writes the state, so reading it here is consistent.
-                let tx_index = self.recent.read().since(indexed_from);
-                let (delta, header) = dirty.delta(&self.state.read(), tx_index);
-                match checkpointer.try_send((delta, header)) {
-                    Ok(()) => {
-                        last_checkpoint = height;
-                        indexed_from = height;
-                        txs_since_checkpoint = 0;
-                        dirty = Dirty::default();
-                    }
-                    Err(TrySendError::Full((delta, _))) => dirty.restore(delta), // busy: keep accumulating
-                    Err(TrySendError::Disconnected(_)) => panic!("checkpointer thread died"),
-                }
-            }
-            self.prune_recent();
+            let committed = self.produce(taken, txs_max, &mut checkpointing.dirty);
+            checkpointing.after_block(&self, committed.block.header.height, committed.block.txs.len());
         }
-        // Final checkpoint so the next start replays little.
-        let tx_index = self.recent.read().since(indexed_from);
-        let (delta, header) = dirty.delta(&self.state.read(), tx_index);
-        if header.height > indexed_from {
-            let _ = checkpointer.send((delta, header));
-        }
+        checkpointing.finish(&self);
     }
 
     /// Builds, durably writes and commits one block.
@@ -528,6 +561,23 @@ impl Chain {
         let exec = exec_started.elapsed();
         self.metrics.block_execute_seconds.observe(exec.as_secs_f64());
         self.metrics.block_execute_micros.inc_by(exec.as_micros() as u64);
+        self.commit_block(executed, dirty, |mempool, committed| {
+            mempool.finish_block(
+                committed.block.txs.iter().zip(&committed.receipts).map(|(t, r)| (&r.tx_id, &t.tx.signer)),
+                committed.dropped.iter().map(|(id, stx, _)| (id, &stx.tx.signer)),
+            );
+        })
+    }
+
+    /// Appends `executed` to the block log (fsynced), then commits it to memory, indexes
+    /// it, lets `settle` update the mempool and announces it. Nothing is visible before
+    /// the durable write.
+    fn commit_block(
+        &self,
+        executed: ledger::Executed,
+        dirty: &mut Dirty,
+        settle: impl FnOnce(&mut Mempool, &Committed),
+    ) -> Committed {
         let write_started = Instant::now();
         if let Err(e) = self.blocks.append(&executed.block, &executed.receipts) {
             // Nothing was acknowledged for this block; continuing could fork our own log.
@@ -546,10 +596,7 @@ impl Chain {
         {
             let mut mempool = self.mempool.lock();
             *self.finished_height.lock() = committed.block.header.height;
-            mempool.finish_block(
-                committed.block.txs.iter().zip(&committed.receipts).map(|(t, r)| (&r.tx_id, &t.tx.signer)),
-                committed.dropped.iter().map(|(id, stx, _)| (id, &stx.tx.signer)),
-            );
+            settle(&mut mempool, &committed);
             self.metrics.mempool_txs.set(mempool.len() as i64);
         }
         let header = &committed.block.header;
@@ -567,6 +614,53 @@ impl Chain {
                 receipts: committed.receipts.clone(),
             }));
         }
+        committed
+    }
+
+    /// Replicated mode: a hook that receives the transactions this node's API admitted,
+    /// for gossip to the other validators.
+    pub fn set_gossip(&self, gossip: impl Fn(Vec<SignedTransaction>) + Send + Sync + 'static) {
+        *self.gossip.lock() = Some(Box::new(gossip));
+    }
+
+    /// Replicated mode: ready transactions for a proposal built on `parent` (the committed
+    /// state or a speculative state above it), oldest first. They stay in the mempool
+    /// until a finalized block settles them.
+    pub fn proposal_candidates(&self, parent: &State, txs_max: usize) -> Vec<(Hash, SignedTransaction)> {
+        let mempool = self.mempool.lock();
+        let taken = mempool.peek_ready(txs_max.min(BLOCK_TXS_MAX), |t| t.stx.tx.nonce < parent.nonce(&t.stx.tx.signer));
+        drop(mempool);
+        taken.into_iter().map(|t| (t.id, t.stx.clone())).collect()
+    }
+
+    /// Replicated mode: transactions a proposal on the committed state found inadmissible
+    /// (a fee they cannot pay, an expiry passed): their signers' queues leave the mempool,
+    /// as the solo sequencer does with what it drops.
+    pub fn drop_inadmissible(&self, dropped: &[(Hash, SignedTransaction, Inadmissible)]) {
+        if dropped.is_empty() {
+            return;
+        }
+        let mut log = self.dropped.lock();
+        for (id, _, reason) in dropped {
+            log.remember(*id, reason.clone(), self.config.dropped_remembered_max);
+        }
+        drop(log);
+        self.mempool.lock().purge_signers(dropped.iter().map(|(_, stx, _)| &stx.tx.signer));
+    }
+
+    /// Replicated mode: commits a block that consensus finalized, executed on the
+    /// committed state (`ledger::verify` or the proposer's own `propose`). Durable before
+    /// anything is visible, exactly as in solo mode; the mempool drops every transaction
+    /// the block settled, whichever node it came from.
+    pub fn commit_finalized(&self, executed: ledger::Executed) -> Committed {
+        let mut guard = self.replicated.lock();
+        let checkpointing = guard.as_mut().expect("start_replicated was called");
+        let committed = self.commit_block(executed, &mut checkpointing.dirty, |mempool, committed| {
+            let state = self.state.read();
+            let signers: BTreeSet<&Address> = committed.block.txs.iter().map(|t| &t.tx.signer).collect();
+            mempool.settle_finalized(signers.into_iter().map(|a| (*a, state.nonce(a))));
+        });
+        checkpointing.after_block(self, committed.block.header.height, committed.block.txs.len());
         committed
     }
 
@@ -591,6 +685,42 @@ struct Dirty {
     assets: BTreeSet<AssetId>,
     roles: bool,
     objects: BTreeSet<ledger::ObjKey>,
+}
+
+impl Checkpointing {
+    /// After block `height` (with `txs` transactions) is committed: cut a checkpoint when
+    /// one is due and the checkpointer is free (else keep accumulating).
+    fn after_block(&mut self, chain: &Chain, height: Height, txs: usize) {
+        self.txs_since_checkpoint += txs;
+        if height.0 - self.last_checkpoint.0 >= chain.config.checkpoint_interval_blocks
+            || self.txs_since_checkpoint >= chain.config.checkpoint_txs_max
+        {
+            // Only the committing thread writes the state, so reading it here is consistent.
+            let tx_index = chain.recent.read().since(self.indexed_from);
+            let (delta, header) = self.dirty.delta(&chain.state.read(), tx_index);
+            match self.sender.try_send((delta, header)) {
+                Ok(()) => {
+                    self.last_checkpoint = height;
+                    self.indexed_from = height;
+                    self.txs_since_checkpoint = 0;
+                    self.dirty = Dirty::default();
+                }
+                Err(TrySendError::Full((delta, _))) => self.dirty.restore(delta), // busy: keep accumulating
+                Err(TrySendError::Disconnected(_)) => panic!("checkpointer thread died"),
+            }
+        }
+        chain.prune_recent();
+    }
+
+    /// A final checkpoint so the next start replays little; dropping the sender then
+    /// lets the checkpointer thread end.
+    fn finish(mut self, chain: &Chain) {
+        let tx_index = chain.recent.read().since(self.indexed_from);
+        let (delta, header) = self.dirty.delta(&chain.state.read(), tx_index);
+        if header.height > self.indexed_from {
+            let _ = self.sender.send((delta, header));
+        }
+    }
 }
 
 impl Dirty {

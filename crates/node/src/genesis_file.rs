@@ -59,6 +59,7 @@ pub fn devnet(dev: Address, genesis_time_ms: u64) -> Genesis {
             amount_base_units: Amount(1_000_000_000 * tsr),
         }],
         incentives: Some(devnet_incentives()),
+        validators: Vec::new(),
     }
 }
 

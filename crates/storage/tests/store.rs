@@ -21,6 +21,7 @@ fn genesis() -> (Genesis, crypto::SigningKey) {
             amount_base_units: Amount(1_000_000),
         }],
         incentives: None,
+        validators: Vec::new(),
     };
     (g, k)
 }

@@ -70,6 +70,7 @@ impl Chain {
             ],
             balances,
             incentives,
+            validators: Vec::new(),
         }
         .to_state()
         .unwrap();

@@ -1,0 +1,133 @@
+//! `commonware_consensus::Application`: propose and verify through the ledger host.
+//!
+//! Contract (CONSENSUS.md §2.2): `verify` answers `false` only for a permanently invalid
+//! block; a block from the future keeps the future pending until the local clock is
+//! within `MAX_CLOCK_DRIFT_MS` of it. Both futures are cancellation-safe: all they do
+//! after an await is synchronous work on the host, which keeps no half-done state.
+
+use crate::block::{Digest, Envelope, hash_of};
+use crate::ledger_host::{HostError, LedgerHost};
+use commonware_consensus::marshal::ancestry::Ancestry;
+use commonware_consensus::simplex::types::Context;
+use commonware_consensus::{Application, Block as _, Heightable};
+use commonware_cryptography::{Digested, Digestible, ed25519::PublicKey};
+use commonware_runtime::{Clock, Metrics, Spawner};
+use futures::StreamExt;
+use primitives::{Block, Height};
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+pub type Scheme = commonware_consensus::simplex::scheme::ed25519::Scheme;
+pub type Ctx = Context<Digest, PublicKey>;
+
+/// How far ahead of the local clock a block's timestamp may be before `verify` waits.
+pub const MAX_CLOCK_DRIFT_MS: u64 = 1_000;
+
+#[derive(Clone)]
+pub struct App {
+    host: Arc<LedgerHost>,
+}
+
+impl App {
+    pub fn new(host: Arc<LedgerHost>) -> App {
+        App { host }
+    }
+}
+
+fn now_ms(clock: &impl Clock) -> u64 {
+    clock.current().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Makes the post-state of `first`'s parent known, replaying the unknown ancestors that
+/// `rest` yields (parent first) from the nearest known one. `Err` when the ancestry leaves
+/// the committed chain or a block in it is invalid.
+async fn ensure_parent(host: &LedgerHost, parent: &Digest, ancestry: &mut (impl Ancestry<Envelope> + Unpin)) -> Result<(), HostError> {
+    if host.knows(&hash_of(parent)) {
+        return Ok(());
+    }
+    let (tip, _) = host.committed();
+    let mut missing: Vec<Block> = Vec::new();
+    while let Some(ancestor) = ancestry.next().await {
+        let hash = hash_of(&ancestor.digest());
+        if host.knows(&hash) {
+            break;
+        }
+        let Some(block) = ancestor.inner().ledger_block() else {
+            return Err(HostError::Unrelated(hash)); // genesis that is not ours
+        };
+        if block.header.height <= tip {
+            return Err(HostError::Unrelated(hash)); // below the tip, not on our chain
+        }
+        missing.push(block.clone());
+    }
+    for block in missing.iter().rev() {
+        host.execute(block)?;
+    }
+    if host.knows(&hash_of(parent)) { Ok(()) } else { Err(HostError::Unrelated(hash_of(parent))) }
+}
+
+impl<E> Application<E> for App
+where
+    E: Clock + Spawner + Metrics,
+{
+    type SigningScheme = Scheme;
+    type Context = Ctx;
+    type Block = Envelope;
+    type Input = ();
+
+    async fn propose(
+        &mut self,
+        (clock, context): (E, Ctx),
+        mut ancestry: impl Ancestry<Envelope>,
+        _input: (),
+    ) -> Option<Digested<Envelope>> {
+        let parent = context.parent.1;
+        if let Err(e) = ensure_parent(&self.host, &parent, &mut ancestry).await {
+            tracing::warn!(error = %e, "cannot build on the proposed parent");
+            return None;
+        }
+        let block = self.host.build(&hash_of(&parent), now_ms(&clock))?;
+        let envelope = Envelope::block(block);
+        let digest = envelope.digest();
+        Some(Digested::precomputed(envelope, digest))
+    }
+
+    async fn verify(&mut self, (clock, context): (E, Ctx), mut ancestry: impl Ancestry<Envelope>) -> bool {
+        let Some(candidate) = ancestry.next().await else {
+            return false;
+        };
+        let envelope = candidate.inner();
+        let hash = envelope.hash();
+        let height = Height(envelope.height().get());
+        if candidate.parent() != context.parent.1 {
+            return false;
+        }
+        let Some(block) = envelope.ledger_block() else {
+            return false; // genesis is never proposed
+        };
+        let (tip, _) = self.host.committed();
+        if height <= tip {
+            // Finalized while we were asked (CONSENSUS.md pitfall 6): valid iff it is ours.
+            return self.host.is_committed(height, &hash);
+        }
+        if self.host.knows(&hash) {
+            return true;
+        }
+        // A block from the future: abstain (stay pending) until our clock catches up.
+        let ts = block.header.timestamp_ms;
+        while ts > now_ms(&clock).saturating_add(MAX_CLOCK_DRIFT_MS) {
+            clock.sleep(Duration::from_millis(ts - MAX_CLOCK_DRIFT_MS - now_ms(&clock))).await;
+        }
+        if let Err(e) = ensure_parent(&self.host, &context.parent.1, &mut ancestry).await {
+            tracing::warn!(height = height.0, error = %e, "parent of a proposal cannot be executed");
+            return false;
+        }
+        match self.host.execute(block) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(height = height.0, error = %e, "proposal failed verification");
+                false
+            }
+        }
+    }
+}
