@@ -13,6 +13,7 @@ mod incentive_cmds;
 mod network_cmds;
 mod offering_file;
 mod sale_cmds;
+mod testnet;
 mod wallet_cmds;
 
 use anyhow::{bail, Context, Result};
@@ -44,8 +45,11 @@ struct Cli {
 enum Command {
     /// Run a complete local network in the foreground, with a funded dev account.
     Devnet(DevnetArgs),
-    /// Run a node, or verify a data dir (`tessera node replay`).
+    /// Run a node (solo sequencer, or a validator with --validator-key), or verify a data
+    /// dir (`tessera node replay`).
     Node(NodeCmd),
+    /// Write N validator homes with one genesis, and run them as processes (--run).
+    Testnet(testnet::TestnetArgs),
     /// Manage key files.
     Wallet {
         #[command(subcommand)]
@@ -322,6 +326,8 @@ struct NodeRunArgs {
     http: SocketAddr,
     #[command(flatten)]
     tuning: Tuning,
+    #[command(flatten)]
+    validator: testnet::ValidatorArgs,
 }
 
 #[derive(Args, Clone)]
@@ -373,6 +379,7 @@ async fn run(command: Command, out: Output) -> Result<()> {
             replay(&data_dir, genesis, &out)
         }
         Command::Node(NodeCmd { sub: None, run }) => run_node(run, &out).await,
+        Command::Testnet(args) => testnet::testnet(args, &out).await,
         Command::Wallet { cmd } => wallet_cmds::run_wallet(cmd, &out).await,
         Command::Transfer(args) => wallet_cmds::run_transfer(args, &out).await,
         Command::Balance(args) => wallet_cmds::run_balance(args, &out).await,
@@ -571,23 +578,41 @@ async fn run_node(args: NodeRunArgs, out: &Output) -> Result<()> {
         (None, true) => Some(node::genesis_file::load(&stored_path)?),
         (None, false) => bail!("--genesis FILE is required for a new data dir"),
     };
-    let chain = open_chain(args.tuning.config(&data_dir), genesis.as_ref())?;
-    let chain_id = chain.state().params.chain_id.clone();
+    let replicated = args.validator.validator_key.is_some();
+    // A validator needs the validator set, which the stored genesis carries.
+    let stored_genesis = if replicated { Some(node::genesis_file::load(&stored_path)?) } else { None };
     let listener =
         tokio::net::TcpListener::bind(args.http).await.with_context(|| format!("cannot listen on {}", args.http))?;
+    let chain = open_chain_in(args.tuning.config(&data_dir), genesis.as_ref(), replicated)?;
+    let validator = match &stored_genesis {
+        Some(g) => Some(testnet::start_validator(chain.clone(), g, &data_dir, &args.validator)?),
+        None => None,
+    };
+    let chain_id = chain.state().params.chain_id.clone();
     let api = format!("http://{}", listener.local_addr()?);
+    let mode = validator.map_or("solo".to_string(), |a| format!("validator {a}"));
     if out.json {
-        println!("{}", serde_json::json!({ "api": api, "chain_id": chain_id, "height": chain.state().height }));
+        println!("{}", serde_json::json!({ "api": api, "chain_id": chain_id, "height": chain.state().height, "mode": mode }));
     } else {
-        println!("tessera node ready: api={api} chain_id={} height={}", chain_id, chain.state().height);
+        println!("tessera node ready: api={api} chain_id={} height={} mode={mode}", chain_id, chain.state().height);
     }
     serve(chain, listener).await
 }
 
 fn open_chain(config: ChainConfig, genesis: Option<&Genesis>) -> Result<Arc<Chain>> {
+    open_chain_in(config, genesis, false)
+}
+
+/// Opens the chain and starts its solo sequencer, or (`replicated`) only its
+/// checkpointer, for consensus to feed.
+fn open_chain_in(config: ChainConfig, genesis: Option<&Genesis>, replicated: bool) -> Result<Arc<Chain>> {
     let started = std::time::Instant::now();
     let chain = Chain::open(config, genesis).context("cannot open the chain")?;
-    chain.start()?;
+    if replicated {
+        chain.start_replicated()?;
+    } else {
+        chain.start()?;
+    }
     tracing::info!(
         height = chain.state().height.0,
         elapsed_ms = started.elapsed().as_millis() as u64,

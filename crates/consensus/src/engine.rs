@@ -16,7 +16,7 @@ use commonware_consensus::types::{Epoch, FixedEpocher, ViewDelta};
 use commonware_cryptography::certificate::ConstantProvider;
 use commonware_cryptography::ed25519::{PrivateKey, PublicKey};
 use commonware_cryptography::{Sha256, Signer as _};
-use commonware_p2p::{Blocker, Manager, Receiver, Sender};
+use commonware_p2p::{Blocker, Provider, Receiver, Sender};
 use commonware_parallel::Sequential;
 use commonware_runtime::buffer::paged::CacheRef;
 use commonware_runtime::{Clock, Handle, Metrics, Spawner, Storage};
@@ -39,6 +39,10 @@ pub mod channels {
     pub const TXS: u64 = 5;
     pub const ALL: [u64; 6] = [VOTES, CERTIFICATES, CERT_FETCH, BLOCKS, BACKFILL, TXS];
 }
+
+/// Messages per second each peer may send on each channel. Channel mailboxes are sized
+/// from it (peers × burst), so it also bounds memory.
+pub const CHANNEL_QUOTA: commonware_runtime::Quota = commonware_runtime::Quota::per_second(commonware_utils::NZU32!(2_000));
 
 /// Consensus timing. Defaults suit a LAN or loopback; simulations use the same.
 #[derive(Clone, Debug)]
@@ -140,7 +144,7 @@ where
     S: Sender<PublicKey = PublicKey>,
     R: Receiver<PublicKey = PublicKey>,
     B: Blocker<PublicKey = PublicKey>,
-    M: Manager<PublicKey = PublicKey>,
+    M: Provider<PublicKey = PublicKey>,
 {
     let me = cfg.key.public_key();
     let scheme = Scheme::signer(&cfg.namespace, cfg.participants.clone(), cfg.key.clone())

@@ -40,7 +40,12 @@ pub fn start<E: Spawner>(context: E, host: Arc<LedgerHost>) -> FinalizedReporter
                     tracing::trace!(height = height.get(), "finalized tip");
                 }
                 Update::Block(block, ack) => {
-                    host.finalize(block.inner());
+                    if !host.finalize(block.inner()) {
+                        // Shutting down: leave it unacknowledged; it is delivered again
+                        // after the restart.
+                        drop(ack);
+                        break;
+                    }
                     ack.acknowledge();
                 }
             }

@@ -170,19 +170,20 @@ impl LedgerHost {
         }
     }
 
-    /// Commits a finalized block. Idempotent by height (marshal may deliver a block again
+    /// Commits a finalized block; `false` when the chain is shutting down (the block is
+    /// then not committed and must not be acknowledged). Idempotent by height (marshal may deliver a block again
     /// after a restart). Panics when a finalized block conflicts with the committed chain
     /// or is invalid: either means more than a third of the validators are faulty, and
     /// continuing would fork this node's log.
-    pub fn finalize(&self, envelope: &Envelope) {
+    pub fn finalize(&self, envelope: &Envelope) -> bool {
         let Some(block) = envelope.ledger_block() else {
-            return; // genesis
+            return true; // genesis
         };
         let height = block.header.height;
         let hash = envelope.hash();
         let (tip, tip_hash) = self.committed();
         if height <= tip {
-            return;
+            return true;
         }
         assert_eq!(height, tip.next(), "finalized block {height} delivered out of order (tip {tip})");
         assert_eq!(block.header.parent_hash, tip_hash, "finalized block {height} does not extend the committed tip");
@@ -195,7 +196,9 @@ impl LedgerHost {
                     .unwrap_or_else(|e| panic!("finalized block {height} is invalid: {e}"))
             }
         };
-        let committed = self.chain.commit_finalized(executed);
+        let Some(committed) = self.chain.commit_finalized(executed) else {
+            return false;
+        };
         self.speculative.lock().retain(|_, s| s.height > height);
         let seen = CommittedBlock {
             height,
@@ -206,5 +209,6 @@ impl LedgerHost {
         if let Some(observer) = self.observer.lock().as_ref() {
             observer(&seen);
         }
+        true
     }
 }

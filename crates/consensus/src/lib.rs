@@ -17,6 +17,7 @@ pub mod engine;
 pub mod finalizer;
 pub mod gossip;
 pub mod ledger_host;
+pub mod net;
 
 pub use block::{Digest, Envelope};
 pub use engine::{Network, Timeouts, ValidatorConfig, channels, start_validator};

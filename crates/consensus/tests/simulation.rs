@@ -17,7 +17,7 @@ use commonware_codec::DecodeExt;
 use commonware_p2p::simulated::{self, Link, Oracle};
 use commonware_runtime::{deterministic, Clock, Handle, Quota, Runner as _, Spawner, Supervisor as _};
 use commonware_utils::ordered::{Quorum as _, Set};
-use commonware_utils::{NZU32, NZUsize, TryCollect};
+use commonware_utils::{NZUsize, TryCollect};
 use consensus::{LedgerHost, Network, Timeouts, ValidatorConfig, channels, start_validator};
 use ledger::{Genesis, GenesisAsset, GenesisBalance};
 use node::{Chain, ChainConfig};
@@ -32,7 +32,7 @@ const GENESIS_TIME_MS: u64 = 1_767_225_600_000; // 2026-01-01
 const ACCOUNTS: u8 = 8;
 const START_BALANCE: u128 = 1_000_000_000;
 const FEE: u128 = 10;
-const QUOTA: Quota = Quota::per_second(NZU32!(100_000));
+const QUOTA: Quota = consensus::engine::CHANNEL_QUOTA;
 
 fn seeds(default: u64) -> Vec<u64> {
     if let Ok(s) = std::env::var("TESSERA_SIM_SEED") {

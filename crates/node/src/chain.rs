@@ -652,16 +652,19 @@ impl Chain {
     /// committed state (`ledger::verify` or the proposer's own `propose`). Durable before
     /// anything is visible, exactly as in solo mode; the mempool drops every transaction
     /// the block settled, whichever node it came from.
-    pub fn commit_finalized(&self, executed: ledger::Executed) -> Committed {
+    ///
+    /// `None` once the chain is shutting down (nothing is written; the block stays
+    /// unacknowledged and consensus delivers it again after the restart).
+    pub fn commit_finalized(&self, executed: ledger::Executed) -> Option<Committed> {
         let mut guard = self.replicated.lock();
-        let checkpointing = guard.as_mut().expect("start_replicated was called");
+        let checkpointing = guard.as_mut()?;
         let committed = self.commit_block(executed, &mut checkpointing.dirty, |mempool, committed| {
             let state = self.state.read();
             let signers: BTreeSet<&Address> = committed.block.txs.iter().map(|t| &t.tx.signer).collect();
             mempool.settle_finalized(signers.into_iter().map(|a| (*a, state.nonce(a))));
         });
         checkpointing.after_block(self, committed.block.header.height, committed.block.txs.len());
-        committed
+        Some(committed)
     }
 
     /// Forgets in-memory index entries that a checkpoint has made durable.
