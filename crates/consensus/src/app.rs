@@ -23,6 +23,9 @@ pub type Ctx = Context<Digest, PublicKey>;
 /// How far ahead of the local clock a block's timestamp may be before `verify` waits.
 pub const MAX_CLOCK_DRIFT_MS: u64 = 1_000;
 
+/// The longest a proposer waits for the block interval to pass.
+pub const MAX_PACING_MS: u64 = 500;
+
 #[derive(Clone)]
 pub struct App {
     host: Arc<LedgerHost>,
@@ -85,6 +88,16 @@ where
         if let Err(e) = ensure_parent(&self.host, &parent, &mut ancestry).await {
             tracing::warn!(error = %e, "cannot build on the proposed parent");
             return None;
+        }
+        // Pace blocks at the genesis block interval (as the solo sequencer does), so an
+        // idle chain does not write a block per network round trip; never long enough to
+        // trip the leader timeout.
+        if let Some((parent_ms, interval_ms)) = self.host.pacing(&hash_of(&parent)) {
+            let due = parent_ms.saturating_add(interval_ms.min(MAX_PACING_MS));
+            let now = now_ms(&clock);
+            if due > now {
+                clock.sleep(Duration::from_millis(due - now)).await;
+            }
         }
         let block = self.host.build(&hash_of(&parent), now_ms(&clock))?;
         let envelope = Envelope::block(block);

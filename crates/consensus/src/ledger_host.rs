@@ -88,6 +88,11 @@ impl LedgerHost {
         cached.map(|s| f(&s, false))
     }
 
+    /// (timestamp, block interval) of block `hash`, when known.
+    pub fn pacing(&self, hash: &Hash) -> Option<(u64, u64)> {
+        self.with_state(hash, |state, _| (state.last_timestamp_ms, state.params.block_interval_ms))
+    }
+
     pub fn knows(&self, hash: &Hash) -> bool {
         self.with_state(hash, |_, _| ()).is_some()
     }
