@@ -89,7 +89,6 @@ struct Cluster {
     observed: Observed,
     /// Transfers some node reported committed.
     committed_txs: Arc<Mutex<BTreeSet<Hash>>>,
-    _tmp: tempfile::TempDir,
 }
 
 fn timeouts() -> Timeouts {
@@ -112,7 +111,7 @@ fn link(latency_ms: u64, jitter_ms: u64, success_pct: u64) -> Link {
 }
 
 impl Cluster {
-    async fn new(context: &deterministic::Context, seed: u64, n: usize, tmp: tempfile::TempDir) -> Cluster {
+    async fn new(context: &deterministic::Context, seed: u64, n: usize, base: PathBuf) -> Cluster {
         let keys: Vec<PrivateKey> = (0..n as u64).map(validator_key).collect();
         let participants: Set<PublicKey> = keys.iter().map(|k| k.public_key()).try_collect().expect("distinct keys");
         // Index validators by their position in the sorted set (CONSENSUS.md pitfall 2).
@@ -144,7 +143,7 @@ impl Cluster {
         let validators = keys
             .into_iter()
             .enumerate()
-            .map(|(i, key)| Validator { key, dir: tmp.path().join(format!("v{i}")), chain: None, handle: None })
+            .map(|(i, key)| Validator { key, dir: base.join(format!("v{i}")), chain: None, handle: None })
             .collect();
         let mut cluster = Cluster {
             seed,
@@ -154,7 +153,6 @@ impl Cluster {
             oracle,
             observed: Arc::default(),
             committed_txs: Arc::default(),
-            _tmp: tmp,
         };
         cluster.set_links(link(50, 10, 100)).await;
         cluster
@@ -242,6 +240,26 @@ impl Cluster {
         v.handle = Some(handle);
     }
 
+    /// Runs validator `i` as simplex's equivocator mock: in its leader views it signs two
+    /// different proposals and sends one to a victim and the other to everyone else.
+    async fn start_equivocator(&mut self, context: &deterministic::Context, i: usize) {
+        use commonware_consensus::simplex::mocks::{equivocator, relay::Relay};
+        let v = &self.validators[i];
+        let scheme = consensus::app::Scheme::signer(b"tessera/sim", self.participants.clone(), v.key.clone()).expect("member");
+        let control = self.oracle.control(v.key.public_key());
+        let votes = control.register(channels::VOTES, QUOTA).await.expect("register");
+        let certificates = control.register(channels::CERTIFICATES, QUOTA).await.expect("register");
+        let cfg = equivocator::Config {
+            scheme,
+            elector: commonware_consensus::simplex::elector::RoundRobin::<commonware_cryptography::Sha256>::default(),
+            epoch: commonware_consensus::types::Epoch::zero(),
+            relay: Arc::new(Relay::new()),
+        };
+        let handle = equivocator::Equivocator::<_, _, _, commonware_cryptography::Blake3>::new(context.child("equivocator"), cfg)
+            .start(votes, certificates);
+        self.validators[i].handle = Some(handle);
+    }
+
     /// Kills validator `i`: its tasks stop; only what it had made durable survives.
     fn crash(&mut self, i: usize) {
         let v = &mut self.validators[i];
@@ -253,7 +271,11 @@ impl Cluster {
         }
     }
 
+    /// Validator `i`'s committed height (the last one it reported, when it is down).
     fn tip(&self, i: usize) -> u64 {
+        if let Some(chain) = &self.validators[i].chain {
+            return chain.state().height.0;
+        }
         self.observed.lock().range((i, 0)..(i, u64::MAX)).next_back().map_or(0, |((_, h), _)| *h)
     }
 
@@ -269,21 +291,30 @@ impl Cluster {
         }
     }
 
-    /// Every pair of the `who` validators agrees at every height both committed; returns
-    /// a hash of validator who[0]'s chain up to the lowest tip.
+    /// The `who` validators' block logs hold the same block (hash and state root) at every
+    /// height up to the lowest tip, and every commit each reported matches its log; returns
+    /// a hash of that common chain.
     fn check_agreement(&self, who: &[usize]) -> blake3::Hash {
         let low = who.iter().map(|i| self.tip(*i)).min().unwrap_or(0);
-        let observed = self.observed.lock();
+        let block = |i: usize, h: u64| {
+            let chain = self.validators[i].chain.as_ref().expect("running");
+            let stored = chain.blocks().get(Height(h)).expect("block log").unwrap_or_else(|| panic!("seed {}: validator {i} lacks block {h}", self.seed));
+            (stored.block.header.hash(), stored.block.header.state_root)
+        };
         let mut outcome = blake3::Hasher::new();
         for h in 1..=low {
-            let first = observed.get(&(who[0], h)).unwrap_or_else(|| panic!("seed {}: validator {} missing height {h}", self.seed, who[0]));
+            let first = block(who[0], h);
             for i in who {
-                let other = observed.get(&(*i, h)).unwrap_or_else(|| panic!("seed {}: validator {i} missing height {h}", self.seed));
-                assert_eq!(first, other, "seed {}: validators {} and {i} disagree at height {h}", self.seed, who[0]);
+                assert_eq!(first, block(*i, h), "seed {}: validators {} and {i} disagree at height {h}", self.seed, who[0]);
             }
             outcome.update(&h.to_le_bytes());
             outcome.update(&first.0 .0);
             outcome.update(&first.1 .0);
+        }
+        for ((i, h), seen) in self.observed.lock().iter() {
+            if who.contains(i) && *h <= low {
+                assert_eq!(*seen, block(*i, *h), "seed {}: validator {i} reported height {h} differently", self.seed);
+            }
         }
         outcome.finalize()
     }
@@ -371,11 +402,25 @@ where
     F: FnOnce(deterministic::Context, Cluster, Arc<Mutex<Vec<Option<Arc<Chain>>>>>) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = (Cluster, Vec<usize>)> + Send + 'static,
 {
+    scenario_with(seed, n, None, script)
+}
+
+/// Like `scenario`, with validator `byzantine` (if any) replaced by an equivocator.
+fn scenario_with<F, Fut>(seed: u64, n: usize, byzantine: Option<usize>, script: F) -> Outcome
+where
+    F: FnOnce(deterministic::Context, Cluster, Arc<Mutex<Vec<Option<Arc<Chain>>>>>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = (Cluster, Vec<usize>)> + Send + 'static,
+{
     let tmp = tempfile::tempdir().expect("tempdir");
+    let base = tmp.path().to_path_buf();
     runner(seed).start(|context| async move {
-        let mut cluster = Cluster::new(&context, seed, n, tmp).await;
+        let mut cluster = Cluster::new(&context, seed, n, base).await;
         for i in 0..n {
-            cluster.start(&context, i).await;
+            if Some(i) == byzantine {
+                cluster.start_equivocator(&context, i).await;
+            } else {
+                cluster.start(&context, i).await;
+            }
         }
         let chains = Arc::new(Mutex::new(cluster.validators.iter().map(|v| v.chain.clone()).collect::<Vec<_>>()));
         let bank = spawn_bank(&context, chains.clone());
@@ -483,6 +528,91 @@ fn crashed_validator_restarts_from_its_storage_and_catches_up() {
             assert!(resumed.0 >= at_crash, "seed {}: restarted at {resumed} below {at_crash}", cluster.seed);
             let target = [0, 1, 3].iter().map(|i| cluster.tip(*i)).max().unwrap_or(0) + 5;
             cluster.wait_until(&context, &[0, 1, 2, 3], target).await;
+            (cluster, vec![])
+        });
+    }
+}
+
+#[test]
+fn an_equivocating_validator_cannot_stop_or_fork_the_others() {
+    for seed in seeds(2) {
+        scenario_with(seed, 4, Some(3), |context, cluster, _| async move {
+            cluster.wait_until(&context, &[0, 1, 2], 25).await;
+            (cluster, vec![0, 1, 2])
+        });
+    }
+}
+
+#[test]
+fn whole_cluster_power_loss_resumes_from_durable_state() {
+    for seed in seeds(1) {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let base = tmp.path().to_path_buf();
+        let first_base = base.clone();
+        let (before, checkpoint) = runner(seed).start_and_recover(|context| async move {
+            let mut cluster = Cluster::new(&context, seed, 4, first_base).await;
+            for i in 0..4 {
+                cluster.start(&context, i).await;
+            }
+            let chains = Arc::new(Mutex::new(cluster.validators.iter().map(|v| v.chain.clone()).collect::<Vec<_>>()));
+            let bank = spawn_bank(&context, chains);
+            cluster.wait_until(&context, &[0, 1, 2, 3], 15).await;
+            bank.abort();
+            let tips: Vec<u64> = (0..4).map(|i| cluster.tip(i)).collect();
+            // The power goes out: every validator stops at once.
+            for i in 0..4 {
+                cluster.crash(i);
+            }
+            tips
+        });
+        // Same simulated disks (synced data only), time and randomness; a new network.
+        deterministic::Runner::from(checkpoint).start(|context| async move {
+            let mut cluster = Cluster::new(&context, seed, 4, base).await;
+            for i in 0..4 {
+                cluster.start(&context, i).await;
+                let resumed = cluster.tip(i);
+                assert!(resumed >= before[i], "seed {seed}: validator {i} resumed at {resumed} below {}", before[i]);
+            }
+            let chains = Arc::new(Mutex::new(cluster.validators.iter().map(|v| v.chain.clone()).collect::<Vec<_>>()));
+            let bank = spawn_bank(&context, chains);
+            let target = before.iter().max().copied().unwrap_or(0) + 15;
+            cluster.wait_until(&context, &[0, 1, 2, 3], target).await;
+            bank.abort();
+            let all = [0, 1, 2, 3];
+            cluster.check_agreement(&all);
+            cluster.check_ledgers(&all);
+            for i in 0..4 {
+                cluster.crash(i);
+            }
+        });
+    }
+}
+
+/// Faults mixed in one run, over many seeds: slow lossy links, a partition healed, a
+/// validator crashed and restarted. `TESSERA_SIM_SEEDS` widens the sweep.
+#[test]
+fn seed_sweep_with_mixed_faults() {
+    for seed in seeds(12).into_iter().map(|s| s + 1_000) {
+        scenario(seed, 4, move |context, mut cluster, chains| async move {
+            let victim = (seed % 4) as usize;
+            let other = (victim + 1 + (seed as usize / 4) % 3) % 4;
+            cluster.wait_until(&context, &[0, 1, 2, 3], 5).await;
+            cluster.set_links(link(80, 30, 90)).await;
+            cluster.isolate(other).await;
+            let live: Vec<usize> = (0..4).filter(|i| *i != other).collect();
+            let reached = live.iter().map(|i| cluster.tip(*i)).max().unwrap_or(0);
+            cluster.wait_until(&context, &live, reached + 5).await;
+            cluster.heal(other, link(80, 30, 90)).await;
+            cluster.crash(victim);
+            chains.lock()[victim] = None;
+            let live: Vec<usize> = (0..4).filter(|i| *i != victim).collect();
+            let reached = live.iter().map(|i| cluster.tip(*i)).max().unwrap_or(0);
+            cluster.wait_until(&context, &live, reached + 5).await;
+            cluster.start(&context, victim).await;
+            chains.lock()[victim] = cluster.validators[victim].chain.clone();
+            cluster.set_links(link(50, 10, 100)).await;
+            let reached = (0..4).map(|i| cluster.tip(i)).max().unwrap_or(0);
+            cluster.wait_until(&context, &[0, 1, 2, 3], reached + 5).await;
             (cluster, vec![])
         });
     }
