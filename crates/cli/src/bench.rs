@@ -87,6 +87,8 @@ pub enum BenchCmd {
     /// batches, and measures committed transfers/s and submit-to-commit latency from
     /// the node's event stream.
     Submit {
+        /// The node(s): with several (comma-separated, e.g. every validator of a testnet),
+        /// batches go to each in turn and commits are timed on the first.
         #[arg(long, env = "TESSERA_NODE", default_value = "http://127.0.0.1:8645")]
         node: String,
         /// A funded key file (the devnet's dev.key) or wallet name.
@@ -389,7 +391,10 @@ async fn bench_submit(
     rate: Option<u64>,
     out: &Output,
 ) -> Result<()> {
-    let client = wallet::client::Client::new(node)?;
+    let nodes: Vec<&str> = node.split(',').map(str::trim).filter(|n| !n.is_empty()).collect();
+    let client = wallet::client::Client::new(nodes.first().copied().unwrap_or(node))?;
+    let targets: Vec<wallet::client::Client> =
+        nodes.iter().map(|n| wallet::client::Client::new(n)).collect::<Result<_, _>>()?;
     let chain = client.chain().await.context("cannot reach the node")?;
     let key_path = wallet::resolve_key_path(key);
     let funder = wallet::load_signing_key(&key_path, || rpassword::prompt_password("passphrase: "))?;
@@ -481,7 +486,7 @@ async fn bench_submit(
     for _ in 0..concurrency.max(1) {
         let queue = queue.clone();
         let submitted = submitted.clone();
-        let client = client.clone();
+        let targets = targets.clone();
         workers.push(tokio::spawn(async move {
             let mut refused = 0usize;
             loop {
@@ -498,7 +503,7 @@ async fn bench_submit(
                         s.insert(t.id(), now);
                     }
                 }
-                match client.submit_batch(&b).await {
+                match targets[i % targets.len()].submit_batch(&b).await {
                     Ok(resp) => refused += resp.rejected.len(),
                     Err(e) => return Err(anyhow::anyhow!(e)),
                 }
@@ -537,7 +542,7 @@ async fn bench_submit(
     let secs = last_commit.duration_since(started).as_secs_f64().max(1e-9);
     let tps = committed as f64 / secs;
     let report = serde_json::json!({
-        "txs": txs, "accounts": accounts, "batch": batch, "concurrency": concurrency, "rate": rate,
+        "txs": txs, "accounts": accounts, "batch": batch, "concurrency": concurrency, "rate": rate, "nodes": nodes.len(),
         "refused": refused, "committed": committed,
         "committed_tps": tps.round(), "submit_seconds": submit_secs,
         "latency_ms_p50": pct(0.50), "latency_ms_p99": pct(0.99),

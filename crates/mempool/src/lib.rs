@@ -365,6 +365,36 @@ mod tests {
     }
 
     #[test]
+    fn replicated_mode_peeks_and_settles_by_committed_nonce() {
+        let mut m = Mempool::new(MempoolConfig { txs_max: 100, nonce_ahead_max: 16 });
+        for n in 0..3 {
+            m.insert(tx(1, n), 0).unwrap();
+        }
+        m.insert(tx(1, 5), 0).unwrap(); // waits for 3 and 4
+        m.insert(tx(2, 0), 0).unwrap();
+        // Peeking leaves everything in place; `skip` leaves out what a parent settled.
+        assert_eq!(nonces(&m.peek_ready(10, |_| false)), vec![(1, 0), (1, 1), (1, 2), (2, 0)]);
+        assert_eq!(nonces(&m.peek_ready(10, |t| t.stx.tx.nonce < 2)), vec![(1, 2)]);
+        assert_eq!(m.len(), 5);
+        // A block (maybe another node's) took signer 1 to nonce 5: 0..=2 leave, 5 is ready.
+        m.settle_finalized([(Address([1; 32]), 5)]);
+        assert_eq!(nonces(&m.peek_ready(10, |_| false)), vec![(2, 0), (1, 5)]);
+        assert_eq!(m.len(), 2);
+        assert!(!m.contains(&tx(1, 0).id));
+        // Nonces already settled are refused; the next one is accepted.
+        assert!(m.insert(tx(1, 4), 5).is_err());
+        m.insert(tx(1, 6), 5).unwrap();
+        // An inadmissible signer is purged and swept at the next settlement.
+        m.purge_signers([&Address([2; 32])]);
+        m.settle_finalized(std::iter::empty());
+        assert_eq!(nonces(&m.peek_ready(10, |_| false)), vec![(1, 5), (1, 6)]);
+        assert_eq!(m.ready_len(), 2);
+        m.settle_finalized([(Address([1; 32]), 7)]);
+        assert!(m.is_empty());
+        assert_eq!(m.ready_len(), 0);
+    }
+
+    #[test]
     fn in_flight_nonces_are_not_reassigned() {
         let mut m = Mempool::new(MempoolConfig::default());
         m.insert(tx(1, 0), 0).unwrap();

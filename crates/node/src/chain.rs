@@ -171,6 +171,9 @@ pub struct Chain {
     /// Replicated mode: where transactions admitted from this node's API go, to be
     /// gossiped to the other validators.
     gossip: Mutex<Option<Box<dyn Fn(Vec<SignedTransaction>) + Send + Sync>>>,
+    /// Replicated mode: the signature each admitted, not yet finalized transaction was
+    /// verified with, so a peer's block carrying exactly these is not verified twice.
+    verified: Mutex<HashMap<Hash, primitives::Signature>>,
 }
 
 /// When to cut a checkpoint and what it covers; driven after every committed block by the
@@ -274,6 +277,7 @@ impl Chain {
             finished_height: Mutex::new(state_height),
             replicated: Mutex::new(None),
             gossip: Mutex::new(None),
+            verified: Mutex::new(HashMap::new()),
         });
         Ok(chain)
     }
@@ -460,6 +464,8 @@ impl Chain {
             }
         }
         // Then the mempool, under its lock only.
+        let replicated = self.replicated.lock().is_some();
+        let mut verified: Vec<(Hash, primitives::Signature)> = Vec::new();
         let mut verdicts: Vec<(Hash, Result<(), AdmitError>)> = Vec::with_capacity(checked.len());
         {
             let mut mempool = self.mempool.lock();
@@ -470,7 +476,12 @@ impl Chain {
             for (id, c) in checked {
                 let verdict = c.and_then(|(vtx, committed)| {
                     let committed = state.as_ref().map_or(committed, |s| s.nonce(&vtx.stx.tx.signer));
-                    Ok(mempool.insert(vtx, committed)?)
+                    let signature = replicated.then_some(vtx.stx.signature);
+                    mempool.insert(vtx, committed)?;
+                    if let Some(signature) = signature {
+                        verified.push((id, signature));
+                    }
+                    Ok(())
                 });
                 verdicts.push((id, verdict));
             }
@@ -478,6 +489,9 @@ impl Chain {
                 self.wake.notify_one();
             }
             self.metrics.mempool_txs.set(mempool.len() as i64);
+        }
+        if !verified.is_empty() {
+            self.verified.lock().extend(verified);
         }
         if gossip {
             if let Some(hook) = self.gossip.lock().as_ref() {
@@ -623,6 +637,13 @@ impl Chain {
         *self.gossip.lock() = Some(Box::new(gossip));
     }
 
+    /// Replicated mode: whether every transaction of `txs` was admitted here with exactly
+    /// its signature (so its signature need not be checked again).
+    pub fn all_verified(&self, txs: &[SignedTransaction]) -> bool {
+        let verified = self.verified.lock();
+        txs.iter().all(|t| verified.get(&t.id()) == Some(&t.signature))
+    }
+
     /// Replicated mode: ready transactions for a proposal built on `parent` (the committed
     /// state or a speculative state above it), oldest first. They stay in the mempool
     /// until a finalized block settles them.
@@ -662,6 +683,14 @@ impl Chain {
             let state = self.state.read();
             let signers: BTreeSet<&Address> = committed.block.txs.iter().map(|t| &t.tx.signer).collect();
             mempool.settle_finalized(signers.into_iter().map(|a| (*a, state.nonce(a))));
+            let mut verified = self.verified.lock();
+            for r in &committed.receipts {
+                verified.remove(&r.tx_id);
+            }
+            if verified.len() > mempool.len() {
+                // Entries of transactions the mempool dropped or replaced.
+                verified.retain(|id, _| mempool.contains(id));
+            }
         });
         checkpointing.after_block(self, committed.block.header.height, committed.block.txs.len());
         Some(committed)
