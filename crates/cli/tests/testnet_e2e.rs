@@ -70,6 +70,13 @@ fn transfer(key: &crypto::SigningKey, nonce: u64, to: Address) -> SignedTransact
     })
 }
 
+/// Submits through `client` and waits until the transfer is committed: acknowledged.
+async fn send(client: &Client, stx: &SignedTransaction, what: &str) -> Hash {
+    client.submit(stx).await.unwrap_or_else(|e| panic!("submit {what}: {e}"));
+    client.wait_committed(&stx.id(), Duration::from_secs(60)).await.unwrap_or_else(|e| panic!("commit {what}: {e}"));
+    stx.id()
+}
+
 async fn height(api: &str) -> Option<Height> {
     Client::new(api).ok()?.chain().await.ok().map(|c| c.height)
 }
@@ -109,11 +116,7 @@ async fn four_validator_processes_survive_a_kill_9_and_agree() {
     let mut acked: Vec<Hash> = Vec::new();
     let mut nonce = 0u64;
     for round in 0..8usize {
-        let client = &clients[round % 4];
-        let stx = transfer(&dev, nonce, to);
-        client.submit(&stx).await.expect("submit");
-        client.wait_committed(&stx.id(), Duration::from_secs(30)).await.expect("committed");
-        acked.push(stx.id());
+        acked.push(send(&clients[round % 4], &transfer(&dev, nonce, to), "with all validators up").await);
         nonce += 1;
     }
 
@@ -121,11 +124,7 @@ async fn four_validator_processes_survive_a_kill_9_and_agree() {
     nodes[3].kill9();
     let at_kill = height(&nodes[0].api).await.unwrap();
     for round in 0..6usize {
-        let client = &clients[round % 3];
-        let stx = transfer(&dev, nonce, to);
-        client.submit(&stx).await.expect("submit with a validator down");
-        client.wait_committed(&stx.id(), Duration::from_secs(60)).await.expect("committed with a validator down");
-        acked.push(stx.id());
+        acked.push(send(&clients[round % 3], &transfer(&dev, nonce, to), "with a validator down").await);
         nonce += 1;
     }
     let progressed = height(&nodes[0].api).await.unwrap();
@@ -144,10 +143,7 @@ async fn four_validator_processes_survive_a_kill_9_and_agree() {
     .await
     .unwrap();
     // And it takes part again: a transfer through it commits.
-    let stx = transfer(&dev, nonce, to);
-    clients[3].submit(&stx).await.expect("submit to the restarted validator");
-    clients[3].wait_committed(&stx.id(), Duration::from_secs(60)).await.expect("committed via the restarted validator");
-    acked.push(stx.id());
+    acked.push(send(&clients[3], &transfer(&dev, nonce, to), "through the restarted validator").await);
 
     // No acknowledged transfer lost, on any node.
     for (i, c) in clients.iter().enumerate() {

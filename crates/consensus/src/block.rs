@@ -218,4 +218,28 @@ mod tests {
         assert!(Envelope::decode_cfg(bytes::Bytes::from(long), &cfg).is_err());
         assert!(Envelope::decode_cfg(bytes::Bytes::from_static(&[7u8]), &cfg).is_err());
     }
+
+    proptest::proptest! {
+        /// Whatever a peer sends, decoding never panics, and what it accepts encodes back to
+        /// the same bytes (so a digest names one encoding).
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600)) {
+            let cfg = EnvelopeCfg { block_bytes_max: 4096 };
+            if let Ok(e) = Envelope::decode_cfg(bytes::Bytes::from(bytes.clone()), &cfg) {
+                proptest::prop_assert_eq!(e.encode().to_vec(), bytes);
+            }
+        }
+
+        #[test]
+        fn a_mutated_block_never_decodes_to_another_digest_silently(flip in 0usize..200, bit in 0u8..8) {
+            let bytes = sample().encode().to_vec();
+            let mut mutated = bytes.clone();
+            let i = flip % mutated.len();
+            mutated[i] ^= 1 << bit;
+            if let Ok(e) = Envelope::decode_cfg(bytes::Bytes::from(mutated.clone()), &EnvelopeCfg::default()) {
+                proptest::prop_assert_eq!(e.encode().to_vec(), mutated);
+                proptest::prop_assert_ne!(e.digest(), sample().digest());
+            }
+        }
+    }
 }
