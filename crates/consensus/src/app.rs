@@ -99,7 +99,11 @@ where
                 clock.sleep(Duration::from_millis(due - now)).await;
             }
         }
-        let block = self.host.build(&hash_of(&parent), now_ms(&clock))?;
+        // Execution is synchronous CPU work: on the runtime's blocking pool, so the
+        // consensus actors keep running meanwhile.
+        let host = self.host.clone();
+        let at = now_ms(&clock);
+        let block = clock.child("build").shared(true).spawn(move |_| async move { host.build(&hash_of(&parent), at) }).await.ok()??;
         let envelope = Envelope::block(block);
         let digest = envelope.digest();
         Some(Digested::precomputed(envelope, digest))
@@ -135,11 +139,18 @@ where
             tracing::warn!(height = height.0, error = %e, "parent of a proposal cannot be executed");
             return false;
         }
-        match self.host.execute(block) {
-            Ok(()) => true,
-            Err(e) => {
+        let host = self.host.clone();
+        let block = block.clone();
+        match clock.child("execute").shared(true).spawn(move |_| async move { host.execute(&block) }).await {
+            Ok(Ok(())) => true,
+            Ok(Err(e)) => {
                 tracing::warn!(height = height.0, error = %e, "proposal failed verification");
                 false
+            }
+            Err(e) => {
+                // The execution task died (the runtime is stopping): abstain.
+                tracing::warn!(height = height.0, error = %e, "verification did not complete");
+                futures::future::pending::<bool>().await
             }
         }
     }

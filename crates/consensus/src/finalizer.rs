@@ -33,7 +33,9 @@ impl Reporter for FinalizedReporter {
 /// Spawns the finalizer task; returns the reporter to hand to marshal.
 pub fn start<E: Spawner>(context: E, host: Arc<LedgerHost>) -> FinalizedReporter {
     let (tx, mut rx) = mpsc::unbounded::<Update<Envelope>>();
-    let _: Handle<()> = context.spawn(move |_| async move {
+    // Its own thread: each commit blocks on an fsync, which must not stall the
+    // runtime's workers (votes, the network).
+    let _: Handle<()> = context.dedicated().spawn(move |_| async move {
         while let Some(update) = rx.next().await {
             match update {
                 Update::Tip(_, height, _) => {

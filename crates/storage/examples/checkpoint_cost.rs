@@ -21,7 +21,6 @@ fn main() {
             fee: Amount(1),
             block_interval_ms: 1,
             incentives: None,
-            validators: Vec::new(),
         },
         roles: Roles { issuer: addr(0), compliance: addr(0), custodian: addr(0), treasury: addr(0) },
         lthash: LtHash::identity(),
