@@ -592,7 +592,10 @@ async fn run_node(args: NodeRunArgs, out: &Output) -> Result<()> {
     let api = format!("http://{}", listener.local_addr()?);
     let mode = validator.map_or("solo".to_string(), |a| format!("validator {a}"));
     if out.json {
-        println!("{}", serde_json::json!({ "api": api, "chain_id": chain_id, "height": chain.state().height, "mode": mode }));
+        println!(
+            "{}",
+            serde_json::json!({ "api": api, "chain_id": chain_id, "height": chain.state().height, "mode": mode })
+        );
     } else {
         println!("tessera node ready: api={api} chain_id={} height={} mode={mode}", chain_id, chain.state().height);
     }

@@ -3,8 +3,8 @@
 //! homes (keys, one genesis with the validator set) and can run them as processes on
 //! loopback ports.
 
-use crate::write_file_synced;
 use crate::wallet_cmds::Output;
+use crate::write_file_synced;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use ledger::Genesis;
@@ -37,7 +37,12 @@ fn parse_peer(s: &str) -> Result<(Address, SocketAddr)> {
 }
 
 /// Starts consensus for a node whose chain is open in replicated mode.
-pub(crate) fn start_validator(chain: Arc<Chain>, genesis: &Genesis, data_dir: &Path, args: &ValidatorArgs) -> Result<Address> {
+pub(crate) fn start_validator(
+    chain: Arc<Chain>,
+    genesis: &Genesis,
+    data_dir: &Path,
+    args: &ValidatorArgs,
+) -> Result<Address> {
     let key_path = args.validator_key.as_ref().expect("validator mode");
     let key = crate::wallet_cmds::load_key(&key_path.to_string_lossy())?;
     let me = key.address();
@@ -102,9 +107,8 @@ fn homes(dir: &Path, n: usize, p2p_base: u16, http_base: u16) -> Result<Vec<Node
         .map(|i| {
             let home = dir.join(format!("node{i}"));
             let key = home.join("validator.key");
-            let address = wallet::keystore::read(&key)
-                .with_context(|| format!("validator key {}", key.display()))?
-                .address()?;
+            let address =
+                wallet::keystore::read(&key).with_context(|| format!("validator key {}", key.display()))?.address()?;
             Ok(NodeHome {
                 dir: home,
                 key,
@@ -117,7 +121,8 @@ fn homes(dir: &Path, n: usize, p2p_base: u16, http_base: u16) -> Result<Vec<Node
 }
 
 fn node_args(home: &NodeHome, all: &[NodeHome], genesis: &Path) -> Vec<String> {
-    let peers: Vec<String> = all.iter().filter(|h| h.address != home.address).map(|h| format!("{}@{}", h.address, h.p2p)).collect();
+    let peers: Vec<String> =
+        all.iter().filter(|h| h.address != home.address).map(|h| format!("{}@{}", h.address, h.p2p)).collect();
     vec![
         "node".into(),
         "--genesis".into(),
@@ -169,7 +174,10 @@ pub(crate) async fn testnet(args: TestnetArgs, out: &Output) -> Result<()> {
                 .iter()
                 .map(|h| serde_json::json!({ "address": h.address, "home": h.dir, "p2p": h.p2p.to_string(), "api": format!("http://{}", h.http), "args": node_args(h, &homes, &genesis_path) }))
                 .collect();
-            println!("{}", serde_json::json!({ "genesis": genesis_path, "dev_key": args.dir.join("dev.key"), "validators": nodes }));
+            println!(
+                "{}",
+                serde_json::json!({ "genesis": genesis_path, "dev_key": args.dir.join("dev.key"), "validators": nodes })
+            );
         } else {
             println!("testnet of {n} validators written to {}", args.dir.display());
             println!("  genesis   {}", genesis_path.display());
@@ -213,7 +221,13 @@ pub(crate) async fn testnet(args: TestnetArgs, out: &Output) -> Result<()> {
     } else {
         println!("tessera testnet running: {n} validators (Ctrl-C stops them)");
         for (i, h) in homes.iter().enumerate() {
-            println!("  validator {i}  api=http://{}  p2p={}  {}  log {}", h.http, h.p2p, h.address, h.dir.join("node.log").display());
+            println!(
+                "  validator {i}  api=http://{}  p2p={}  {}  log {}",
+                h.http,
+                h.p2p,
+                h.address,
+                h.dir.join("node.log").display()
+            );
         }
         println!("  dev key      {}", args.dir.join("dev.key").display());
     }

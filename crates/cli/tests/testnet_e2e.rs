@@ -17,7 +17,9 @@ use wallet::client::Client;
 /// A base port with `n` free ports above it (checked by binding them).
 fn free_base(n: u16, salt: u16) -> u16 {
     for attempt in 0..200u32 {
-        let base = 20_000 + ((std::process::id() as u16).wrapping_mul(7).wrapping_add(salt).wrapping_add(attempt as u16 * 97) % 40_000);
+        let base = 20_000
+            + ((std::process::id() as u16).wrapping_mul(7).wrapping_add(salt).wrapping_add(attempt as u16 * 97)
+                % 40_000);
         if (0..n).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
             return base;
         }
@@ -136,9 +138,7 @@ async fn four_validator_processes_survive_a_kill_9_and_agree() {
     let api3 = nodes[3].api.clone();
     let rt = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
-        wait_for(60, "the restarted validator to catch up", || {
-            rt.block_on(height(&api3)).filter(|h| *h >= target)
-        })
+        wait_for(60, "the restarted validator to catch up", || rt.block_on(height(&api3)).filter(|h| *h >= target))
     })
     .await
     .unwrap();
@@ -162,7 +162,11 @@ async fn four_validator_processes_survive_a_kill_9_and_agree() {
         let first = clients[0].block(Height(h)).await.unwrap().expect("block");
         for (i, c) in clients.iter().enumerate().skip(1) {
             let b = c.block(Height(h)).await.unwrap().unwrap_or_else(|| panic!("node {i} lacks block {h}"));
-            assert_eq!((b.hash, b.header.state_root), (first.hash, first.header.state_root), "node {i} differs at height {h}");
+            assert_eq!(
+                (b.hash, b.header.state_root),
+                (first.hash, first.header.state_root),
+                "node {i} differs at height {h}"
+            );
         }
     }
     // Blocks were proposed by more than one validator.

@@ -44,7 +44,11 @@ fn now_ms(clock: &impl Clock) -> u64 {
 /// Makes the post-state of `first`'s parent known, replaying the unknown ancestors that
 /// `rest` yields (parent first) from the nearest known one. `Err` when the ancestry leaves
 /// the committed chain or a block in it is invalid.
-async fn ensure_parent(host: &LedgerHost, parent: &Digest, ancestry: &mut (impl Ancestry<Envelope> + Unpin)) -> Result<(), HostError> {
+async fn ensure_parent(
+    host: &LedgerHost,
+    parent: &Digest,
+    ancestry: &mut (impl Ancestry<Envelope> + Unpin),
+) -> Result<(), HostError> {
     if host.knows(&hash_of(parent)) {
         return Ok(());
     }
@@ -103,7 +107,12 @@ where
         // consensus actors keep running meanwhile.
         let host = self.host.clone();
         let at = now_ms(&clock);
-        let block = clock.child("build").shared(true).spawn(move |_| async move { host.build(&hash_of(&parent), at) }).await.ok()??;
+        let block = clock
+            .child("build")
+            .shared(true)
+            .spawn(move |_| async move { host.build(&hash_of(&parent), at) })
+            .await
+            .ok()??;
         let envelope = Envelope::block(block);
         let digest = envelope.digest();
         Some(Digested::precomputed(envelope, digest))

@@ -10,7 +10,12 @@ use crate::finalizer;
 use crate::gossip;
 use crate::ledger_host::LedgerHost;
 use commonware_broadcast::buffered;
-use commonware_consensus::marshal::{self, core::Actor, resolver::p2p as marshal_resolver, standard::{Inline, Standard}};
+use commonware_consensus::marshal::{
+    self,
+    core::Actor,
+    resolver::p2p as marshal_resolver,
+    standard::{Inline, Standard},
+};
 use commonware_consensus::simplex::{self, elector::RoundRobin};
 use commonware_consensus::types::{Epoch, FixedEpocher, ViewDelta};
 use commonware_cryptography::certificate::ConstantProvider;
@@ -42,7 +47,8 @@ pub mod channels {
 
 /// Messages per second each peer may send on each channel. Channel mailboxes are sized
 /// from it (peers × burst), so it also bounds memory.
-pub const CHANNEL_QUOTA: commonware_runtime::Quota = commonware_runtime::Quota::per_second(commonware_utils::NZU32!(2_000));
+pub const CHANNEL_QUOTA: commonware_runtime::Quota =
+    commonware_runtime::Quota::per_second(commonware_utils::NZU32!(2_000));
 
 /// Consensus timing. Defaults suit a LAN or loopback; simulations use the same.
 #[derive(Clone, Debug)]
@@ -190,13 +196,16 @@ where
     broadcast.start(blocks);
 
     // Marshal's archives: finalization certificates and finalized blocks, by height.
-    let finalizations = immutable::Archive::init(context.child("finalizations"), archive(&prefix, "finalizations", &page_cache, n))
-        .await
-        .expect("open the finalizations archive");
-    let finalized_blocks =
-        immutable::Archive::init(context.child("finalized_blocks"), archive(&prefix, "blocks", &page_cache, EnvelopeCfg::default()))
+    let finalizations =
+        immutable::Archive::init(context.child("finalizations"), archive(&prefix, "finalizations", &page_cache, n))
             .await
-            .expect("open the finalized blocks archive");
+            .expect("open the finalizations archive");
+    let finalized_blocks = immutable::Archive::init(
+        context.child("finalized_blocks"),
+        archive(&prefix, "blocks", &page_cache, EnvelopeCfg::default()),
+    )
+    .await
+    .expect("open the finalized blocks archive");
 
     let epocher = FixedEpocher::new(NZU64!(u64::MAX));
     let provider = ConstantProvider::new(scheme.clone());

@@ -134,7 +134,9 @@ impl LedgerHost {
             let hopeless: Vec<_> = executed
                 .dropped
                 .iter()
-                .filter(|(_, _, why)| !matches!(why, Inadmissible::NonceTooHigh { .. } | Inadmissible::NonceTooLow { .. }))
+                .filter(|(_, _, why)| {
+                    !matches!(why, Inadmissible::NonceTooHigh { .. } | Inadmissible::NonceTooLow { .. })
+                })
                 .cloned()
                 .collect();
             self.chain.drop_inadmissible(&hopeless);
@@ -159,7 +161,8 @@ impl LedgerHost {
             return Ok(());
         }
         // Transactions this node admitted were verified then, with these very signatures.
-        let signatures = if self.chain.all_verified(&block.txs) { Signatures::AlreadyChecked } else { Signatures::Check };
+        let signatures =
+            if self.chain.all_verified(&block.txs) { Signatures::AlreadyChecked } else { Signatures::Check };
         let result = self.with_state(&block.header.parent_hash, |state, _| {
             ledger::verify(state, block, signatures).map(|executed| {
                 let mut post = state.clone();

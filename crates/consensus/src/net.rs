@@ -29,7 +29,8 @@ pub fn private_key(seed: &[u8; 32]) -> PrivateKey {
 
 /// The consensus public key behind a validator address.
 pub fn public_key(address: &Address) -> Result<PublicKey, String> {
-    PublicKey::decode(bytes::Bytes::copy_from_slice(&address.0)).map_err(|e| format!("{address} is not an ed25519 key: {e}"))
+    PublicKey::decode(bytes::Bytes::copy_from_slice(&address.0))
+        .map_err(|e| format!("{address} is not an ed25519 key: {e}"))
 }
 
 pub fn address_of(key: &PublicKey) -> Address {

@@ -11,11 +11,11 @@
 //! Every failure prints its seed; `TESSERA_SIM_SEED=N` reruns one seed, and
 //! `TESSERA_SIM_SEEDS=N` widens the sweeps (CI runs a few per scenario).
 
-use commonware_cryptography::ed25519::{PrivateKey, PublicKey};
-use commonware_cryptography::Signer as _;
 use commonware_codec::DecodeExt;
+use commonware_cryptography::Signer as _;
+use commonware_cryptography::ed25519::{PrivateKey, PublicKey};
 use commonware_p2p::simulated::{self, Link, Oracle};
-use commonware_runtime::{deterministic, Clock, Handle, Quota, Runner as _, Spawner, Supervisor as _};
+use commonware_runtime::{Clock, Handle, Quota, Runner as _, Spawner, Supervisor as _, deterministic};
 use commonware_utils::ordered::{Quorum as _, Set};
 use commonware_utils::{NZUsize, TryCollect};
 use consensus::{LedgerHost, Network, Timeouts, ValidatorConfig, channels, start_validator};
@@ -63,7 +63,11 @@ fn genesis(validators: &[PublicKey]) -> Genesis {
         roles: Default::default(),
         assets: vec![GenesisAsset { symbol: tsr, decimals: 9, max_supply_base_units: None, issuer: None }],
         balances: (0..ACCOUNTS)
-            .map(|i| GenesisBalance { address: account_key(i).address(), asset: tsr, amount_base_units: Amount(START_BALANCE) })
+            .map(|i| GenesisBalance {
+                address: account_key(i).address(),
+                asset: tsr,
+                amount_base_units: Amount(START_BALANCE),
+            })
             .collect(),
         incentives: None,
         validators: validators.iter().map(|pk| Address(pk.as_ref().try_into().expect("32 bytes"))).collect(),
@@ -203,7 +207,11 @@ impl Cluster {
         let observer_chain = Arc::downgrade(&chain);
         host.set_observer(move |b| {
             let previous = observed.lock().insert((i, b.height.0), (b.hash, b.state_root));
-            assert!(previous.is_none_or(|p| p == (b.hash, b.state_root)), "validator {i} committed height {} twice differently", b.height.0);
+            assert!(
+                previous.is_none_or(|p| p == (b.hash, b.state_root)),
+                "validator {i} committed height {} twice differently",
+                b.height.0
+            );
             if let Some(chain) = observer_chain.upgrade() {
                 if let Ok(Some(stored)) = chain.blocks().get(b.height) {
                     committed_txs.lock().extend(stored.receipts.iter().map(|r| r.tx_id));
@@ -245,7 +253,8 @@ impl Cluster {
     async fn start_equivocator(&mut self, context: &deterministic::Context, i: usize) {
         use commonware_consensus::simplex::mocks::{equivocator, relay::Relay};
         let v = &self.validators[i];
-        let scheme = consensus::app::Scheme::signer(b"tessera/sim", self.participants.clone(), v.key.clone()).expect("member");
+        let scheme =
+            consensus::app::Scheme::signer(b"tessera/sim", self.participants.clone(), v.key.clone()).expect("member");
         let control = self.oracle.control(v.key.public_key());
         let votes = control.register(channels::VOTES, QUOTA).await.expect("register");
         let certificates = control.register(channels::CERTIFICATES, QUOTA).await.expect("register");
@@ -255,8 +264,11 @@ impl Cluster {
             epoch: commonware_consensus::types::Epoch::zero(),
             relay: Arc::new(Relay::new()),
         };
-        let handle = equivocator::Equivocator::<_, _, _, commonware_cryptography::Blake3>::new(context.child("equivocator"), cfg)
-            .start(votes, certificates);
+        let handle = equivocator::Equivocator::<_, _, _, commonware_cryptography::Blake3>::new(
+            context.child("equivocator"),
+            cfg,
+        )
+        .start(votes, certificates);
         self.validators[i].handle = Some(handle);
     }
 
@@ -298,18 +310,28 @@ impl Cluster {
         let low = who.iter().map(|i| self.tip(*i)).min().unwrap_or(0);
         let block = |i: usize, h: u64| {
             let chain = self.validators[i].chain.as_ref().expect("running");
-            let stored = chain.blocks().get(Height(h)).expect("block log").unwrap_or_else(|| panic!("seed {}: validator {i} lacks block {h}", self.seed));
+            let stored = chain
+                .blocks()
+                .get(Height(h))
+                .expect("block log")
+                .unwrap_or_else(|| panic!("seed {}: validator {i} lacks block {h}", self.seed));
             (stored.block.header.hash(), stored.block.header.state_root)
         };
         let mut outcome = blake3::Hasher::new();
         for h in 1..=low {
             let first = block(who[0], h);
             for i in who {
-                assert_eq!(first, block(*i, h), "seed {}: validators {} and {i} disagree at height {h}", self.seed, who[0]);
+                assert_eq!(
+                    first,
+                    block(*i, h),
+                    "seed {}: validators {} and {i} disagree at height {h}",
+                    self.seed,
+                    who[0]
+                );
             }
             outcome.update(&h.to_le_bytes());
-            outcome.update(&first.0 .0);
-            outcome.update(&first.1 .0);
+            outcome.update(&first.0.0);
+            outcome.update(&first.1.0);
         }
         for ((i, h), seen) in self.observed.lock().iter() {
             if who.contains(i) && *h <= low {
@@ -328,7 +350,12 @@ impl Cluster {
             let state = chain.state();
             state.check_invariants().unwrap_or_else(|e| panic!("seed {}: validator {i}: {e}", self.seed));
             let total: u128 = state.accounts.values().map(|a| a.balance(AssetId::TSR).0).sum();
-            assert_eq!(total, START_BALANCE * ACCOUNTS as u128, "seed {}: validator {i}: TSR supply changed", self.seed);
+            assert_eq!(
+                total,
+                START_BALANCE * ACCOUNTS as u128,
+                "seed {}: validator {i}: TSR supply changed",
+                self.seed
+            );
             drop(state);
             for id in &committed {
                 match chain.tx_status(id).expect("tx index") {
@@ -371,7 +398,11 @@ fn spawn_bank(context: &deterministic::Context, chains: Arc<Mutex<Vec<Option<Arc
                 nonce: committed_nonce,
                 fee: Amount(FEE),
                 expiry_height: None,
-                action: Action::Transfer { to: account_key(to).address(), asset: AssetId::TSR, amount: Amount(1 + (ctx.next_u32() % 1000) as u128) },
+                action: Action::Transfer {
+                    to: account_key(to).address(),
+                    asset: AssetId::TSR,
+                    amount: Amount(1 + (ctx.next_u32() % 1000) as u128),
+                },
             };
             let stx: SignedTransaction = key.sign_tx(tx);
             if node.admit(vec![stx]).into_iter().all(|(_, r)| r.is_ok()) {
