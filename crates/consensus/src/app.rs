@@ -73,6 +73,17 @@ async fn ensure_parent(
     if host.knows(&hash_of(parent)) { Ok(()) } else { Err(HostError::Unrelated(hash_of(parent))) }
 }
 
+impl App {
+    /// The verdict on a proposal at `height` when the committed tip has reached it while it
+    /// was being verified (the other validators finalized it, or a sibling, first): its
+    /// parent may then have left the speculative cache, so "unknown parent" would be a
+    /// wrong `false`. Valid iff it is the committed block (CONSENSUS.md pitfall 6).
+    fn finalized_meanwhile(&self, height: Height, hash: &primitives::Hash) -> Option<bool> {
+        let (tip, _) = self.host.committed();
+        (height <= tip).then(|| self.host.is_committed(height, hash))
+    }
+}
+
 impl<E> Application<E> for App
 where
     E: Clock + Spawner + Metrics,
@@ -145,6 +156,9 @@ where
             clock.sleep(Duration::from_millis(ts - MAX_CLOCK_DRIFT_MS - now_ms(&clock))).await;
         }
         if let Err(e) = ensure_parent(&self.host, &context.parent.1, &mut ancestry).await {
+            if let Some(verdict) = self.finalized_meanwhile(height, &hash) {
+                return verdict;
+            }
             tracing::warn!(height = height.0, error = %e, "parent of a proposal cannot be executed");
             return false;
         }
@@ -152,6 +166,13 @@ where
         let block = block.clone();
         match clock.child("execute").shared(true).spawn(move |_| async move { host.execute(&block) }).await {
             Ok(Ok(())) => true,
+            Ok(Err(e @ HostError::Unrelated(_))) => {
+                if let Some(verdict) = self.finalized_meanwhile(height, &hash) {
+                    return verdict;
+                }
+                tracing::warn!(height = height.0, error = %e, "proposal failed verification");
+                false
+            }
             Ok(Err(e)) => {
                 tracing::warn!(height = height.0, error = %e, "proposal failed verification");
                 false

@@ -23,7 +23,8 @@ use std::sync::Arc;
 struct Speculative {
     height: Height,
     state: Arc<State>,
-    executed: Arc<Executed>,
+    /// Taken by `finalize`; the post-state stays until the tip has moved past it.
+    executed: Option<Executed>,
 }
 
 /// A finalized block as the finalizer committed it (for observers: tests, metrics).
@@ -149,9 +150,7 @@ impl LedgerHost {
     fn remember(&self, executed: Executed, post: State) {
         let hash = executed.block_hash;
         let height = executed.block.header.height;
-        self.speculative
-            .lock()
-            .insert(hash, Speculative { height, state: Arc::new(post), executed: Arc::new(executed) });
+        self.speculative.lock().insert(hash, Speculative { height, state: Arc::new(post), executed: Some(executed) });
     }
 
     /// Verifies `block` on its parent (which must be known) and caches its post-state.
@@ -197,9 +196,11 @@ impl LedgerHost {
         }
         assert_eq!(height, tip.next(), "finalized block {height} delivered out of order (tip {tip})");
         assert_eq!(block.header.parent_hash, tip_hash, "finalized block {height} does not extend the committed tip");
-        let cached = self.speculative.lock().remove(&hash).map(|s| s.executed);
+        // The block's post-state stays cached until its commit is visible as the tip, so
+        // that a concurrent `execute` or `build` on it never finds it in neither place.
+        let cached = self.speculative.lock().get_mut(&hash).and_then(|s| s.executed.take());
         let executed = match cached {
-            Some(executed) => Arc::try_unwrap(executed).unwrap_or_else(|shared| (*shared).clone()),
+            Some(executed) => executed,
             None => {
                 let state = self.chain.state();
                 ledger::verify(&state, block, Signatures::Check)
@@ -209,7 +210,9 @@ impl LedgerHost {
         let Some(committed) = self.chain.commit_finalized(executed) else {
             return false;
         };
-        self.speculative.lock().retain(|_, s| s.height > height);
+        // The new tip's entry stays one block longer: a reader that saw the previous tip
+        // as the chain state may look for this block in the cache.
+        self.speculative.lock().retain(|_, s| s.height >= height);
         let seen = CommittedBlock {
             height,
             hash,
