@@ -153,6 +153,14 @@ impl LedgerHost {
         self.speculative.lock().insert(hash, Speculative { height, state: Arc::new(post), executed: Some(executed) });
     }
 
+    /// The ids of `block`'s transactions, and for each whether this node has already
+    /// verified exactly its signature.
+    fn checked_signatures(&self, block: &Block) -> (Vec<Hash>, Vec<bool>) {
+        let ids: Vec<Hash> = block.txs.iter().map(|t| t.id()).collect();
+        let checked = self.chain.verified_mask(ids.iter().zip(block.txs.iter().map(|t| &t.signature)));
+        (ids, checked)
+    }
+
     /// Verifies `block` on its parent (which must be known) and caches its post-state.
     pub fn execute(&self, block: &Block) -> Result<(), HostError> {
         let hash = block.header.hash();
@@ -160,10 +168,9 @@ impl LedgerHost {
             return Ok(());
         }
         // Transactions this node admitted were verified then, with these very signatures.
-        let signatures =
-            if self.chain.all_verified(&block.txs) { Signatures::AlreadyChecked } else { Signatures::Check };
+        let (ids, checked) = self.checked_signatures(block);
         let result = self.with_state(&block.header.parent_hash, |state, _| {
-            ledger::verify(state, block, signatures).map(|executed| {
+            ledger::verify(state, block, Signatures::Unless(&checked)).map(|executed| {
                 let mut post = state.clone();
                 post.commit(&executed);
                 (executed, post)
@@ -173,6 +180,15 @@ impl LedgerHost {
             None => Err(HostError::Unrelated(block.header.parent_hash)),
             Some(Err(source)) => Err(HostError::Invalid { height: block.header.height, source }),
             Some(Ok((executed, post))) => {
+                let fresh: Vec<(Hash, primitives::Signature)> = ids
+                    .into_iter()
+                    .zip(&block.txs)
+                    .zip(&checked)
+                    .filter(|(_, done)| !**done)
+                    .map(|((id, t), _)| (id, t.signature))
+                    .collect();
+                self.chain.count_signature_checks(fresh.len());
+                self.chain.remember_verified(fresh);
                 self.remember(executed, post);
                 Ok(())
             }
@@ -203,7 +219,8 @@ impl LedgerHost {
             Some(executed) => executed,
             None => {
                 let state = self.chain.state();
-                ledger::verify(&state, block, Signatures::Check)
+                let (_, checked) = self.checked_signatures(block);
+                ledger::verify(&state, block, Signatures::Unless(&checked))
                     .unwrap_or_else(|e| panic!("finalized block {height} is invalid: {e}"))
             }
         };

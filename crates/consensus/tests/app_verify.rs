@@ -15,7 +15,7 @@ use consensus::app::App;
 use consensus::{Envelope, LedgerHost};
 use ledger::{Genesis, GenesisAsset, GenesisBalance};
 use node::{Chain, ChainConfig};
-use primitives::{Address, Amount, AssetId, Block};
+use primitives::{Action, Address, Amount, AssetId, Block, SignedTransaction, Transaction};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -35,6 +35,18 @@ fn genesis() -> Genesis {
         incentives: None,
         validators: vec![Address([1; 32]), Address([2; 32])],
     }
+}
+
+fn holder_transfer(nonce: u64) -> SignedTransaction {
+    let key = crypto::SigningKey::from_seed([7; 32]);
+    key.sign_tx(Transaction {
+        chain_id: "tessera-verify".into(),
+        signer: key.address(),
+        nonce,
+        fee: Amount(10),
+        expiry_height: None,
+        action: Action::Transfer { to: Address([9; 32]), asset: AssetId::TSR, amount: Amount(1) },
+    })
 }
 
 fn host(dir: &std::path::Path, me: u8) -> Arc<LedgerHost> {
@@ -100,4 +112,49 @@ fn a_proposal_finalized_while_being_verified_is_valid() {
 #[test]
 fn a_proposal_whose_sibling_was_finalized_meanwhile_is_invalid() {
     assert!(!verdict(false));
+}
+
+/// Each validator checks a transaction's signature once, however it first meets it: in a
+/// peer's block (then its gossip is not checked again) or by gossip (then the block is
+/// not); gossip for a transaction a committed block already settled is dropped unchecked.
+#[test]
+fn a_node_checks_each_signature_once() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let proposer = host(&tmp.path().join("proposer"), 1);
+    let verifier = host(&tmp.path().join("verifier"), 2);
+    let checks = || verifier.chain().metrics.signatures_checked.get();
+    let now = GENESIS_TIME_MS + 10_000;
+
+    // Met first in a block.
+    let first = holder_transfer(0);
+    assert!(proposer.chain().admit(vec![first.clone()])[0].1.is_ok());
+    let b1 = proposer.build(&genesis().hash(), now).expect("b1");
+    assert_eq!(b1.txs, vec![first.clone()]);
+    verifier.execute(&b1).expect("b1 verifies");
+    assert_eq!(checks(), 1);
+    assert!(verifier.chain().admit_from_peer(vec![first.clone()])[0].1.is_ok(), "admitted, not re-checked");
+    assert_eq!(checks(), 1);
+
+    // Met first by gossip.
+    let second = holder_transfer(1);
+    assert!(verifier.chain().admit_from_peer(vec![second.clone()])[0].1.is_ok());
+    assert_eq!(checks(), 2);
+    assert!(proposer.chain().admit(vec![second.clone()])[0].1.is_ok());
+    let b2 = proposer.build(&b1.header.hash(), now + 100).expect("b2");
+    assert_eq!(b2.txs, vec![second.clone()]);
+    verifier.execute(&b2).expect("b2 verifies");
+    assert_eq!(checks(), 2);
+
+    // Settled: late gossip is dropped before any signature work.
+    assert!(verifier.finalize(&Envelope::block(b1)));
+    assert!(verifier.finalize(&Envelope::block(b2)));
+    assert!(verifier.chain().admit_from_peer(vec![first, second]).is_empty());
+    assert_eq!(checks(), 2);
+
+    // A signature nobody checked before is checked, and a forged one refused.
+    let mut forged = holder_transfer(2);
+    forged.signature.0[3] ^= 1;
+    let verdicts = verifier.chain().admit_from_peer(vec![forged]);
+    assert_eq!(verdicts[0].1.as_ref().map_err(|e| e.code()), Err("bad_signature"));
+    assert_eq!(checks(), 3);
 }

@@ -147,9 +147,13 @@ pub fn propose(
 
 /// Whether `verify` checks signatures (a node replaying its own durable log may skip it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Signatures {
+pub enum Signatures<'a> {
     Check,
     AlreadyChecked,
+    /// Checks transaction `i`'s signature unless `checked[i]` is true (a validator skips
+    /// the signatures it verified when it admitted those very transactions). Indices past
+    /// the slice's end are checked.
+    Unless(&'a [bool]),
 }
 
 /// Re-executes `block` on `parent` and checks linkage, every transaction and every root.
@@ -171,11 +175,23 @@ pub fn verify(parent: &State, block: &Block, signatures: Signatures) -> Result<E
         stx.tx.check_stateless().map_err(|e| BlockError::MalformedTx { index, reason: e.to_string() })?;
     }
     let ids: Vec<Hash> = block.txs.iter().map(|t| t.id()).collect();
-    if signatures == Signatures::Check {
-        let items: Vec<crypto::VerifyItem> =
-            block.txs.iter().zip(&ids).map(|(t, id)| (t.tx.signer, *id, t.signature)).collect();
-        if let Some(index) = crypto::verify_par(&items).iter().position(|ok| !ok) {
-            return Err(BlockError::BadSignature { index });
+    let unchecked: Vec<usize> = match signatures {
+        Signatures::Check => (0..block.txs.len()).collect(),
+        Signatures::AlreadyChecked => Vec::new(),
+        Signatures::Unless(checked) => {
+            (0..block.txs.len()).filter(|&i| !checked.get(i).copied().unwrap_or(false)).collect()
+        }
+    };
+    if !unchecked.is_empty() {
+        let items: Vec<crypto::VerifyItem> = unchecked
+            .iter()
+            .map(|&i| {
+                let t = &block.txs[i];
+                (t.tx.signer, ids[i], t.signature)
+            })
+            .collect();
+        if let Some(at) = crypto::verify_par(&items).iter().position(|ok| !ok) {
+            return Err(BlockError::BadSignature { index: unchecked[at] });
         }
     }
     let ctx = BlockContext {

@@ -207,6 +207,30 @@ fn verify_rejects_tampered_blocks() {
 }
 
 #[test]
+fn verify_checks_exactly_the_signatures_not_marked_checked() {
+    let state = genesis();
+    let transfer = |from: u8, to: u8| {
+        signed(0, from, Action::Transfer { to: key(to).address(), asset: AssetId::TSR, amount: Amount(5) })
+    };
+    let (a, b) = (transfer(1, 3), transfer(2, 3));
+    let executed = propose(&state, ctx(&state), [(a.id(), a), (b.id(), b)], 100);
+    assert_eq!(executed.block.txs.len(), 2);
+    let mut bad = executed.block.clone();
+    bad.txs[1].signature.0[7] ^= 1;
+    let bad_sig = |r: Result<_, ledger::BlockError>| match r {
+        Err(ledger::BlockError::BadSignature { index }) => Some(index),
+        _ => None,
+    };
+    // Unmarked (or past the mask's end): checked, and the index is the block's.
+    assert_eq!(bad_sig(verify(&state, &bad, Signatures::Unless(&[true, false]))), Some(1));
+    assert_eq!(bad_sig(verify(&state, &bad, Signatures::Unless(&[true]))), Some(1));
+    assert_eq!(bad_sig(verify(&state, &bad, Signatures::Unless(&[]))), Some(1));
+    // Marked as already checked: trusted, as `AlreadyChecked` trusts all.
+    assert!(verify(&state, &bad, Signatures::Unless(&[false, true])).is_ok());
+    assert!(verify(&state, &executed.block, Signatures::Unless(&[false, false])).is_ok());
+}
+
+#[test]
 fn locks_reduce_spendable_and_release() {
     use ledger::{Account, Lock, LockKind};
     let mut a = Account::default();

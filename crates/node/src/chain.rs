@@ -398,8 +398,15 @@ impl Chain {
         self.admit_inner(txs, true)
     }
 
-    /// Like `admit`, for transactions another validator gossiped: not gossiped again.
-    pub fn admit_from_peer(&self, txs: Vec<SignedTransaction>) -> Vec<(Hash, Result<(), AdmitError>)> {
+    /// Like `admit`, for transactions another validator gossiped: not gossiped again, and
+    /// those a committed block has already settled (their nonce is below the signer's)
+    /// are dropped unanswered before any signature work: gossip often arrives after the
+    /// block that carries it.
+    pub fn admit_from_peer(&self, mut txs: Vec<SignedTransaction>) -> Vec<(Hash, Result<(), AdmitError>)> {
+        {
+            let state = self.state.read();
+            txs.retain(|t| t.tx.nonce >= state.nonce(&t.tx.signer));
+        }
         self.admit_inner(txs, false)
     }
 
@@ -416,9 +423,21 @@ impl Chain {
         if self.shutdown.load(Ordering::SeqCst) {
             return ids.into_iter().map(|id| (id, Err(AdmitError::ShuttingDown))).collect();
         }
+        // Replicated mode: a signature this node already verified (the same transaction
+        // through another validator, or in a peer's block) is not verified again.
+        let mut sig_ok: Vec<bool> = if self.replicated.lock().is_some() {
+            self.verified_mask(ids.iter().zip(txs.iter().map(|t| &t.signature)))
+        } else {
+            vec![false; txs.len()]
+        };
+        let unchecked: Vec<usize> = (0..txs.len()).filter(|&i| !sig_ok[i]).collect();
         let items: Vec<crypto::VerifyItem> =
-            txs.iter().zip(&ids).map(|(t, id)| (t.tx.signer, *id, t.signature)).collect();
-        let sig_ok = if items.len() == 1 { crypto::verify_batch(&items) } else { crypto::verify_par(&items) };
+            unchecked.iter().map(|&i| (txs[i].tx.signer, ids[i], txs[i].signature)).collect();
+        let verdicts = if items.len() == 1 { crypto::verify_batch(&items) } else { crypto::verify_par(&items) };
+        for (&i, ok) in unchecked.iter().zip(verdicts) {
+            sig_ok[i] = ok;
+        }
+        self.count_signature_checks(items.len());
         // Checks against the committed state, under its read lock only.
         // (id, the verified transaction and its signer's committed nonce, or why not)
         type Checked = (Hash, Result<(Arc<VerifiedTx>, u64), AdmitError>);
@@ -637,11 +656,27 @@ impl Chain {
         *self.gossip.lock() = Some(Box::new(gossip));
     }
 
-    /// Replicated mode: whether every transaction of `txs` was admitted here with exactly
-    /// its signature (so its signature need not be checked again).
-    pub fn all_verified(&self, txs: &[SignedTransaction]) -> bool {
+    /// Replicated mode: for each of `txs` (with its id), whether this node has already
+    /// verified exactly its signature (at admission, or in a peer's block), so that
+    /// `ledger::verify` need not check it again (`Signatures::Unless`).
+    pub fn verified_mask<'a>(&self, txs: impl IntoIterator<Item = (&'a Hash, &'a primitives::Signature)>) -> Vec<bool> {
         let verified = self.verified.lock();
-        txs.iter().all(|t| verified.get(&t.id()) == Some(&t.signature))
+        txs.into_iter().map(|(id, signature)| verified.get(id) == Some(signature)).collect()
+    }
+
+    /// Replicated mode: remembers signatures that a peer's block carried and that this
+    /// node verified, so that the same transactions arriving later by gossip are not
+    /// verified again. Forgotten when a block commits them (or once they are not in
+    /// the mempool, as any other entry).
+    pub fn remember_verified(&self, verified: impl IntoIterator<Item = (Hash, primitives::Signature)>) {
+        if self.replicated.lock().is_some() {
+            self.verified.lock().extend(verified);
+        }
+    }
+
+    /// Signatures this node has checked (admission and blocks), for `/metrics`.
+    pub fn count_signature_checks(&self, n: usize) {
+        self.metrics.signatures_checked.inc_by(n as u64);
     }
 
     /// Replicated mode: ready transactions for a proposal built on `parent` (the committed

@@ -14,6 +14,7 @@ pub struct Metrics {
     pub txs_dropped: Counter,
     pub txs_admitted: Counter,
     pub txs_refused: Counter,
+    pub signatures_checked: Counter,
     pub block_execute_seconds: Histogram,
     /// Σ block execution time, microseconds (exact, where the histogram has buckets).
     pub block_execute_micros: Counter,
@@ -37,6 +38,7 @@ impl Metrics {
             txs_dropped: Counter::default(),
             txs_admitted: Counter::default(),
             txs_refused: Counter::default(),
+            signatures_checked: Counter::default(),
             block_execute_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
             block_execute_micros: Counter::default(),
             block_durable_write_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
@@ -55,6 +57,11 @@ impl Metrics {
         registry.register("txs_dropped", "Transactions left out of blocks as inadmissible", m.txs_dropped.clone());
         registry.register("txs_admitted", "Transactions admitted to the mempool", m.txs_admitted.clone());
         registry.register("txs_refused", "Transactions refused at submission", m.txs_refused.clone());
+        registry.register(
+            "signatures_checked",
+            "Transaction signatures verified (admission and peers' blocks)",
+            m.signatures_checked.clone(),
+        );
         registry.register(
             "block_execute_seconds",
             "Time to execute a block and compute its state root",
