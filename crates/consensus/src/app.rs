@@ -44,7 +44,25 @@ fn now_ms(clock: &impl Clock) -> u64 {
 /// Makes the post-state of `first`'s parent known, replaying the unknown ancestors that
 /// `rest` yields (parent first) from the nearest known one. `Err` when the ancestry leaves
 /// the committed chain or a block in it is invalid.
+///
+/// The finalizer may commit blocks meanwhile (and the cache forgets what falls below the
+/// tip), so a walk that fails while the tip moved is tried again on a fresh copy of the
+/// ancestry: only a failure against a steady tip is an answer.
 async fn ensure_parent(
+    host: &LedgerHost,
+    parent: &Digest,
+    ancestry: &mut (impl Ancestry<Envelope> + Unpin),
+) -> Result<(), HostError> {
+    loop {
+        let before = host.committed();
+        let result = replay_to_parent(host, parent, &mut ancestry.clone()).await;
+        if result.is_ok() || host.committed() == before {
+            return result;
+        }
+    }
+}
+
+async fn replay_to_parent(
     host: &LedgerHost,
     parent: &Digest,
     ancestry: &mut (impl Ancestry<Envelope> + Unpin),
