@@ -208,6 +208,7 @@ async fn events_metrics_and_openapi_are_served() {
     let metrics = api.http.get(format!("{}/metrics", api.base)).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("tessera_height"), "{metrics}");
     assert!(metrics.contains("tessera_txs_committed_total"), "{metrics}");
+    assert!(metrics.contains("tessera_signatures_checked_total 1"), "{metrics}");
 
     let (status, doc) = api.get("/v1/openapi.json").await;
     assert_eq!(status, 200);
@@ -244,6 +245,20 @@ async fn events_metrics_and_openapi_are_served() {
     let (status, v) = api.get("/v1/blocks/latest").await;
     assert_eq!(status, 200);
     assert!(v["header"]["state_root"].is_string());
+
+    // An open event stream does not hold up a stop: the node exits cleanly within its
+    // shutdown grace period and the stream ends.
+    let started = std::time::Instant::now();
+    let mut devnet = devnet;
+    let status = tokio::task::spawn_blocking(move || devnet.stop()).await.unwrap();
+    assert!(status.success(), "clean exit on SIGTERM: {status:?}");
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(15), "stopping took {took:?}");
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while let Some(Ok(_)) = stream.next().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the event stream ended with the node");
 }
 
 /// Every compliance check of a purchase, through the HTTP API with JSON transactions:
