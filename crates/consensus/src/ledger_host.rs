@@ -170,7 +170,7 @@ impl LedgerHost {
         // Transactions this node admitted were verified then, with these very signatures.
         let (ids, checked) = self.checked_signatures(block);
         let result = self.with_state(&block.header.parent_hash, |state, _| {
-            ledger::verify(state, block, Signatures::Unless(&checked)).map(|executed| {
+            ledger::verify_with_ids(state, block, &ids, Signatures::Unless(&checked)).map(|executed| {
                 let mut post = state.clone();
                 post.commit(&executed);
                 (executed, post)
@@ -219,8 +219,8 @@ impl LedgerHost {
             Some(executed) => executed,
             None => {
                 let state = self.chain.state();
-                let (_, checked) = self.checked_signatures(block);
-                ledger::verify(&state, block, Signatures::Unless(&checked))
+                let (ids, checked) = self.checked_signatures(block);
+                ledger::verify_with_ids(&state, block, &ids, Signatures::Unless(&checked))
                     .unwrap_or_else(|e| panic!("finalized block {height} is invalid: {e}"))
             }
         };

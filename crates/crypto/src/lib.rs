@@ -93,7 +93,27 @@ pub fn verify_batch(items: &[VerifyItem]) -> Vec<bool> {
 /// Batch-verifies on all cores of the current rayon pool, in chunks of
 /// `VERIFY_BATCH_TXS_MAX`. Verdicts are in input order.
 pub fn verify_par(items: &[VerifyItem]) -> Vec<bool> {
+    if items.len() <= 1 {
+        return verify_batch(items); // no trip through the pool for a lone submission
+    }
     items.par_chunks(VERIFY_BATCH_TXS_MAX).flat_map_iter(verify_batch).collect()
+}
+
+/// Like `verify_par`, skipping item `i` where `checked[i]` is true (its signature was
+/// verified before: its verdict is `true`); items past `checked`'s end are verified.
+/// Returns the verdicts in input order and how many signatures it verified.
+pub fn verify_par_unchecked(items: &[VerifyItem], checked: &[bool]) -> (Vec<bool>, usize) {
+    let is_checked = |i: usize| checked.get(i).copied().unwrap_or(false);
+    let todo: Vec<usize> = (0..items.len()).filter(|&i| !is_checked(i)).collect();
+    if todo.len() == items.len() {
+        return (verify_par(items), todo.len());
+    }
+    let subset: Vec<VerifyItem> = todo.iter().map(|&i| items[i]).collect();
+    let mut verdicts = vec![true; items.len()];
+    for (i, ok) in todo.iter().zip(verify_par(&subset)) {
+        verdicts[*i] = ok;
+    }
+    (verdicts, todo.len())
 }
 
 #[cfg(test)]
@@ -135,6 +155,23 @@ mod tests {
         let verdicts = verify_par(&items);
         let bad: Vec<usize> = verdicts.iter().enumerate().filter(|(_, ok)| !**ok).map(|(i, _)| i).collect();
         assert_eq!(bad, vec![3, 300, 599]);
+
+        // Items marked as checked before are trusted and not verified again; the rest
+        // (including those past the mask's end) are.
+        let mut checked = vec![false; 400];
+        checked[3] = true;
+        checked[10] = true;
+        let (verdicts, verified) = verify_par_unchecked(&items, &checked);
+        let bad: Vec<usize> = verdicts.iter().enumerate().filter(|(_, ok)| !**ok).map(|(i, _)| i).collect();
+        assert_eq!(bad, vec![300, 599]);
+        assert_eq!(verified, 598);
+        assert_eq!(verify_par_unchecked(&items, &[]), (verdicts_all(&items), 600));
+        assert_eq!(verify_par(&items[3..4]), vec![false]);
+        assert!(verify_par(&[]).is_empty());
+    }
+
+    fn verdicts_all(items: &[VerifyItem]) -> Vec<bool> {
+        items.iter().map(|(a, d, s)| verify_digest(a, d, s).is_ok()).collect()
     }
 
     #[test]

@@ -158,6 +158,19 @@ pub enum Signatures<'a> {
 
 /// Re-executes `block` on `parent` and checks linkage, every transaction and every root.
 pub fn verify(parent: &State, block: &Block, signatures: Signatures) -> Result<Executed, BlockError> {
+    let ids: Vec<Hash> = block.txs.iter().map(|t| t.id()).collect();
+    verify_with_ids(parent, block, &ids, signatures)
+}
+
+/// `verify`, with the transaction ids already computed by the caller (`ids[i]` must be
+/// `block.txs[i].id()`; a validator has them from looking up which signatures it checked).
+pub fn verify_with_ids(
+    parent: &State,
+    block: &Block,
+    ids: &[Hash],
+    signatures: Signatures,
+) -> Result<Executed, BlockError> {
+    debug_assert_eq!(ids.len(), block.txs.len());
     let h = &block.header;
     if h.height != parent.height.next() {
         return Err(BlockError::WrongHeight { expected: parent.height.next(), got: h.height });
@@ -174,24 +187,16 @@ pub fn verify(parent: &State, block: &Block, signatures: Signatures) -> Result<E
     for (index, stx) in block.txs.iter().enumerate() {
         stx.tx.check_stateless().map_err(|e| BlockError::MalformedTx { index, reason: e.to_string() })?;
     }
-    let ids: Vec<Hash> = block.txs.iter().map(|t| t.id()).collect();
-    let unchecked: Vec<usize> = match signatures {
-        Signatures::Check => (0..block.txs.len()).collect(),
-        Signatures::AlreadyChecked => Vec::new(),
-        Signatures::Unless(checked) => {
-            (0..block.txs.len()).filter(|&i| !checked.get(i).copied().unwrap_or(false)).collect()
-        }
+    let checked: Option<&[bool]> = match signatures {
+        Signatures::Check => Some(&[]),
+        Signatures::AlreadyChecked => None,
+        Signatures::Unless(checked) => Some(checked),
     };
-    if !unchecked.is_empty() {
-        let items: Vec<crypto::VerifyItem> = unchecked
-            .iter()
-            .map(|&i| {
-                let t = &block.txs[i];
-                (t.tx.signer, ids[i], t.signature)
-            })
-            .collect();
-        if let Some(at) = crypto::verify_par(&items).iter().position(|ok| !ok) {
-            return Err(BlockError::BadSignature { index: unchecked[at] });
+    if let Some(checked) = checked {
+        let items: Vec<crypto::VerifyItem> =
+            block.txs.iter().zip(ids).map(|(t, id)| (t.tx.signer, *id, t.signature)).collect();
+        if let Some(index) = crypto::verify_par_unchecked(&items, checked).0.iter().position(|ok| !ok) {
+            return Err(BlockError::BadSignature { index });
         }
     }
     let ctx = BlockContext {
@@ -202,7 +207,7 @@ pub fn verify(parent: &State, block: &Block, signatures: Signatures) -> Result<E
     };
     let mut overlay = Overlay::new(parent, ctx.timestamp_ms, ctx.height);
     let mut receipts = Vec::with_capacity(block.txs.len());
-    for (index, (stx, id)) in block.txs.iter().zip(&ids).enumerate() {
+    for (index, (stx, id)) in block.txs.iter().zip(ids).enumerate() {
         let receipt = overlay.apply_tx(&ctx, *id, stx).map_err(|reason| BlockError::Inadmissible { index, reason })?;
         receipts.push(receipt);
     }
@@ -215,7 +220,7 @@ pub fn verify(parent: &State, block: &Block, signatures: Signatures) -> Result<E
             Err(BlockError::RootMismatch { what, header, computed })
         }
     };
-    check("transactions", h.txs_root, txs_root(&ids))?;
+    check("transactions", h.txs_root, txs_root(ids))?;
     check("receipts", h.receipts_root, receipts_root(&receipts))?;
     check("state", h.state_root, lthash.checksum())?;
     Ok(Executed { block: block.clone(), block_hash: h.hash(), receipts, dropped: Vec::new(), write_set, lthash })

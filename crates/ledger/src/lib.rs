@@ -17,7 +17,9 @@ pub mod sale;
 pub mod state;
 pub mod vesting;
 
-pub use execute::{propose, verify, BlockContext, BlockError, Committed, Executed, Inadmissible, Signatures, WriteSet};
+pub use execute::{
+    propose, verify, verify_with_ids, BlockContext, BlockError, Committed, Executed, Inadmissible, Signatures, WriteSet,
+};
 pub use genesis::{Genesis, GenesisAsset, GenesisBalance, GenesisError, GenesisRoles, TSR_DECIMALS};
 pub use lthash::LtHash;
 pub use objects::{ObjKey, Object};

@@ -425,19 +425,15 @@ impl Chain {
         }
         // Replicated mode: a signature this node already verified (the same transaction
         // through another validator, or in a peer's block) is not verified again.
-        let mut sig_ok: Vec<bool> = if self.replicated.lock().is_some() {
+        let checked: Vec<bool> = if self.replicated.lock().is_some() {
             self.verified_mask(ids.iter().zip(txs.iter().map(|t| &t.signature)))
         } else {
-            vec![false; txs.len()]
+            Vec::new()
         };
-        let unchecked: Vec<usize> = (0..txs.len()).filter(|&i| !sig_ok[i]).collect();
         let items: Vec<crypto::VerifyItem> =
-            unchecked.iter().map(|&i| (txs[i].tx.signer, ids[i], txs[i].signature)).collect();
-        let verdicts = if items.len() == 1 { crypto::verify_batch(&items) } else { crypto::verify_par(&items) };
-        for (&i, ok) in unchecked.iter().zip(verdicts) {
-            sig_ok[i] = ok;
-        }
-        self.count_signature_checks(items.len());
+            txs.iter().zip(&ids).map(|(t, id)| (t.tx.signer, *id, t.signature)).collect();
+        let (sig_ok, verified_now) = crypto::verify_par_unchecked(&items, &checked);
+        self.count_signature_checks(verified_now);
         // Checks against the committed state, under its read lock only.
         // (id, the verified transaction and its signer's committed nonce, or why not)
         type Checked = (Hash, Result<(Arc<VerifiedTx>, u64), AdmitError>);
