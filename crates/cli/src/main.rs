@@ -424,7 +424,7 @@ async fn devnet(args: DevnetArgs, out: &Output) -> Result<()> {
     // On a restart the chain is in the data dir; the genesis file is not parsed again.
     let (genesis, dev) = if genesis_path.exists() {
         let key = wallet::keystore::read(&key_path).with_context(|| format!("devnet key {}", key_path.display()))?;
-        let started = data_dir.join("state.redb").exists();
+        let started = storage::has_checkpoint(&data_dir);
         (if started { None } else { Some(node::genesis_file::load(&genesis_path)?) }, key.address()?)
     } else {
         let key = crypto::SigningKey::generate();
@@ -574,7 +574,7 @@ async fn run_node(args: NodeRunArgs, out: &Output) -> Result<()> {
             }
             Some(genesis)
         }
-        (None, true) if data_dir.join("state.redb").exists() => None,
+        (None, true) if storage::has_checkpoint(&data_dir) => None,
         (None, true) => Some(node::genesis_file::load(&stored_path)?),
         (None, false) => bail!("--genesis FILE is required for a new data dir"),
     };

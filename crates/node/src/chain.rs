@@ -3,7 +3,7 @@
 //!
 //! Threads: the sequencer (one OS thread: take ready transactions, `ledger::propose`,
 //! append + fsync, commit to memory, publish) and the checkpointer (one OS thread:
-//! writes accumulated changes to `state.redb`). HTTP handlers call `admit` and the
+//! writes accumulated changes to the snapshot files in `checkpoint/`). HTTP handlers call `admit` and the
 //! read methods from tokio tasks.
 //!
 //! Acknowledgement rule: a block's effects become visible (state, tx index, events) only
@@ -29,7 +29,7 @@ pub struct ChainConfig {
     pub data_dir: PathBuf,
     /// Most transactions per block; a block is cut early when this many are ready.
     pub block_txs_max: usize,
-    /// Blocks between checkpoints of the state to `state.redb`.
+    /// Blocks between checkpoints of the state (snapshot runs in `checkpoint/`).
     pub checkpoint_interval_blocks: u64,
     /// Also checkpoint once this many transactions were committed since the last one:
     /// bounds the in-memory transaction index and the replay after a crash.
@@ -100,7 +100,7 @@ pub enum ChainError {
     CheckpointAhead { checkpoint: Height, tip: Height },
     #[error("the data dir has no state checkpoint yet, so the genesis file is needed")]
     GenesisRequired,
-    #[error("state.redb belongs to another chain")]
+    #[error("the checkpoint in this data dir belongs to another chain")]
     WrongChain,
     #[error("this node's clock cannot be moved (only `tessera devnet` enables the dev clock)")]
     DevClockDisabled,
@@ -309,12 +309,23 @@ impl Chain {
         let checkpointer = std::thread::Builder::new()
             .name("checkpointer".into())
             .spawn(move || {
+                // A checkpoint that failed (say, a full disk) loses nothing, as the block
+                // log has every block; its changes are written with the next one, which
+                // would otherwise leave them out of the state on disk.
+                let mut failed: Option<CheckpointDelta> = None;
                 for (delta, header) in rx {
+                    let delta = match failed.take() {
+                        Some(mut older) => {
+                            older.absorb(delta);
+                            older
+                        }
+                        None => delta,
+                    };
                     let height = header.height;
                     let started = Instant::now();
                     if let Err(e) = store.write_checkpoint(&delta, &header) {
-                        // A failed checkpoint loses nothing: the block log still has every block.
-                        tracing::error!(error = %e, "checkpoint failed");
+                        tracing::error!(error = %e, height = height.0, "checkpoint failed; retried with the next");
+                        failed = Some(delta);
                         continue;
                     }
                     done.store(height.0, Ordering::SeqCst);
@@ -796,7 +807,7 @@ impl Dirty {
 
     /// Puts back a delta the checkpointer could not take yet.
     fn restore(&mut self, delta: CheckpointDelta) {
-        self.accounts.extend(delta.accounts.into_keys());
+        self.accounts.extend(delta.accounts.into_iter().map(|(a, _)| a));
         self.assets.extend(delta.assets.into_keys());
         self.roles |= delta.roles.is_some();
         self.objects.extend(delta.objects.into_keys());

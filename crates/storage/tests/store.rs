@@ -26,6 +26,17 @@ fn genesis() -> (Genesis, crypto::SigningKey) {
     (g, k)
 }
 
+/// A first checkpoint: the whole (genesis) state.
+fn whole_state(state: &State) -> CheckpointDelta {
+    CheckpointDelta {
+        accounts: state.accounts.iter().map(|(a, acct)| (*a, Some(acct.clone()))).collect(),
+        assets: state.assets.clone(),
+        roles: Some(state.roles.clone()),
+        objects: state.objects.iter().map(|(k, o)| (*k, Some(o.clone()))).collect(),
+        tx_index: Vec::new(),
+    }
+}
+
 fn next_block(state: &mut State, k: &crypto::SigningKey, delta: &mut CheckpointDelta) -> StoredBlock {
     let tx = k.sign_tx(Transaction {
         chain_id: "t".into(),
@@ -105,13 +116,7 @@ fn checkpoint_round_trips_the_state() {
     let store = StateStore::open(dir.path()).unwrap();
     assert!(store.load().unwrap().is_none());
     // The first checkpoint holds the whole genesis state.
-    let mut delta = CheckpointDelta {
-        accounts: state.accounts.iter().map(|(a, acct)| (*a, Some(acct.clone()))).collect(),
-        assets: state.assets.clone(),
-        roles: Some(state.roles.clone()),
-        objects: Default::default(),
-        tx_index: Vec::new(),
-    };
+    let mut delta = whole_state(&state);
     for _ in 0..3 {
         next_block(&mut state, &k, &mut delta);
     }
@@ -127,4 +132,91 @@ fn checkpoint_round_trips_the_state() {
     assert_eq!(loaded.height, Height(3));
     loaded.check_invariants().unwrap();
     assert_eq!(store.tx_location(&delta.tx_index[1].0).unwrap(), Some((Height(2), 0)));
+}
+
+#[test]
+fn many_checkpoints_merge_and_reload_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (g, k) = genesis();
+    let mut state = g.to_state().unwrap();
+    let mut store = StateStore::open(dir.path()).unwrap();
+    store.write_checkpoint(&whole_state(&state), &StateHeader::of(&state)).unwrap();
+    let mut ids = Vec::new();
+    // One block per checkpoint: small deltas against a small base, so runs pile up and
+    // are merged again and again (by size and by count).
+    for round in 0..40 {
+        let mut delta = CheckpointDelta::default();
+        next_block(&mut state, &k, &mut delta);
+        ids.extend(delta.tx_index.iter().map(|(id, h, i)| (*id, *h, *i)));
+        store.write_checkpoint(&delta, &StateHeader::of(&state)).unwrap();
+        if round % 7 == 0 {
+            // A checkpoint interrupted before its manifest leaves files that the next open removes.
+            std::fs::write(dir.path().join("checkpoint/run-999999999999.bin.tmp"), b"partial").unwrap();
+            std::fs::write(dir.path().join("checkpoint/run-999999999999.bin"), b"unnamed").unwrap();
+        }
+        drop(store);
+        store = StateStore::open(dir.path()).unwrap();
+        assert!(!dir.path().join("checkpoint/run-999999999999.bin").exists());
+        let loaded = store.load().unwrap().unwrap();
+        assert_eq!(loaded.accounts, state.accounts, "round {round}");
+        assert_eq!(loaded.objects, state.objects, "round {round}");
+        assert_eq!(loaded.state_root(), state.state_root(), "round {round}");
+        assert_eq!(store.checkpoint_height().unwrap(), Some(state.height));
+    }
+    let runs = std::fs::read_dir(dir.path().join("checkpoint")).unwrap().count() - 1; // less MANIFEST
+    assert!(runs <= 17, "{runs} run files: merges keep them bounded");
+    for (id, h, i) in ids {
+        assert_eq!(store.tx_location(&id).unwrap(), Some((h, i)));
+    }
+}
+
+#[test]
+fn a_damaged_checkpoint_is_an_error_not_a_wrong_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let (g, _) = genesis();
+    let state = g.to_state().unwrap();
+    let store = StateStore::open(dir.path()).unwrap();
+    store.write_checkpoint(&whole_state(&state), &StateHeader::of(&state)).unwrap();
+    drop(store);
+    let run = std::fs::read_dir(dir.path().join("checkpoint"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_str().unwrap().starts_with("run-"))
+        .unwrap();
+    let mut bytes = std::fs::read(&run).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&run, bytes).unwrap();
+    // Either the damaged record fails to decode or the file's hash does not match: an
+    // error either way, never a state that silently differs.
+    let err = StateStore::open(dir.path()).unwrap().load().unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. } | StoreError::Io { .. }), "{err}");
+}
+
+#[test]
+fn a_failed_checkpoint_folded_into_the_next_loses_nothing() {
+    // The checkpointer keeps a delta whose write failed and writes it with the next one
+    // (`absorb`): the result must be the state after both, as if neither had failed.
+    let dir = tempfile::tempdir().unwrap();
+    let (g, k) = genesis();
+    let mut state = g.to_state().unwrap();
+    let store = StateStore::open(dir.path()).unwrap();
+    store.write_checkpoint(&whole_state(&state), &StateHeader::of(&state)).unwrap();
+    let mut failed = CheckpointDelta::default();
+    for _ in 0..3 {
+        next_block(&mut state, &k, &mut failed);
+    }
+    let mut next = CheckpointDelta::default();
+    for _ in 0..3 {
+        next_block(&mut state, &k, &mut next);
+    }
+    failed.absorb(next);
+    store.write_checkpoint(&failed, &StateHeader::of(&state)).unwrap();
+    let loaded = store.load().unwrap().unwrap();
+    assert_eq!(loaded.accounts, state.accounts);
+    assert_eq!(loaded.objects, state.objects);
+    assert_eq!(loaded.state_root(), state.state_root());
+    for (id, h, i) in &failed.tx_index {
+        assert_eq!(store.tx_location(id).unwrap(), Some((*h, *i)));
+    }
 }
