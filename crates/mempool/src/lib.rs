@@ -9,7 +9,9 @@
 //! queue is a `VecDeque`; hash maps are only looked up).
 
 use primitives::{Address, Hash, SignedTransaction};
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+// Keyed by addresses and transaction ids that clients choose: randomly seeded hashing.
+use foldhash::{HashMap, HashSet};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy)]
@@ -84,7 +86,13 @@ pub struct Mempool {
 
 impl Mempool {
     pub fn new(config: MempoolConfig) -> Mempool {
-        Mempool { config, signers: HashMap::new(), ready: VecDeque::new(), ids: HashSet::new(), purged: HashSet::new() }
+        Mempool {
+            config,
+            signers: HashMap::default(),
+            ready: VecDeque::new(),
+            ids: HashSet::default(),
+            purged: HashSet::default(),
+        }
     }
 
     /// Transactions held, including those in a block being committed.

@@ -15,7 +15,9 @@ use mempool::{Mempool, MempoolConfig, MempoolError, VerifiedTx};
 use parking_lot::{Condvar, Mutex, RwLock};
 use primitives::limits::{BLOCK_TXS_MAX, TX_BYTES_MAX};
 use primitives::{Address, AssetId, DecodeError, Hash, Height, SignedTransaction, TxError};
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+// Keyed by transaction ids and addresses that clients choose: randomly seeded hashing.
+use foldhash::{HashMap, HashSet};
+use std::collections::{BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
@@ -239,7 +241,7 @@ impl Chain {
             return Err(ChainError::CheckpointAhead { checkpoint: state.height, tip });
         }
         let checkpoint_height = state.height;
-        let mut recent = RecentIndex { by_id: HashMap::new(), by_height: VecDeque::new() };
+        let mut recent = RecentIndex { by_id: HashMap::default(), by_height: VecDeque::new() };
         blocks.for_each_from(state.height.next(), |stored| {
             let height = stored.block.header.height;
             let executed = ledger::verify(&state, &stored.block, Signatures::AlreadyChecked)
@@ -265,7 +267,7 @@ impl Chain {
             blocks,
             checkpoints: Arc::new(checkpoints),
             recent: RwLock::new(recent),
-            dropped: Mutex::new(DroppedLog { by_id: HashMap::new(), order: VecDeque::new() }),
+            dropped: Mutex::new(DroppedLog { by_id: HashMap::default(), order: VecDeque::new() }),
             checkpointed_height: Arc::new(AtomicU64::new(checkpoint_height.0)),
             shutdown: AtomicBool::new(false),
             events,
@@ -277,7 +279,7 @@ impl Chain {
             finished_height: Mutex::new(state_height),
             replicated: Mutex::new(None),
             gossip: Mutex::new(None),
-            verified: Mutex::new(HashMap::new()),
+            verified: Mutex::new(HashMap::default()),
         });
         Ok(chain)
     }

@@ -254,6 +254,26 @@ struct CheckpointMeta {
     lthash: Vec<u8>,
 }
 
+/// Decodes arbitrary bytes as a checkpoint manifest and as a snapshot run (records
+/// applied to an empty state), for the fuzz target `decode_checkpoint`: every input must
+/// give a value or an error, never a panic or an unbounded allocation.
+#[doc(hidden)]
+pub fn fuzz_decode_checkpoint(manifest: &[u8], run: &[u8]) -> Result<usize, StoreError> {
+    let bad = |e: std::io::Error| StoreError::Io { path: PathBuf::from("<fuzz>"), source: e };
+    let _ = snapshot::decode_manifest::<CheckpointMeta>(manifest);
+    let store =
+        StateStore { snapshot_dir: PathBuf::from("<fuzz>"), manifest: Mutex::new(None), writer: Mutex::new(()) };
+    // Claim as many records as bytes: the reader must stop at the end with an error.
+    let claimed = RunRef { file: "<fuzz>".into(), records: run.len() as u64, bytes: run.len() as u64, hash: [0; 32] };
+    let mut reader = RunReader::new(run, &claimed);
+    let (mut accounts, mut assets, mut objects) = (ledger::AccountMap::default(), BTreeMap::new(), BTreeMap::new());
+    let mut rec = snapshot::Record::default();
+    while reader.next_into(&mut rec).map_err(bad)? {
+        store.load_record(&rec, &mut accounts, &mut assets, &mut objects)?;
+    }
+    Ok(accounts.len() + assets.len() + objects.len())
+}
+
 /// Whether `dir` holds a committed state checkpoint (a chain that has started), so a
 /// restart needs no genesis file.
 pub fn has_checkpoint(dir: &Path) -> bool {

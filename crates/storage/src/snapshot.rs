@@ -184,8 +184,8 @@ impl RunWriter {
 }
 
 /// Reads one run file, checking its length and hash against the manifest at the end.
-pub(crate) struct RunReader {
-    input: BufReader<Hashing<File>>,
+pub(crate) struct RunReader<R = File> {
+    input: BufReader<Hashing<R>>,
     run: RunRef,
     left: u64,
 }
@@ -197,14 +197,15 @@ impl RunReader {
         if len != run.bytes {
             return Err(corrupt(format!("{} is {len} bytes, the manifest says {}", run.file, run.bytes)));
         }
-        Ok(RunReader {
-            input: BufReader::with_capacity(
-                IO_BUFFER_BYTES,
-                Hashing { inner: f, hasher: blake3::Hasher::new(), bytes: 0 },
-            ),
-            run: run.clone(),
-            left: run.records,
-        })
+        Ok(RunReader::new(f, run))
+    }
+}
+
+impl<R: Read> RunReader<R> {
+    /// Reads `run`'s records from `input` (a file, or bytes under test).
+    pub fn new(input: R, run: &RunRef) -> RunReader<R> {
+        let hashing = Hashing { inner: input, hasher: blake3::Hasher::new(), bytes: 0 };
+        RunReader { input: BufReader::with_capacity(IO_BUFFER_BYTES, hashing), run: run.clone(), left: run.records }
     }
 
     fn read_len(&mut self, max: usize, what: &str) -> io::Result<usize> {
@@ -254,11 +255,15 @@ impl RunReader {
 
 /// The manifest of `dir`, if one was ever committed.
 pub(crate) fn read_manifest<M: BorshDeserialize>(dir: &Path) -> io::Result<Option<Manifest<M>>> {
-    let bytes = match fs::read(dir.join("MANIFEST")) {
-        Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
+    match fs::read(dir.join("MANIFEST")) {
+        Ok(bytes) => decode_manifest(&bytes).map(Some),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Decodes a manifest's bytes: checksum, size limit, format.
+pub(crate) fn decode_manifest<M: BorshDeserialize>(bytes: &[u8]) -> io::Result<Manifest<M>> {
     if bytes.len() < 32 || bytes.len() > MANIFEST_BYTES_MAX {
         return Err(corrupt(format!("MANIFEST of {} bytes", bytes.len())));
     }
@@ -270,7 +275,7 @@ pub(crate) fn read_manifest<M: BorshDeserialize>(dir: &Path) -> io::Result<Optio
     if manifest.format != FORMAT {
         return Err(corrupt(format!("snapshot format {:?}, expected {FORMAT:?}", manifest.format)));
     }
-    Ok(Some(manifest))
+    Ok(manifest)
 }
 
 /// Commits `manifest`: written beside, fsynced, renamed over the old one, directory

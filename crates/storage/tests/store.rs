@@ -220,3 +220,27 @@ fn a_failed_checkpoint_folded_into_the_next_loses_nothing() {
         assert_eq!(store.tx_location(id).unwrap(), Some((*h, *i)));
     }
 }
+
+proptest::proptest! {
+    /// What the fuzz target `decode_checkpoint` checks, on a small budget here: arbitrary
+    /// bytes as a manifest or as a snapshot run give an error or a value, never a panic.
+    #[test]
+    fn checkpoint_decoders_never_panic(
+        manifest in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+        run in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
+    ) {
+        let _ = storage::fuzz_decode_checkpoint(&manifest, &run);
+    }
+
+    /// A valid run with its bytes cut short is an error, not a smaller state.
+    #[test]
+    fn a_truncated_run_is_an_error(cut in 1usize..40) {
+        let mut run = Vec::new();
+        run.push(0u8); // accounts table
+        run.extend_from_slice(&32u32.to_le_bytes());
+        run.extend_from_slice(&[7u8; 32]);
+        run.push(0); // deleted
+        let cut = cut.min(run.len());
+        proptest::prop_assert!(storage::fuzz_decode_checkpoint(&[], &run[..run.len() - cut]).is_err());
+    }
+}
