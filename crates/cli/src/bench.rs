@@ -201,9 +201,9 @@ fn bench_ledger(
     say(format!("signed {txs} transfers in {:.1}s", t.elapsed().as_secs_f64()));
 
     // (a) Signature verification alone, all cores, batched: the ceiling. Measured on
-    // half the transfers now and on the other half after the pipeline, and pooled, so
-    // that a drift of the (shared, noisy) machine's speed during the run moves the
-    // ceiling as it moves the pipeline.
+    // half the transfers now and on the other half after the pipeline; the ceiling is
+    // the faster of the two, so that a slowdown during the run (the pipeline's own disk
+    // writes being flushed, or a neighbour on this shared machine) never lowers the bar.
     let half = txs / 2;
     let verify = |range: std::ops::Range<usize>| -> f64 {
         let items: Vec<crypto::VerifyItem> =
@@ -272,7 +272,7 @@ fn bench_ledger(
     let verify_after_secs = if rest.is_empty() { verify_before_secs } else { verify(rest.clone()) };
     let verify_after_tps = rest.len().max(1) as f64 / verify_after_secs;
     say(format!("(a) verify ceiling, after the pipeline: {verify_after_tps:.0} tx/s"));
-    let verify_ceiling_tps = (half.max(1) + rest.len()) as f64 / (verify_before_secs + verify_after_secs);
+    let verify_ceiling_tps = verify_before_tps.max(verify_after_tps);
     let ratio = pipeline_tps / verify_ceiling_tps;
     let _ = std::fs::remove_dir_all(&dir);
     let report = serde_json::json!({
@@ -296,7 +296,7 @@ fn bench_ledger(
         println!("accounts {accounts}, transfers {txs}, {block_txs} per block");
         println!(
             "  verify ceiling  {verify_ceiling_tps:>10.0} tx/s  (ed25519 batch verification, all cores; \
-             {verify_before_tps:.0} before the pipeline, {verify_after_tps:.0} after)"
+             the faster of {verify_before_tps:.0} before the pipeline and {verify_after_tps:.0} after)"
         );
         println!("  ledger apply    {apply_tps:>10.0} tx/s  (execute + state root, no signatures, no I/O)");
         println!("  pipeline        {pipeline_tps:>10.0} tx/s  (admission + blocks + fsync per block)");
