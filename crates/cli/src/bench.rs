@@ -70,8 +70,9 @@ pub enum BenchCmd {
         rounds: usize,
     },
     /// What payment adds at the provider (voucher check, admission, metering, the voucher's
-    /// durable write, billing, and its proxy hop) over the same backend called without
-    /// payment, at fixed request rates. Self-contained: its own chain and backend.
+    /// durable write, billing): a priced model against a free one on the same backend, and
+    /// against the backend called directly, at fixed request rates. Self-contained: its own
+    /// chain and backend.
     Provider {
         /// Offered load in requests/s (repeat).
         #[arg(long = "rate", default_values_t = [1_000u64, 2_000])]
@@ -79,7 +80,7 @@ pub enum BenchCmd {
         /// Seconds per mode per round.
         #[arg(long, default_value_t = 3.0)]
         secs: f64,
-        /// Alternating rounds of direct and paid load per rate.
+        /// Alternating rounds of direct, free and paid load per rate.
         #[arg(long, default_value_t = 2)]
         rounds: usize,
     },

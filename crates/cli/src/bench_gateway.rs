@@ -148,7 +148,9 @@ pub(crate) const BODY: &str = r#"{"model":"bench-echo","input":"the quick brown 
 
 /// One rate's comparison: percentiles of both modes and their differences; printed unless
 /// `json`.
+/// One rate's latencies of calls `via` something against the same calls to `base`.
 pub(crate) fn report(
+    base: &str,
     via: &str,
     rate: u64,
     direct: &mut [u64],
@@ -161,6 +163,8 @@ pub(crate) fn report(
     let p = |v: &[u64], q: f64| pct(v, q);
     let row = serde_json::json!({
         "rate": rate,
+        "base": base,
+        "via": via,
         "requests_per_mode": direct.len(),
         "direct_us": {"p50": p(direct, 0.5), "p90": p(direct, 0.9), "p99": p(direct, 0.99), "p999": p(direct, 0.999)},
         "through_us": {"p50": p(through, 0.5), "p90": p(through, 0.9), "p99": p(through, 0.99), "p999": p(through, 0.999)},
@@ -173,7 +177,7 @@ pub(crate) fn report(
     });
     if !json {
         println!(
-            "{rate:>6} req/s  direct p50 {:>6} µs p99 {:>6} µs | {via} p50 {:>6} µs p99 {:>6} µs | added p50 {:>6} µs p99 {:>6} µs ({} requests per mode)",
+            "{rate:>6} req/s  {base} p50 {:>6} µs p99 {:>6} µs | {via} p50 {:>6} µs p99 {:>6} µs | added p50 {:>6} µs p99 {:>6} µs ({} requests per mode)",
             p(direct, 0.5),
             p(direct, 0.99),
             p(through, 0.5),
@@ -259,7 +263,8 @@ pub async fn bench_gateway(rates: Vec<u64>, secs: f64, rounds: usize, out: &Outp
             direct.extend(load(&http, &direct_url, None, rate, secs).await?);
             through.extend(load(&http, &gateway_url, Some(&key), rate, secs).await?);
         }
-        let row = report("gateway", rate, &mut direct, &mut through, started.elapsed().as_secs_f64(), out.json);
+        let row =
+            report("direct", "gateway", rate, &mut direct, &mut through, started.elapsed().as_secs_f64(), out.json);
         rows.push(row);
     }
 

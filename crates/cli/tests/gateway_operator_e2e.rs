@@ -325,7 +325,10 @@ daily_requests = 2
     assert_eq!((a.status, a.code()), (402, "insufficient_balance"));
     let staker_acct = gw.admin(&["account", &staker]);
     assert_eq!((staker_acct["free_requests"].as_u64(), n(&staker_acct["spent"])), (Some(2), 0));
-    assert_eq!(n(&staker_acct["staked"]), 150_000_000_000);
+    // At least what was staked: a registered neuron's stake also grows by the emission of
+    // any epoch that ran since (CI failed once with 650.7 TSR here on a slow machine).
+    let staked = n(&staker_acct["staked"]);
+    assert!(staked >= 150_000_000_000, "staked {staked}");
 
     // kill -9 and restart: keys, balances, usage and the chain cursor come back.
     let before = gw.admin(&["account", &alice]);

@@ -429,6 +429,12 @@ backend = "upstream"
 upstream_url = "{upstream}"
 upstream_model = "all-MiniLM-L6-v2"
 input_price_per_mtok = "{IN_PRICE}"
+[[model]]
+id = "minilm-free"
+backend = "upstream"
+upstream_url = "{upstream}"
+upstream_model = "all-MiniLM-L6-v2"
+input_price_per_mtok = "0"
 "#,
             node = net.api,
             key = bkey_path.display(),
@@ -524,6 +530,30 @@ input_price_per_mtok = "{IN_PRICE}"
     assert!(ept > 0);
     assert_eq!(v["usage"]["cost"].as_str().unwrap().parse::<u128>().unwrap(), expected_cost(ept, 0));
     spent += expected_cost(ept, 0);
+
+    // A free model (both prices zero) needs no voucher and bills nothing; a priced one
+    // without a voucher is refused with 401 before any work.
+    let unpaid = |model: &str| -> (u16, Option<String>, String) {
+        rt.block_on(async {
+            let r = http
+                .post(format!("{}/embeddings", b.api))
+                .json(&json!({"model": model, "input": "free of charge"}))
+                .send()
+                .await
+                .unwrap();
+            let paid_header = r.headers().keys().map(|k| k.as_str().to_string()).find(|k| k.starts_with("x-tessera"));
+            (r.status().as_u16(), paid_header, r.text().await.unwrap())
+        })
+    };
+    let (status, paid_header, text) = unpaid("minilm-free");
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(paid_header, None, "a free call carries no payment headers");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["data"][0]["embedding"].as_array().unwrap().len(), 384);
+    assert!(v["usage"]["prompt_tokens"].as_u64().unwrap() > 0);
+    assert_eq!(v["usage"]["cost"], "0");
+    let (status, _, text) = unpaid("minilm-upstream");
+    assert_eq!(status, 401, "{text}");
 
     // The upstream's refusal comes back as is; an unknown model is B's 404.
     let (status, text) =

@@ -457,6 +457,61 @@ fn payment_headers(r: &mut Response, s: &Settled, nonce: u64) {
     }
 }
 
+/// Whether a model is free (both prices zero): its calls need no voucher, and one sent is
+/// not looked at.
+fn is_free(offer: &ModelOffer) -> bool {
+    offer.input_price_per_mtok.is_zero() && offer.output_price_per_mtok.is_zero()
+}
+
+/// The voucher a call must carry: none for a free model.
+fn voucher_for(offer: &ModelOffer, headers: &HeaderMap) -> Result<Option<VoucherHeader>, ApiError> {
+    if is_free(offer) {
+        return Ok(None);
+    }
+    voucher(headers).map(Some)
+}
+
+/// A call's payment: its voucher admitted against the call's worst case (and the voucher's
+/// nonce, for the answer's headers), or nothing for a free model.
+struct Payment(Option<(Ticket, u64)>);
+
+/// What a call was billed: the cost and the channel after it (nothing for a free model).
+struct Billed(Option<(Settled, u64)>);
+
+/// The voucher's durable write, to await before answering.
+type Stored = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>;
+
+impl Payment {
+    /// Admits the voucher against `worst` and queues its durable write: wait for `Stored`
+    /// before answering (the call runs meanwhile).
+    async fn admit(p: &Provider, voucher: Option<VoucherHeader>, worst: Amount) -> Result<(Payment, Stored), ApiError> {
+        let Some(v) = voucher else { return Ok((Payment(None), Box::pin(std::future::ready(Ok(()))))) };
+        let mut ticket = p.admit(&v, worst).await.map_err(pay_err)?;
+        let stored = durability(&mut ticket);
+        Ok((Payment(Some((ticket, v.nonce))), stored))
+    }
+
+    /// Bills `cost` (at most the worst case admitted).
+    fn settle(self, book: &Book, cost: Amount) -> Result<Billed, PayError> {
+        match self.0 {
+            None => Ok(Billed(None)),
+            Some((ticket, nonce)) => book.settle(ticket, cost).map(|s| Billed(Some((s, nonce)))),
+        }
+    }
+}
+
+impl Billed {
+    fn cost(&self) -> u128 {
+        self.0.as_ref().map_or(0, |(s, _)| s.cost.0)
+    }
+
+    fn headers(&self, r: &mut Response) {
+        if let Some((s, nonce)) = &self.0 {
+            payment_headers(r, s, *nonce);
+        }
+    }
+}
+
 fn request_id() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
@@ -530,14 +585,13 @@ async fn embed(p: Arc<Provider>, headers: HeaderMap, body: Bytes) -> Result<Resp
     }
     let texts = req.texts()?;
     let base64 = req.base64()?;
-    let voucher = voucher(&headers)?;
+    let voucher = voucher_for(&served.offer, &headers)?;
     let mut tokens = 0u64;
     for t in &texts {
         tokens += model.count_tokens(t).map_err(|e| ApiError::invalid("input", e.to_string()))? as u64;
     }
     let price = cost(&served.offer, tokens, 0);
-    let mut ticket = p.admit(&voucher, price).await.map_err(pay_err)?;
-    let stored = durability(&mut ticket);
+    let (payment, stored) = Payment::admit(&p, voucher, price).await?;
     let m = model.clone();
     let result = tokio::task::spawn_blocking(move || {
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
@@ -547,16 +601,16 @@ async fn embed(p: Arc<Provider>, headers: HeaderMap, body: Bytes) -> Result<Resp
     let (vectors, counted) = match result {
         Ok(Ok(v)) => v,
         other => {
-            let _ = p.book.settle(ticket, Amount::ZERO);
+            let _ = payment.settle(&p.book, Amount::ZERO);
             return Err(ApiError::server(format!("embedding failed: {other:?}")));
         }
     };
     let counted = counted as u64;
-    let settled = p.book.settle(ticket, cost(&served.offer, counted, 0)).map_err(pay_err)?;
+    let billed = payment.settle(&p.book, cost(&served.offer, counted, 0)).map_err(pay_err)?;
     durable(stored).await?;
-    let usage = openai::Usage::new(counted, 0, settled.cost.0);
+    let usage = openai::Usage::new(counted, 0, billed.cost());
     let mut r = Json(openai::embeddings(&req.model, &vectors, base64, &usage)).into_response();
-    payment_headers(&mut r, &settled, voucher.nonce);
+    billed.headers(&mut r);
     Ok(r)
 }
 
@@ -582,7 +636,7 @@ async fn completions(State(p): State<Arc<Provider>>, headers: HeaderMap, body: B
 
 enum Piece {
     Text(String),
-    Done(Result<(models::Completion, Settled), String>),
+    Done(Result<(models::Completion, Billed), String>),
 }
 
 /// Chat (`chat = true`) or legacy completion, streamed or not.
@@ -602,7 +656,7 @@ async fn generate(p: Arc<Provider>, headers: HeaderMap, body: Bytes, chat: bool)
     let Backend::Generator(model) = &served.backend else {
         return Err(ApiError::invalid("model", format!("{model_id} is not a text-generation model")));
     };
-    let voucher = voucher(&headers)?;
+    let voucher = voucher_for(&served.offer, &headers)?;
     let prompt_tokens = match &input {
         Ok(msgs) => model.chat_prompt_ids(msgs).map(|ids| ids.len()),
         Err(prompt) => model.count_tokens(prompt),
@@ -617,8 +671,7 @@ async fn generate(p: Arc<Provider>, headers: HeaderMap, body: Bytes, chat: bool)
     }
     let max_tokens = sampling.max_tokens.map_or(context - prompt_tokens, |m| m as usize).min(context - prompt_tokens);
     let worst = cost(&served.offer, prompt_tokens as u64, max_tokens as u64);
-    let mut ticket = p.admit(&voucher, worst).await.map_err(pay_err)?;
-    let stored = durability(&mut ticket);
+    let (payment, stored) = Payment::admit(&p, voucher, worst).await?;
     let params = GenerateParams {
         max_tokens,
         temperature: sampling.temperature,
@@ -643,10 +696,10 @@ async fn generate(p: Arc<Provider>, headers: HeaderMap, body: Bytes, chat: bool)
         let done = match result {
             Ok(c) => {
                 let price = cost(&offer, c.prompt_tokens as u64, c.completion_tokens as u64);
-                book_owner.book.settle(ticket, price).map(|s| (c, s)).map_err(|e| e.to_string())
+                payment.settle(&book_owner.book, price).map(|s| (c, s)).map_err(|e| e.to_string())
             }
             Err(e) => {
-                let _ = book_owner.book.settle(ticket, Amount::ZERO);
+                let _ = payment.settle(&book_owner.book, Amount::ZERO);
                 Err(e.to_string())
             }
         };
@@ -659,9 +712,9 @@ async fn generate(p: Arc<Provider>, headers: HeaderMap, body: Bytes, chat: bool)
         loop {
             match rx.recv().await {
                 Some(Piece::Text(t)) => text.push_str(&t),
-                Some(Piece::Done(Ok((c, settled)))) => {
+                Some(Piece::Done(Ok((c, billed)))) => {
                     durable(stored).await?;
-                    let usage = openai::Usage::new(c.prompt_tokens as u64, c.completion_tokens as u64, settled.cost.0);
+                    let usage = openai::Usage::new(c.prompt_tokens as u64, c.completion_tokens as u64, billed.cost());
                     let finish = finish(c.finish_reason);
                     let body = if chat {
                         openai::chat_completion(&id, created, &model_id, &text, finish, &usage)
@@ -669,7 +722,7 @@ async fn generate(p: Arc<Provider>, headers: HeaderMap, body: Bytes, chat: bool)
                         openai::text_completion(&id, created, &model_id, &text, Some(finish), Some(&usage))
                     };
                     let mut r = Json(body).into_response();
-                    payment_headers(&mut r, &settled, voucher.nonce);
+                    billed.headers(&mut r);
                     return Ok(r);
                 }
                 Some(Piece::Done(Err(e))) => return Err(ApiError::server(format!("generation failed: {e}"))),
@@ -692,15 +745,14 @@ async fn proxy(p: Arc<Provider>, headers: HeaderMap, body: Bytes, kind: Kind) ->
     let Backend::Upstream(up) = &served.backend else { return Err(ApiError::unknown_model(&model_id)) };
     let stream = kind != Kind::Embedding && req["stream"].as_bool() == Some(true);
     let client_usage = req["stream_options"]["include_usage"].as_bool() == Some(true);
-    let voucher = voucher(&headers)?;
+    let voucher = voucher_for(&served.offer, &headers)?;
     let prompt = up.prompt_tokens(kind, &req, body.len())?;
     let worst = cost(&served.offer, prompt, up.output_bound(kind, &req));
-    let mut ticket = p.admit(&voucher, worst).await.map_err(pay_err)?;
-    let stored = durability(&mut ticket);
+    let (payment, stored) = Payment::admit(&p, voucher, worst).await?;
     let resp = match up.send(kind, req, stream).await {
         Ok(r) => r,
         Err(e) => {
-            let _ = p.book.settle(ticket, Amount::ZERO);
+            let _ = payment.settle(&p.book, Amount::ZERO);
             return Err(e);
         }
     };
@@ -708,18 +760,18 @@ async fn proxy(p: Arc<Provider>, headers: HeaderMap, body: Bytes, kind: Kind) ->
         let mut answer: serde_json::Value = match resp.json().await {
             Ok(v) => v,
             Err(e) => {
-                let _ = p.book.settle(ticket, Amount::ZERO);
+                let _ = payment.settle(&p.book, Amount::ZERO);
                 return Err(upstream::upstream_error(format!("the upstream's answer is not JSON: {e}")));
             }
         };
         let text = if kind == Kind::Embedding { String::new() } else { upstream::generated_text(kind, &answer) };
         let (pt, ct) = up.used(prompt, &text, &answer["usage"]);
-        let settled = p.book.settle(ticket, cost(&served.offer, pt, ct).min(worst)).map_err(pay_err)?;
+        let billed = payment.settle(&p.book, cost(&served.offer, pt, ct).min(worst)).map_err(pay_err)?;
         durable(stored).await?;
         answer["model"] = serde_json::Value::String(model_id);
-        answer["usage"] = serde_json::to_value(openai::Usage::new(pt, ct, settled.cost.0)).expect("serialisable");
+        answer["usage"] = serde_json::to_value(openai::Usage::new(pt, ct, billed.cost())).expect("serialisable");
         let mut r = Json(answer).into_response();
-        payment_headers(&mut r, &settled, voucher.nonce);
+        billed.headers(&mut r);
         return Ok(r);
     }
     // Nothing is sent before the voucher is durable.
@@ -729,9 +781,9 @@ async fn proxy(p: Arc<Provider>, headers: HeaderMap, body: Bytes, kind: Kind) ->
     let body = upstream::relay(resp, kind, model_id, move |r| {
         let (pt, ct) = up.used(prompt, &r.text, &r.usage);
         let mut closing = Vec::new();
-        match owner.book.settle(ticket, cost(&offer, pt, ct).min(worst)) {
-            Ok(s) if client_usage => {
-                let usage = openai::Usage::new(pt, ct, s.cost.0);
+        match payment.settle(&owner.book, cost(&offer, pt, ct).min(worst)) {
+            Ok(b) if client_usage => {
+                let usage = openai::Usage::new(pt, ct, b.cost());
                 closing.push(format!("data: {}\n\n", openai::usage_chunk(&r.id, r.created, &model, object, &usage)));
             }
             Ok(_) => {}
@@ -750,28 +802,16 @@ async fn proxy(p: Arc<Provider>, headers: HeaderMap, body: Bytes, kind: Kind) ->
 
 /// Waits (on a blocking thread) for a call's voucher to be durable; the call runs
 /// meanwhile, and its answer waits for this.
-fn durability(ticket: &mut Ticket) -> tokio::sync::oneshot::Receiver<Result<(), String>> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
+fn durability(ticket: &mut Ticket) -> Stored {
     match ticket.take_durable() {
+        Some(d) => Box::pin(async move { d.done().await.map_err(|e| e.to_string()) }),
         // The voucher was no better than one already stored: nothing to wait for.
-        None => {
-            let _ = tx.send(Ok(()));
-        }
-        Some(d) => {
-            tokio::task::spawn_blocking(move || {
-                let _ = tx.send(d.wait().map_err(|e| e.to_string()));
-            });
-        }
+        None => Box::pin(std::future::ready(Ok(()))),
     }
-    rx
 }
 
-async fn durable(rx: tokio::sync::oneshot::Receiver<Result<(), String>>) -> Result<(), ApiError> {
-    match rx.await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(ApiError::server(format!("could not store the voucher: {e}"))),
-        Err(_) => Err(ApiError::server("could not store the voucher")),
-    }
+async fn durable(stored: Stored) -> Result<(), ApiError> {
+    stored.await.map_err(|e| ApiError::server(format!("could not store the voucher: {e}")))
 }
 
 fn finish(r: FinishReason) -> &'static str {
@@ -807,7 +847,7 @@ fn async_stream(
                         return; // client gone: dropping rx stops the generation
                     }
                 }
-                Some(Piece::Done(Ok((c, settled)))) => {
+                Some(Piece::Done(Ok((c, billed)))) => {
                     let f = finish(c.finish_reason);
                     let last = if chat {
                         openai::chat_chunk(&id, created, &model, first, None, Some(f), include_usage)
@@ -817,7 +857,7 @@ fn async_stream(
                     let _ = etx.send(data(last)).await;
                     if include_usage {
                         let usage =
-                            openai::Usage::new(c.prompt_tokens as u64, c.completion_tokens as u64, settled.cost.0);
+                            openai::Usage::new(c.prompt_tokens as u64, c.completion_tokens as u64, billed.cost());
                         let object = if chat { "chat.completion.chunk" } else { "text_completion" };
                         let _ = etx.send(data(openai::usage_chunk(&id, created, &model, object, &usage))).await;
                     }

@@ -37,7 +37,23 @@ pub enum StoreError {
     Stopped,
 }
 
-type Write = (Vec<(u64, ChannelRecord)>, Sender<Result<(), String>>);
+/// Whom the writer tells that a write is durable: a blocked thread, or an async task
+/// (woken directly by the writer thread, with no thread of its own waiting).
+enum Done {
+    Blocking(Sender<Result<(), String>>),
+    Async(tokio::sync::oneshot::Sender<Result<(), String>>),
+}
+
+impl Done {
+    fn send(self, result: Result<(), String>) {
+        match self {
+            Done::Blocking(tx) => drop(tx.send(result)),
+            Done::Async(tx) => drop(tx.send(result)),
+        }
+    }
+}
+
+type Write = (Vec<(u64, ChannelRecord)>, Done);
 
 /// Durable per-channel records with group commit.
 pub struct VoucherStore {
@@ -101,15 +117,25 @@ impl VoucherStore {
     /// Writes the records durably; returns once they are fsynced (grouped with whatever
     /// other writes are pending).
     pub fn put(&self, records: Vec<(u64, ChannelRecord)>) -> Result<(), StoreError> {
-        self.put_later(records)?.wait()
+        let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+        self.queue(records, Done::Blocking(done_tx))?;
+        match done_rx.recv() {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(what)) => Err(StoreError::Corrupt { path: self.path.clone(), what }),
+            Err(_) => Err(StoreError::Stopped),
+        }
+    }
+
+    fn queue(&self, records: Vec<(u64, ChannelRecord)>, done: Done) -> Result<(), StoreError> {
+        let writes = self.writes.as_ref().ok_or(StoreError::Stopped)?;
+        writes.send((records, done)).map_err(|_| StoreError::Stopped)
     }
 
     /// Queues the records for the next group commit and returns at once; `Durable::wait`
     /// returns when they are fsynced. Writes are applied in the order they were queued.
     pub fn put_later(&self, records: Vec<(u64, ChannelRecord)>) -> Result<Durable, StoreError> {
-        let (done_tx, done_rx) = crossbeam_channel::bounded(1);
-        let writes = self.writes.as_ref().ok_or(StoreError::Stopped)?;
-        writes.send((records, done_tx)).map_err(|_| StoreError::Stopped)?;
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        self.queue(records, Done::Async(done_tx))?;
         Ok(Durable { rx: done_rx, path: self.path.clone() })
     }
 }
@@ -118,15 +144,30 @@ impl VoucherStore {
 #[derive(Debug)]
 #[must_use = "wait for the write to be durable before acknowledging it"]
 pub struct Durable {
-    rx: Receiver<Result<(), String>>,
+    rx: tokio::sync::oneshot::Receiver<Result<(), String>>,
     path: PathBuf,
 }
 
 impl Durable {
+    /// Waits, blocking the thread (not from an async task: use `done` there).
     pub fn wait(self) -> Result<(), StoreError> {
-        match self.rx.recv() {
+        let path = self.path;
+        Self::verdict(path, self.rx.blocking_recv())
+    }
+
+    /// Waits without blocking a thread: the writer wakes the task.
+    pub async fn done(self) -> Result<(), StoreError> {
+        let path = self.path;
+        Self::verdict(path, self.rx.await)
+    }
+
+    fn verdict(
+        path: PathBuf,
+        r: Result<Result<(), String>, tokio::sync::oneshot::error::RecvError>,
+    ) -> Result<(), StoreError> {
+        match r {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(what)) => Err(StoreError::Corrupt { path: self.path, what }),
+            Ok(Err(what)) => Err(StoreError::Corrupt { path, what }),
             Err(_) => Err(StoreError::Stopped),
         }
     }
@@ -152,7 +193,7 @@ fn writer(db: Database, path: PathBuf, rx: Receiver<Write>) {
         })();
         let result = result.map_err(|e| format!("{}: {e}", path.display()));
         for (_, done) in batch {
-            let _ = done.send(result.clone());
+            done.send(result.clone());
         }
     }
 }
