@@ -1,13 +1,16 @@
 //! Voucher signatures checked in batches: calls that arrive together share one batch
 //! verification (ed25519-consensus; vouchers of one channel share their signer, which a
 //! batch exploits), on one thread of its own. A call never waits for others: the thread
-//! takes whatever is queued when it is free, and when it has nothing to do a call checks
-//! its signature itself, on its own thread (a lone call would be a batch of one anyway, and
-//! this spares it two thread wake-ups). A failed batch is re-checked one by one, so every
-//! verdict is exact.
+//! takes whatever is queued when it is free. While calls come one at a time (no other call
+//! is deciding, the thread's last batch was a batch of one and nothing is queued) a call
+//! checks its signature itself,
+//! on its own thread: it would be a batch of one anyway, and this spares it two thread
+//! wake-ups. Once calls overlap, they all queue and batch again (checking inline then would
+//! starve the batches: measured, 18k/s instead of 80k+/s with 128 calls in flight). A
+//! failed batch is re-checked one by one, so every verdict is exact.
 
 use crossbeam_channel::{Receiver, Sender};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// Most signatures in one batch.
@@ -21,6 +24,10 @@ pub struct BatchVerifier {
     pending: Arc<AtomicUsize>,
     /// Signatures being checked inline, by their callers.
     inline: AtomicUsize,
+    /// Calls between entering `verify` and choosing inline or the queue.
+    deciding: AtomicUsize,
+    /// The verifying thread's last batch had more than one signature: calls overlap.
+    crowded: Arc<AtomicBool>,
 }
 
 impl BatchVerifier {
@@ -28,21 +35,29 @@ impl BatchVerifier {
     pub fn start() -> BatchVerifier {
         let (jobs, rx) = crossbeam_channel::unbounded::<Job>();
         let pending = Arc::new(AtomicUsize::new(0));
-        let p = pending.clone();
+        let crowded = Arc::new(AtomicBool::new(false));
+        let (p, c) = (pending.clone(), crowded.clone());
         std::thread::Builder::new()
             .name("voucher-verify".into())
-            .spawn(move || run(rx, &p))
+            .spawn(move || run(rx, &p, &c))
             .expect("spawning the voucher verifier");
-        BatchVerifier { jobs, pending, inline: AtomicUsize::new(0) }
+        BatchVerifier { jobs, pending, inline: AtomicUsize::new(0), deciding: AtomicUsize::new(0), crowded }
     }
 
     /// Whether the signature verifies.
     pub async fn verify(&self, item: crypto::VerifyItem) -> bool {
-        // Idle: nothing queued and no other call checking its own (one inline check at a
-        // time, so a burst of calls still reaches the batching thread).
-        if self.pending.load(Ordering::Acquire) == 0
-            && self.inline.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire).is_ok()
-        {
+        // Calls one at a time: after letting every other runnable task reach this point
+        // (a yield), this is the only call deciding, nothing is queued, the last batch was
+        // a lone call, and no other call is checking its own. Otherwise it queues, and the
+        // calls that arrived together are checked as one batch.
+        let deciding = Deciding::enter(&self.deciding);
+        tokio::task::yield_now().await;
+        let alone = self.deciding.load(Ordering::Acquire) == 1
+            && !self.crowded.load(Ordering::Acquire)
+            && self.pending.load(Ordering::Acquire) == 0
+            && self.inline.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire).is_ok();
+        drop(deciding);
+        if alone {
             let (a, d, s) = item;
             let ok = crypto::verify_digest(&a, &d, &s).is_ok();
             self.inline.store(0, Ordering::Release);
@@ -59,12 +74,29 @@ impl BatchVerifier {
     }
 }
 
-fn run(rx: Receiver<Job>, pending: &AtomicUsize) {
+/// Counts a call as deciding until dropped (also when the call is cancelled mid-yield).
+struct Deciding<'a>(&'a AtomicUsize);
+
+impl<'a> Deciding<'a> {
+    fn enter(n: &'a AtomicUsize) -> Deciding<'a> {
+        n.fetch_add(1, Ordering::AcqRel);
+        Deciding(n)
+    }
+}
+
+impl Drop for Deciding<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn run(rx: Receiver<Job>, pending: &AtomicUsize, crowded: &AtomicBool) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         jobs.extend(rx.try_iter().take(BATCH_MAX - 1));
         let items: Vec<crypto::VerifyItem> = jobs.iter().map(|(i, _)| *i).collect();
         let n = jobs.len();
+        crowded.store(n > 1, Ordering::Release);
         for ((_, reply), ok) in jobs.into_iter().zip(crypto::verify_batch(&items)) {
             let _ = reply.send(ok);
         }
