@@ -537,6 +537,13 @@ impl Chain {
     }
 
     pub fn tx_status(&self, id: &Hash) -> Result<TxStatus, StoreError> {
+        // The pool first: a transaction leaves it (`finish_block`, `settle_finalized`) only
+        // after its block is indexed in `recent` and its drop remembered, so looking in the
+        // pool before the index never misses it in between (the other order answered
+        // "not found" for a transaction committing at that moment; CI caught it).
+        if self.mempool.lock().contains(id) {
+            return Ok(TxStatus::Pending);
+        }
         let loc = self.recent.read().by_id.get(id).copied();
         let loc = match loc {
             Some(l) => Some(l),
@@ -546,9 +553,6 @@ impl Chain {
             if let Some(block) = self.blocks.get(loc.height)? {
                 return Ok(TxStatus::Committed(loc, Box::new(block)));
             }
-        }
-        if self.mempool.lock().contains(id) {
-            return Ok(TxStatus::Pending);
         }
         if let Some(reason) = self.dropped.lock().by_id.get(id) {
             return Ok(TxStatus::Dropped(reason.clone()));
