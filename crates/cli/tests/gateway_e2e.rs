@@ -83,6 +83,9 @@ fn the_official_openai_client_works_through_the_gateway() {
     assert_eq!(v["auth_code"], "invalid_api_key");
     assert_eq!(v["bad_request_param"], "n");
     assert!(v["request_id"].as_str().unwrap().starts_with("req-gw-"));
+    assert!(v["responses_cost"].as_str().unwrap().parse::<u128>().unwrap() > 0, "{v}");
+    assert!(v["responses_stream_cost"].as_str().unwrap().parse::<u128>().unwrap() > 0, "{v}");
+    assert_eq!(v["responses_unsupported_param"], "previous_response_id");
     // The gateway paid the live provider through its own channel.
     let claims: Value = serde_json::from_str(&cli(
         &net,
@@ -151,6 +154,7 @@ fn the_official_openai_client_works_through_the_gateway() {
     assert_eq!(v["chat_provider"], live.as_str());
     assert_eq!(v["no_funds_code"], "insufficient_balance");
     assert_eq!(v["rate_limit_code"], "rate_limit_requests");
+    assert_eq!(v["responses_budget_exact"], true, "{v}");
     assert!(v["retry_after_ms"].as_str().unwrap().parse::<u64>().unwrap() > 0);
     // What the SDK's calls cost came out of the dev account's deposit with the operator.
     let acct = admin(&["account", &net.address]);

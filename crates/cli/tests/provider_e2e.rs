@@ -370,21 +370,39 @@ fn the_better_provider_earns_the_larger_incentive() {
     let claims: Value =
         serde_json::from_str(&cli(&net, &["--json", "provider", "claims", "--provider", b_base])).unwrap();
     assert!(!claims["channels"].as_array().unwrap().is_empty(), "{claims}");
-    // The devnet's gateway routes to the provider with the larger incentive.
+    // The devnet's gateway routes to the provider with the larger incentive. Incentives move
+    // every epoch and the gateway skips a provider whose health check failed (a loaded
+    // machine can time one out), so: a call after a registry refresh in which A was ahead,
+    // until one goes to A (CI once saw B serve while A was ahead, one epoch later).
     let gateway = net.gateway.clone().expect("the devnet runs a gateway");
-    let served = tokio::runtime::Runtime::new().unwrap().block_on(async {
-        tokio::time::sleep(Duration::from_secs(6)).await; // one registry refresh with the new incentives
-        let r = reqwest::Client::new()
-            .post(format!("{gateway}/chat/completions"))
-            .bearer_auth(net.openai_key.as_deref().expect("the devnet's API key"))
-            .json(&json!({"model": "SmolLM2-135M-Instruct", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        r.headers()["x-tessera-provider"].to_str().unwrap().to_string()
-    });
-    assert_eq!(served, a, "the gateway prefers the provider the network pays more");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut seen = Vec::new();
+    let start = std::time::Instant::now();
+    loop {
+        let v = network(&net);
+        let inc = |i: usize| v["neurons"][i]["incentive"].as_f64().unwrap();
+        let ahead = inc(uid_of(&v, &a)) > inc(uid_of(&v, &b));
+        let served = rt.block_on(async {
+            tokio::time::sleep(Duration::from_secs(6)).await; // one registry refresh with these incentives
+            let r = reqwest::Client::new()
+                .post(format!("{gateway}/chat/completions"))
+                .bearer_auth(net.openai_key.as_deref().expect("the devnet's API key"))
+                .json(&json!({"model": "SmolLM2-135M-Instruct", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.headers()["x-tessera-provider"].to_str().unwrap().to_string()
+        });
+        if ahead && served == a {
+            break;
+        }
+        seen.push((ahead, served == a));
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "the gateway should prefer the provider the network pays more; (A ahead, A served): {seen:?}"
+        );
+    }
 }
 
 /// The upstream backend: provider B serves two models from an OpenAI-compatible server it

@@ -174,6 +174,7 @@ pub fn router(g: Arc<Gateway>) -> Router {
         .route("/v1/chat/completions", post(|s, h, b| proxy(s, h, b, "/chat/completions", true)))
         .route("/v1/completions", post(|s, h, b| proxy(s, h, b, "/completions", true)))
         .route("/v1/embeddings", post(|s, h, b| proxy(s, h, b, "/embeddings", false)))
+        .route("/v1/responses", post(responses))
         .with_state(g)
         .merge(admin)
         .fallback(|| async { err(ApiError::new(404, "invalid_request_error", "not_found", "no such route")) })
@@ -275,6 +276,100 @@ async fn proxy(
         r.headers_mut().insert("x-request-id", v);
     }
     r
+}
+
+/// `POST /v1/responses`: OpenAI's Responses API, answered as a chat completion
+/// (`openai::responses`): the same routing, fallback, payment and metering as
+/// `/v1/chat/completions`, the request and the answer translated at this edge.
+async fn responses(State(g): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes) -> Response {
+    let n = g.requests.fetch_add(1, Ordering::Relaxed);
+    let request_id = format!("req-gw-{n}");
+    let mut r = match respond(&g, &headers, body).await {
+        Ok(r) => r,
+        Err(e) => err(e),
+    };
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        r.headers_mut().insert("x-request-id", v);
+    }
+    r
+}
+
+async fn respond(g: &Arc<Gateway>, headers: &HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    // A caller without a valid key hears that first, whatever the body.
+    authorize(g, headers)?;
+    let req: Value =
+        serde_json::from_slice(&body).map_err(|e| ApiError::invalid("body", format!("invalid JSON body: {e}")))?;
+    let (chat, echo) = openai::responses::to_chat(&req)?;
+    let chat = Bytes::from(serde_json::to_vec(&chat).expect("a JSON value"));
+    let answer = route(g, headers, chat, "/chat/completions", true).await?;
+    if answer.status() != StatusCode::OK {
+        // Errors have the same shape in both APIs.
+        return Ok(answer);
+    }
+    let (mut parts, body) = answer.into_parts();
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    let body = if echo.stream {
+        parts.headers.insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+        Body::from_stream(translate_events(body, openai::responses::StreamTranslator::new(echo)))
+    } else {
+        let bytes = axum::body::to_bytes(body, 64 << 20)
+            .await
+            .map_err(|e| ApiError::server(format!("reading the model's answer: {e}")))?;
+        let chat: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::server(format!("the model's answer is not JSON: {e}")))?;
+        parts.headers.insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        Body::from(serde_json::to_vec(&openai::responses::from_chat(&chat, &echo)).expect("a JSON value"))
+    };
+    Ok(Response::from_parts(parts, body))
+}
+
+/// A stream of chat completion chunks (server-sent events) as the Responses API's events.
+fn translate_events(
+    body: Body,
+    translator: openai::responses::StreamTranslator,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send {
+    struct State<S> {
+        upstream: S,
+        pending: Vec<u8>,
+        t: openai::responses::StreamTranslator,
+        done: bool,
+        over: bool,
+    }
+    let state =
+        State { upstream: body.into_data_stream(), pending: Vec::new(), t: translator, done: false, over: false };
+    futures_util::stream::unfold(state, |mut s| async move {
+        loop {
+            if s.over {
+                return None;
+            }
+            let mut out = String::new();
+            while let Some(end) = s.pending.windows(2).position(|w| w == b"\n\n") {
+                let event: Vec<u8> = s.pending.drain(..end + 2).collect();
+                // Events split only between whole characters: a chunk may end inside one.
+                let event = String::from_utf8_lossy(&event);
+                if event.lines().any(|l| l.strip_prefix("data:").map(str::trim) == Some("[DONE]")) {
+                    s.done = true;
+                    out.extend(s.t.finish(true));
+                } else if let Some(chunk) = provider::upstream::event_json(&event) {
+                    out.extend(s.t.chunk(&chunk));
+                }
+            }
+            if !out.is_empty() {
+                return Some((Ok(Bytes::from(out)), s));
+            }
+            match s.upstream.next().await {
+                // `\r` never appears inside an event's JSON unescaped: CRLF events become LF.
+                Some(Ok(bytes)) => s.pending.extend(bytes.iter().filter(|&&b| b != b'\r')),
+                Some(Err(_)) | None => {
+                    s.over = true;
+                    let tail = s.t.finish(s.done).concat();
+                    if !tail.is_empty() {
+                        return Some((Ok(Bytes::from(tail)), s));
+                    }
+                }
+            }
+        }
+    })
 }
 
 async fn route(

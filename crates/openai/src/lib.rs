@@ -7,6 +7,8 @@
 //! as OpenAI does) and strictly where a silent misreading would change the result: a
 //! parameter we cannot honour (`n > 1`, `tools`, `logprobs`, …) is a 400 naming it.
 
+pub mod responses;
+
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

@@ -1,5 +1,6 @@
 """The official OpenAI Python client against `tessera gateway`, unmodified: models, chat,
-streaming with usage, embeddings (the SDK's default base64), and the error classes.
+streaming with usage, embeddings (the SDK's default base64), the Responses API (plain,
+streamed, and the SDK's stream helper), and the error classes.
 Environment: OPENAI_BASE_URL, OPENAI_API_KEY, CHAT_MODEL, EMBED_MODEL, PREFER (a provider
 address tried first); for an operator gateway also KEY_NO_FUNDS (a key whose owner has no
 balance: 402) and KEY_RPM1 (a key limited to one request a minute: 429). Prints one JSON
@@ -53,6 +54,59 @@ assert len(emb.data) == 2 and len(emb.data[0].embedding) == 384
 norm = sum(x * x for x in emb.data[0].embedding) ** 0.5
 assert abs(norm - 1.0) < 1e-3, norm
 out["embedding_dims"] = len(emb.data[0].embedding)
+
+# The Responses API: the gateway answers it as a chat completion, routed and billed alike.
+raw = client.responses.with_raw_response.create(
+    model=chat_model, input="Say hello.", max_output_tokens=8, temperature=0
+)
+resp = raw.parse()
+assert resp.object == "response" and resp.status in ("completed", "incomplete"), resp
+assert resp.output[0].type == "message" and resp.output_text == resp.output[0].content[0].text, resp
+assert 0 < resp.usage.output_tokens <= 8 and resp.usage.input_tokens > 0, resp.usage
+out["responses_text"] = resp.output_text
+out["responses_cost"] = resp.usage.model_extra["cost"]
+budget_before = raw.headers.get("x-tessera-budget-remaining")
+# A conversation fed back as the SDK returned it: output items as input items.
+raw = client.responses.with_raw_response.create(
+    model=chat_model,
+    instructions="Answer briefly.",
+    input=[{"role": "user", "content": "Say hello."}]
+    + [o.model_dump(exclude_none=True) for o in resp.output]
+    + [{"role": "user", "content": [{"type": "input_text", "text": "Again."}]}],
+    max_output_tokens=8,
+    temperature=0,
+)
+again = raw.parse()
+assert again.output_text and again.usage.input_tokens > resp.usage.input_tokens, again
+if budget_before is not None:
+    # Operator mode: the key's budget fell by exactly the second response's cost.
+    spent = int(budget_before) - int(raw.headers["x-tessera-budget-remaining"])
+    assert spent == int(again.usage.model_extra["cost"]), (spent, again.usage)
+    out["responses_budget_exact"] = True
+events = list(
+    client.responses.create(model=chat_model, input="Count to three.", max_output_tokens=8, temperature=0, stream=True)
+)
+kinds = [e.type for e in events]
+assert kinds[:4] == [
+    "response.created",
+    "response.in_progress",
+    "response.output_item.added",
+    "response.content_part.added",
+] and kinds[-4:-1] == ["response.output_text.done", "response.content_part.done", "response.output_item.done"], kinds
+assert kinds[-1] in ("response.completed", "response.incomplete"), kinds
+assert [e.sequence_number for e in events] == list(range(len(events)))
+final = events[-1].response
+deltas = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+assert final.output_text == deltas and final.usage.output_tokens <= 8, (final, deltas)
+out["responses_stream_cost"] = final.usage.model_extra["cost"]
+with client.responses.stream(model=chat_model, input="Say hi.", max_output_tokens=64, temperature=0) as s:
+    helper = s.get_final_response()
+assert helper.status == "completed" and helper.output_text, helper
+try:
+    client.responses.create(model=chat_model, input="x", previous_response_id="resp_1")
+    raise AssertionError("previous_response_id accepted")
+except openai.BadRequestError as e:
+    out["responses_unsupported_param"] = e.param
 
 # Fallback: a provider that is down is tried first on request; the call still succeeds.
 if os.environ.get("PREFER"):
