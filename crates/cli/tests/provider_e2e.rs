@@ -410,7 +410,7 @@ fn the_better_provider_earns_the_larger_incentive() {
 /// call through B's channel. The chat model is billed from B's own token count (its
 /// tokenizer from the model's GGUF), the embedding model from the upstream's usage;
 /// streams are relayed with B's model name and B's usage; the upstream's 400 comes back
-/// as is.
+/// as is. B's free model needs no voucher, also through a gateway that cannot pay.
 #[test]
 fn an_upstream_model_is_served_and_billed_from_counted_tokens() {
     assert!(models_dir().join("SmolLM2-135M-Instruct").exists(), "model weights missing: run scripts/fetch-models.sh");
@@ -432,6 +432,9 @@ fn an_upstream_model_is_served_and_billed_from_counted_tokens() {
 key = "{key}"
 listen = "127.0.0.1:0"
 data_dir = "{data}"
+# The test signs every voucher at nonce 0: no claim (it bumps the nonce) while it runs
+# (CI once took over the default 30 s before the third call).
+claim_interval_secs = 86400
 [[model]]
 id = "smol-upstream"
 backend = "upstream"
@@ -572,6 +575,28 @@ input_price_per_mtok = "0"
     assert_eq!(v["usage"]["cost"], "0");
     let (status, _, text) = unpaid("minilm-upstream");
     assert_eq!(status, 401, "{text}");
+    // Through a gateway whose payer cannot fund any channel: the free model is served (no
+    // channel, no voucher), a priced one is 402.
+    let (_, poor_key) = funded_key(&net, dir.path(), "poor", "0.001");
+    let (_poor_gw, poor) = start_gateway(&net, &poor_key, &[]);
+    let via_gateway = |model: &str| -> (u16, Value, Option<String>) {
+        rt.block_on(async {
+            let r = http
+                .post(format!("{poor}/embeddings"))
+                .json(&json!({"model": model, "input": "free of charge"}))
+                .send()
+                .await
+                .unwrap();
+            let served_by = r.headers().get("x-tessera-provider").map(|v| v.to_str().unwrap().to_string());
+            (r.status().as_u16(), r.json().await.unwrap(), served_by)
+        })
+    };
+    let (status, v, served_by) = via_gateway("minilm-free");
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["usage"]["cost"], "0");
+    assert_eq!(served_by.as_deref(), Some(b_addr.as_str()));
+    let (status, v, _) = via_gateway("minilm-upstream");
+    assert_eq!((status, v["error"]["code"].as_str()), (402, Some("insufficient_balance")), "{v}");
 
     // The upstream's refusal comes back as is; an unknown model is B's 404.
     let (status, text) =

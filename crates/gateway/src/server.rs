@@ -541,18 +541,27 @@ fn relay(resp: reqwest::Response, forward_usage: bool, on_end: impl FnOnce(Optio
     })
 }
 
-/// Finishes a call's reservation when dropped: at the end of a stream, or when the client
-/// goes away mid-stream (the provider bills what it generated; the next call re-reads it).
+/// A call's payment: its reservation on the provider's channel (none for a free model).
+/// Finished with what the provider says is owed, or, when dropped without that (at the end
+/// of a stream, or when the client goes away mid-stream: the provider bills what it
+/// generated), marked for re-reading by the next call.
 struct Settle {
     payer: Arc<Payer>,
-    chan: Arc<Channel>,
-    r: Option<Reservation>,
+    paid: Option<(Arc<Channel>, Reservation)>,
+}
+
+impl Settle {
+    fn finish(mut self, owed: Option<u128>) {
+        if let Some((chan, r)) = self.paid.take() {
+            self.payer.finish(&chan, r, owed);
+        }
+    }
 }
 
 impl Drop for Settle {
     fn drop(&mut self) {
-        if let Some(r) = self.r.take() {
-            self.payer.finish(&self.chan, r, None);
+        if let Some((chan, r)) = self.paid.take() {
+            self.payer.finish(&chan, r, None);
         }
     }
 }
@@ -574,32 +583,33 @@ fn copy_headers(from: &reqwest::header::HeaderMap, to: &mut HeaderMap, provider:
 async fn attempt(g: &Arc<Gateway>, p: &ProviderView, call: &Call<'_>, bound: u128, hold: &mut Option<Hold>) -> Attempt {
     let (body, stream) = (call.body, call.stream);
     let url = format!("{}{}", p.endpoint.trim_end_matches('/'), call.path);
+    // A free model takes no voucher: no channel, nothing to pay or re-read.
+    let free = p.models.iter().any(|o| o.model == call.model && o.is_free());
     for retry in 0..2 {
-        let chan = match g.payer.channel(p, bound).await {
-            Ok(c) => c,
-            // The payer cannot fund the call: no other provider would change that.
-            Err(e) if format!("{e:#}").contains("insufficient_funds") => {
-                return Attempt::Done(err(ApiError::payment_required(
-                    "insufficient_balance",
-                    format!("the gateway's account cannot fund a channel for this call: {e:#}"),
-                )))
-            }
-            Err(e) => return Attempt::Next(format!("no channel: {e:#}")),
+        let mut request = g.http.post(&url).header("content-type", "application/json");
+        let settle = if free {
+            Settle { payer: g.payer.clone(), paid: None }
+        } else {
+            let chan = match g.payer.channel(p, bound).await {
+                Ok(c) => c,
+                // The payer cannot fund the call: no other provider would change that.
+                Err(e) if format!("{e:#}").contains("insufficient_funds") => {
+                    return Attempt::Done(err(ApiError::payment_required(
+                        "insufficient_balance",
+                        format!("the gateway's account cannot fund a channel for this call: {e:#}"),
+                    )))
+                }
+                Err(e) => return Attempt::Next(format!("no channel: {e:#}")),
+            };
+            let reservation = g.payer.begin(&chan, bound);
+            request = request.header("x-tessera-voucher", reservation.voucher.to_string());
+            Settle { payer: g.payer.clone(), paid: Some((chan, reservation)) }
         };
-        let reservation = g.payer.begin(&chan, bound);
         let started = std::time::Instant::now();
-        let sent = g
-            .http
-            .post(&url)
-            .header("content-type", "application/json")
-            .header("x-tessera-voucher", reservation.voucher.to_string())
-            .body(body.clone())
-            .send()
-            .await;
-        let resp = match sent {
+        let resp = match request.body(body.clone()).send().await {
             Ok(r) => r,
             Err(e) => {
-                g.payer.finish(&chan, reservation, None);
+                settle.finish(None);
                 return Attempt::Next(format!("unreachable: {e}"));
             }
         };
@@ -610,7 +620,6 @@ async fn attempt(g: &Arc<Gateway>, p: &ProviderView, call: &Call<'_>, bound: u12
         if status.is_success() && stream {
             let mut out = Response::builder().status(200).body(Body::empty()).expect("valid");
             copy_headers(resp.headers(), out.headers_mut(), p);
-            let settle = Settle { payer: g.payer.clone(), chan, r: Some(reservation) };
             match hold.take() {
                 Some(h) => {
                     standing_headers(out.headers_mut(), h.standing());
@@ -644,12 +653,12 @@ async fn attempt(g: &Arc<Gateway>, p: &ProviderView, call: &Call<'_>, bound: u12
         let bytes = match resp.bytes().await {
             Ok(b) => b,
             Err(e) => {
-                g.payer.finish(&chan, reservation, None);
+                settle.finish(None);
                 return Attempt::Next(format!("reading the answer: {e}"));
             }
         };
         if status.is_success() {
-            g.payer.finish(&chan, reservation, owed);
+            settle.finish(owed);
             let mut out = Response::builder().status(200).body(Body::from(bytes.clone())).expect("valid");
             copy_headers(&headers, out.headers_mut(), p);
             if let Some(h) = hold.take() {
@@ -666,7 +675,7 @@ async fn attempt(g: &Arc<Gateway>, p: &ProviderView, call: &Call<'_>, bound: u12
             }
             return Attempt::Done(out);
         }
-        g.payer.finish(&chan, reservation, None);
+        settle.finish(None);
         let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         let code = v["error"]["code"].as_str().unwrap_or_default().to_string();
         match (status.as_u16(), code.as_str()) {

@@ -22,6 +22,13 @@ pub struct ModelOffer {
     pub output_price_per_mtok: Amount,
 }
 
+impl ModelOffer {
+    /// Both prices zero: calls need no voucher (a provider does not look at one).
+    pub fn is_free(&self) -> bool {
+        self.input_price_per_mtok.is_zero() && self.output_price_per_mtok.is_zero()
+    }
+}
+
 /// What a provider registers: where it serves, and what.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

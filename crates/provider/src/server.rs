@@ -457,15 +457,9 @@ fn payment_headers(r: &mut Response, s: &Settled, nonce: u64) {
     }
 }
 
-/// Whether a model is free (both prices zero): its calls need no voucher, and one sent is
-/// not looked at.
-fn is_free(offer: &ModelOffer) -> bool {
-    offer.input_price_per_mtok.is_zero() && offer.output_price_per_mtok.is_zero()
-}
-
 /// The voucher a call must carry: none for a free model.
 fn voucher_for(offer: &ModelOffer, headers: &HeaderMap) -> Result<Option<VoucherHeader>, ApiError> {
-    if is_free(offer) {
+    if offer.is_free() {
         return Ok(None);
     }
     voucher(headers).map(Some)

@@ -38,7 +38,7 @@ async fn lone_calls_get_exact_verdicts_before_and_after_a_burst() {
     let check = |i: u64| {
         let v = Voucher { chain_id: "c".into(), channel: 1, nonce: 0, amount: Amount(u128::from(i)) };
         let h = v.signing_hash();
-        let bad = i % 3 == 0;
+        let bad = i.is_multiple_of(3);
         (bad, (key.address(), h, if bad { other.sign_digest(&h) } else { key.sign_digest(&h) }))
     };
     for i in 0..30 {
