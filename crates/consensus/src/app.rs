@@ -51,7 +51,7 @@ fn now_ms(clock: &impl Clock) -> u64 {
 async fn ensure_parent(
     host: &LedgerHost,
     parent: &Digest,
-    ancestry: &mut (impl Ancestry<Envelope> + Unpin),
+    ancestry: &mut impl Ancestry<Envelope>,
 ) -> Result<(), HostError> {
     loop {
         let before = host.committed();
@@ -65,7 +65,7 @@ async fn ensure_parent(
 async fn replay_to_parent(
     host: &LedgerHost,
     parent: &Digest,
-    ancestry: &mut (impl Ancestry<Envelope> + Unpin),
+    ancestry: &mut impl Ancestry<Envelope>,
 ) -> Result<(), HostError> {
     if host.knows(&hash_of(parent)) {
         return Ok(());

@@ -35,6 +35,8 @@ pub fn start<E: Spawner>(context: E, host: Arc<LedgerHost>) -> FinalizedReporter
     let (tx, mut rx) = mpsc::unbounded::<Update<Envelope>>();
     // Its own thread: each commit blocks on an fsync, which must not stall the
     // runtime's workers (votes, the network).
+    // Detached: dropping the handle leaves the task running.
+    #[allow(clippy::let_underscore_future)]
     let _: Handle<()> = context.dedicated().spawn(move |_| async move {
         while let Some(update) = rx.next().await {
             match update {

@@ -212,10 +212,10 @@ impl Cluster {
                 "validator {i} committed height {} twice differently",
                 b.height.0
             );
-            if let Some(chain) = observer_chain.upgrade() {
-                if let Ok(Some(stored)) = chain.blocks().get(b.height) {
-                    committed_txs.lock().extend(stored.receipts.iter().map(|r| r.tx_id));
-                }
+            if let Some(chain) = observer_chain.upgrade()
+                && let Ok(Some(stored)) = chain.blocks().get(b.height)
+            {
+                committed_txs.lock().extend(stored.receipts.iter().map(|r| r.tx_id));
             }
         });
         let control = self.oracle.control(v.key.public_key());
@@ -296,7 +296,7 @@ impl Cluster {
         while who.iter().any(|i| self.tip(*i) < height) {
             context.sleep(Duration::from_millis(20)).await;
             polls += 1;
-            if polls % 500 == 0 {
+            if polls.is_multiple_of(500) {
                 let tips: Vec<u64> = (0..self.n()).map(|i| self.tip(i)).collect();
                 eprintln!("seed {}: waiting for {who:?} to reach {height}; tips {tips:?}", self.seed);
             }
@@ -387,10 +387,11 @@ fn spawn_bank(context: &deterministic::Context, chains: Arc<Mutex<Vec<Option<Arc
             let key = account_key(from);
             let committed_nonce = node.state().nonce(&key.address());
             let now = ctx.current().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-            if let Some((nonce, at)) = pending.get(&from) {
-                if *nonce >= committed_nonce && now < at + 2_000 {
-                    continue;
-                }
+            if let Some((nonce, at)) = pending.get(&from)
+                && *nonce >= committed_nonce
+                && now < at + 2_000
+            {
+                continue;
             }
             let tx = Transaction {
                 chain_id: "tessera-sim".into(),
@@ -599,10 +600,10 @@ fn whole_cluster_power_loss_resumes_from_durable_state() {
         // Same simulated disks (synced data only), time and randomness; a new network.
         deterministic::Runner::from(checkpoint).start(|context| async move {
             let mut cluster = Cluster::new(&context, seed, 4, base).await;
-            for i in 0..4 {
+            for (i, &was) in before.iter().enumerate() {
                 cluster.start(&context, i).await;
                 let resumed = cluster.tip(i);
-                assert!(resumed >= before[i], "seed {seed}: validator {i} resumed at {resumed} below {}", before[i]);
+                assert!(resumed >= was, "seed {seed}: validator {i} resumed at {resumed} below {was}");
             }
             let chains = Arc::new(Mutex::new(cluster.validators.iter().map(|v| v.chain.clone()).collect::<Vec<_>>()));
             let bank = spawn_bank(&context, chains);

@@ -26,6 +26,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use storage::{BlockStore, CheckpointDelta, StateHeader, StateStore, StoreError, StoredBlock};
 
+/// Replicated mode: the hook that hands admitted transactions to gossip.
+type Gossip = Box<dyn Fn(Vec<SignedTransaction>) + Send + Sync>;
+
 #[derive(Debug, Clone)]
 pub struct ChainConfig {
     pub data_dir: PathBuf,
@@ -172,7 +175,7 @@ pub struct Chain {
     replicated: Mutex<Option<Checkpointing>>,
     /// Replicated mode: where transactions admitted from this node's API go, to be
     /// gossiped to the other validators.
-    gossip: Mutex<Option<Box<dyn Fn(Vec<SignedTransaction>) + Send + Sync>>>,
+    gossip: Mutex<Option<Gossip>>,
     /// Replicated mode: the signature each admitted, not yet finalized transaction was
     /// verified with, so a peer's block carrying exactly these is not verified twice.
     verified: Mutex<HashMap<Hash, primitives::Signature>>,
