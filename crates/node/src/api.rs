@@ -294,7 +294,8 @@ async fn get_block(State(chain): State<Arc<Chain>>, Path(height): Path<String>) 
     }))
 }
 
-/// Server-sent events: one `block` event per committed block, with its receipts.
+/// Server-sent events: one `block` event per committed block, with its receipts, until the
+/// API shuts down.
 async fn events(State(chain): State<Arc<Chain>>) -> Sse<impl Stream<Item = Result<Event, std::convert::Infallible>>> {
     use tokio_stream::wrappers::{errors::BroadcastStreamRecvError, BroadcastStream};
     use tokio_stream::StreamExt;
@@ -316,6 +317,8 @@ async fn events(State(chain): State<Arc<Chain>>) -> Sse<impl Stream<Item = Resul
             Err(BroadcastStreamRecvError::Lagged(n)) => Event::default().event("lagged").data(n.to_string()),
         })
     });
+    // Ends when the API shuts down.
+    let stream = futures_util::StreamExt::take_until(stream, chain.streams_closed());
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 

@@ -160,6 +160,8 @@ pub struct Chain {
     checkpointed_height: Arc<AtomicU64>,
     shutdown: AtomicBool,
     events: tokio::sync::broadcast::Sender<Arc<BlockAnnouncement>>,
+    /// Set when the API shuts down: open event streams end (they never would by themselves).
+    closing: tokio::sync::watch::Sender<bool>,
     pub metrics: Metrics,
     proposer: Address,
     threads: Mutex<Vec<JoinHandle<()>>>,
@@ -274,6 +276,7 @@ impl Chain {
             checkpointed_height: Arc::new(AtomicU64::new(checkpoint_height.0)),
             shutdown: AtomicBool::new(false),
             events,
+            closing: tokio::sync::watch::Sender::new(false),
             metrics,
             proposer,
             threads: Mutex::new(Vec::new()),
@@ -396,6 +399,19 @@ impl Chain {
 
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<BlockAnnouncement>> {
         self.events.subscribe()
+    }
+
+    /// Ends every open event stream (the API is shutting down).
+    pub fn close_streams(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Resolves once [`Chain::close_streams`] was called (at once if it was already).
+    pub fn streams_closed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut closing = self.closing.subscribe();
+        async move {
+            let _ = closing.wait_for(|closed| *closed).await;
+        }
     }
 
     pub fn mempool_len(&self) -> usize {

@@ -30,12 +30,15 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     use std::future::IntoFuture;
     let app = api::router(chain.clone());
-    // Graceful shutdown waits for open connections, and an event stream (`/v1/events`)
-    // never ends by itself: requests in flight get `SHUTDOWN_GRACE`, then the remaining
-    // connections are dropped.
+    // Graceful shutdown waits for open connections: event streams (`/v1/events`) are ended
+    // at once, requests in flight get `SHUTDOWN_GRACE`, then the remaining connections are
+    // dropped.
     let (fired, on_fire) = tokio::sync::oneshot::channel::<()>();
+    let closing = chain.clone();
     let signal = async move {
         shutdown.await;
+        // Event streams end now, so graceful shutdown waits only for real requests.
+        closing.close_streams();
         let _ = fired.send(());
     };
     let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
@@ -50,7 +53,7 @@ pub async fn serve(
     let result = tokio::select! {
         result = server => result,
         () = grace => {
-            tracing::info!("connections still open after the shutdown grace period (event streams) are closed");
+            tracing::info!("connections still open after the shutdown grace period are closed");
             Ok(())
         }
     };
