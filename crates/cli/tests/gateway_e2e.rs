@@ -86,6 +86,7 @@ fn the_official_openai_client_works_through_the_gateway() {
     assert!(v["responses_cost"].as_str().unwrap().parse::<u128>().unwrap() > 0, "{v}");
     assert!(v["responses_stream_cost"].as_str().unwrap().parse::<u128>().unwrap() > 0, "{v}");
     assert_eq!(v["responses_unsupported_param"], "previous_response_id");
+    assert_eq!(v["responses_retrieve_code"], "response_not_found");
     // The gateway paid the live provider through its own channel.
     let claims: Value = serde_json::from_str(&cli(
         &net,

@@ -175,6 +175,9 @@ pub fn router(g: Arc<Gateway>) -> Router {
         .route("/v1/completions", post(|s, h, b| proxy(s, h, b, "/completions", true)))
         .route("/v1/embeddings", post(|s, h, b| proxy(s, h, b, "/embeddings", false)))
         .route("/v1/responses", post(responses))
+        .route("/v1/responses/{id}", get(not_stored).delete(not_stored))
+        .route("/v1/responses/{id}/input_items", get(not_stored))
+        .route("/v1/responses/{id}/cancel", post(not_stored))
         .with_state(g)
         .merge(admin)
         .fallback(|| async { err(ApiError::new(404, "invalid_request_error", "not_found", "no such route")) })
@@ -292,6 +295,19 @@ async fn responses(State(g): State<Arc<Gateway>>, headers: HeaderMap, body: Byte
         r.headers_mut().insert("x-request-id", v);
     }
     r
+}
+
+/// A stored response's routes: nothing is stored, so every id is unknown.
+async fn not_stored(State(g): State<Arc<Gateway>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if let Err(e) = authorize(&g, &headers) {
+        return err(e);
+    }
+    err(ApiError::new(
+        404,
+        "invalid_request_error",
+        "response_not_found",
+        format!("no response `{id}` here: responses are answered without being stored (`store` is always false)"),
+    ))
 }
 
 async fn respond(g: &Arc<Gateway>, headers: &HeaderMap, body: Bytes) -> Result<Response, ApiError> {

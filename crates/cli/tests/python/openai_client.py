@@ -107,6 +107,11 @@ try:
     raise AssertionError("previous_response_id accepted")
 except openai.BadRequestError as e:
     out["responses_unsupported_param"] = e.param
+try:
+    client.responses.retrieve(resp.id)
+    raise AssertionError("a response was stored")
+except openai.NotFoundError as e:
+    out["responses_retrieve_code"] = e.code
 
 # Fallback: a provider that is down is tried first on request; the call still succeeds.
 if os.environ.get("PREFER"):
