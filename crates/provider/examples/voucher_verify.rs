@@ -84,6 +84,8 @@ fn main() {
         claimed: Amount(0),
         expiry_height: u64::MAX,
     })
+    .unwrap()
+    .wait()
     .unwrap();
     let (mut sync_us, mut wait_us) = (Vec::new(), Vec::new());
     let mut owed = 0u128;

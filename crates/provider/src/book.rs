@@ -1,7 +1,7 @@
 //! The in-memory payment book: per channel, what the chain says (escrow, nonce, signer,
 //! expiry), the best voucher at the current nonce, what is billed and what is in flight.
 
-use crate::store::{ChannelRecord, StoreError, VoucherStore};
+use crate::store::{ChannelRecord, Durable, StoreError, VoucherStore};
 use parking_lot::Mutex;
 use primitives::channel::{ChannelClaim, Voucher};
 use primitives::{Address, Amount};
@@ -109,14 +109,14 @@ pub struct Ticket {
     pub channel: u64,
     pub worst: Amount,
     /// The voucher's write, if this call improved it: wait for it before answering.
-    durable: Option<crate::store::Durable>,
+    durable: Option<Durable>,
 }
 
 impl Ticket {
     /// Blocks until the voucher this call brought is durable (at once if it brought none
     /// new). Run the model first, then wait: the fsync overlaps the inference.
     /// Takes the pending write, to wait for it elsewhere.
-    pub fn take_durable(&mut self) -> Option<crate::store::Durable> {
+    pub fn take_durable(&mut self) -> Option<Durable> {
         self.durable.take()
     }
 
@@ -175,8 +175,10 @@ impl Book {
 
     /// Records what the chain says about a channel. When its nonce moved past ours, a
     /// claim landed (ours, or a crash interrupted our bookkeeping): what the chain shows
-    /// as claimed becomes paid, and vouchers start again at the new nonce.
-    pub fn update_channel(&self, info: ChannelInfo) -> Result<(), PayError> {
+    /// as claimed becomes paid, and vouchers start again at the new nonce. The change is
+    /// queued for the store: wait for the returned write before acting on it (from async
+    /// code with `done().await`, so no runtime thread blocks on the fsync).
+    pub fn update_channel(&self, info: ChannelInfo) -> Result<Durable, PayError> {
         let mut slots = self.slots.lock();
         let loaded = self.store.loaded().get(&info.id).cloned();
         let slot = slots.entry(info.id).or_insert_with(|| Slot {
@@ -196,10 +198,10 @@ impl Book {
         slot.info = info;
         let record = changed.then(|| (slot.info.id, slot.rec.clone()));
         drop(slots);
-        if let Some(r) = record {
-            self.store.put(vec![r])?;
-        }
-        Ok(())
+        Ok(match record {
+            Some(r) => self.store.put_later(vec![r])?,
+            None => self.store.nothing(),
+        })
     }
 
     /// Admits a call whose worst-case cost is `worst`, paid by `voucher`, and returns at
@@ -339,8 +341,9 @@ impl Book {
         out
     }
 
-    /// Records that claims were submitted (so they are not submitted twice).
-    pub fn claims_submitted(&self, claims: &[Claimable]) -> Result<(), PayError> {
+    /// Records that claims were submitted (so they are not submitted twice); wait for the
+    /// returned write before submitting them.
+    pub fn claims_submitted(&self, claims: &[Claimable]) -> Result<Durable, PayError> {
         let records: Vec<(u64, ChannelRecord)> = {
             let mut slots = self.slots.lock();
             claims
@@ -352,20 +355,18 @@ impl Book {
                 })
                 .collect()
         };
-        self.store.put(records)?;
-        Ok(())
+        Ok(self.store.put_later(records)?)
     }
 
     /// A submitted claim failed on chain: allow it to be retried.
-    pub fn claim_failed(&self, channel: u64) -> Result<(), PayError> {
+    pub fn claim_failed(&self, channel: u64) -> Result<Durable, PayError> {
         let record = {
             let mut slots = self.slots.lock();
-            let Some(slot) = slots.get_mut(&channel) else { return Ok(()) };
+            let Some(slot) = slots.get_mut(&channel) else { return Ok(self.store.nothing()) };
             slot.rec.claim_in_flight = None;
             (channel, slot.rec.clone())
         };
-        self.store.put(vec![record])?;
-        Ok(())
+        Ok(self.store.put_later(vec![record])?)
     }
 
     /// Whether a channel with something owed expires within `blocks`.

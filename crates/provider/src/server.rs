@@ -261,7 +261,8 @@ impl Provider {
         self.book.set_height(chain.height.0);
         for c in self.client.account_channels(&self.address).await.map_err(|e| e.to_string())? {
             if c.recipient == self.address {
-                self.book.update_channel(info_of(&c)).map_err(|e| e.to_string())?;
+                let written = self.book.update_channel(info_of(&c)).map_err(|e| e.to_string())?;
+                written.done().await.map_err(|e| e.to_string())?;
             }
         }
         Ok(())
@@ -291,7 +292,7 @@ impl Provider {
 
     async fn refetch_and_admit(&self, voucher: &VoucherHeader, worst: Amount) -> Result<Ticket, PayError> {
         if let Ok(Some(c)) = self.client.channel(voucher.channel).await {
-            self.book.update_channel(info_of(&c))?;
+            self.book.update_channel(info_of(&c))?.done().await?;
         }
         self.admit_once(voucher, worst).await
     }
@@ -302,7 +303,8 @@ impl Provider {
         let claimable = self.book.claimable();
         let mut total = 0u128;
         for batch in claimable.chunks(primitives::limits::CLAIMS_PER_TX_MAX) {
-            self.book.claims_submitted(batch).map_err(|e| e.to_string())?;
+            let written = self.book.claims_submitted(batch).map_err(|e| e.to_string())?;
+            written.done().await.map_err(|e| e.to_string())?;
             let account = self.client.account(&self.address).await.map_err(|e| e.to_string())?;
             let chain = self.client.chain().await.map_err(|e| e.to_string())?;
             let tx = key.sign_tx(Transaction {
@@ -324,7 +326,8 @@ impl Provider {
             } else {
                 tracing::warn!(?outcome, "claim failed; will retry");
                 for c in batch {
-                    self.book.claim_failed(c.claim.channel).map_err(|e| e.to_string())?;
+                    let written = self.book.claim_failed(c.claim.channel).map_err(|e| e.to_string())?;
+                    written.done().await.map_err(|e| e.to_string())?;
                 }
             }
         }

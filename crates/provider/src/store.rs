@@ -131,6 +131,13 @@ impl VoucherStore {
         writes.send((records, done)).map_err(|_| StoreError::Stopped)
     }
 
+    /// Nothing to write: a [`Durable`] that is durable already.
+    pub fn nothing(&self) -> Durable {
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let _ = done_tx.send(Ok(()));
+        Durable { rx: done_rx, path: self.path.clone() }
+    }
+
     /// Queues the records for the next group commit and returns at once; `Durable::wait`
     /// returns when they are fsynced. Writes are applied in the order they were queued.
     pub fn put_later(&self, records: Vec<(u64, ChannelRecord)>) -> Result<Durable, StoreError> {

@@ -44,13 +44,13 @@ fn v(channel: u64, nonce: u64, amount: u128) -> VoucherHeader {
 fn bad_vouchers_each_have_their_own_error() {
     let dir = tempfile::tempdir().unwrap();
     let b = book(dir.path());
-    b.update_channel(info(1, 0, 1_000, 0)).unwrap();
+    b.update_channel(info(1, 0, 1_000, 0)).unwrap().wait().unwrap();
     let mut other = info(2, 0, 1_000, 0);
     other.recipient = key(9).address();
-    b.update_channel(other).unwrap();
+    b.update_channel(other).unwrap().wait().unwrap();
     let mut expiring = info(3, 0, 1_000, 0);
     expiring.expiry_height = 105;
-    b.update_channel(expiring).unwrap();
+    b.update_channel(expiring).unwrap().wait().unwrap();
 
     let err = |r: Result<provider::Ticket, PayError>| r.err().unwrap();
     let wrong_signer = provider::sign_voucher(&key(7), CHAIN, 1, 0, Amount(10));
@@ -87,7 +87,7 @@ fn claims_take_what_is_owed_and_never_twice_even_across_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     {
         let b = book(dir.path());
-        b.update_channel(info(1, 0, 1_000, 0)).unwrap();
+        b.update_channel(info(1, 0, 1_000, 0)).unwrap().wait().unwrap();
         let t = b.admit(&v(1, 0, 0), Amount(100)).unwrap();
         b.settle(t, Amount(70)).unwrap();
         let t = b.admit(&v(1, 0, 100), Amount(100)).unwrap(); // over-signed voucher
@@ -96,12 +96,12 @@ fn claims_take_what_is_owed_and_never_twice_even_across_a_restart() {
         assert_eq!(c.len(), 1);
         // It takes exactly what was billed (90), not the voucher's 100.
         assert_eq!((c[0].claim.amount, c[0].claim.voucher_amount, c[0].nonce), (Amount(90), Amount(100), 0));
-        b.claims_submitted(&c).unwrap();
+        b.claims_submitted(&c).unwrap().wait().unwrap();
         assert!(b.claimable().is_empty(), "a claim in flight is not built again");
     } // crash: the claim was submitted, the provider dies before seeing it land
     let b = book(dir.path());
     // Restart: the chain now shows the claim landed (nonce 1, 90 claimed).
-    b.update_channel(info(1, 1, 910, 90)).unwrap();
+    b.update_channel(info(1, 1, 910, 90)).unwrap().wait().unwrap();
     assert!(b.claimable().is_empty(), "nothing claimed twice");
     let s = b.summary();
     assert_eq!(s[0], (1, Amount(90), Amount(90), Amount(0), Amount(0)));
@@ -112,7 +112,7 @@ fn claims_take_what_is_owed_and_never_twice_even_across_a_restart() {
     drop(b);
     // A restart without any claim: billed and the best voucher survive.
     let b = book(dir.path());
-    b.update_channel(info(1, 1, 910, 90)).unwrap();
+    b.update_channel(info(1, 1, 910, 90)).unwrap().wait().unwrap();
     assert_eq!(b.summary()[0], (1, Amount(120), Amount(90), Amount(30), Amount(0)));
     let t = b.admit(&v(1, 1, 30), Amount(10)).unwrap();
     b.settle(t, Amount(10)).unwrap();
@@ -122,7 +122,7 @@ fn claims_take_what_is_owed_and_never_twice_even_across_a_restart() {
 fn many_concurrent_calls_on_one_channel() {
     let dir = tempfile::tempdir().unwrap();
     let b = Arc::new(book(dir.path()));
-    b.update_channel(info(1, 0, 1_000_000, 0)).unwrap();
+    b.update_channel(info(1, 0, 1_000_000, 0)).unwrap().wait().unwrap();
     // A generous voucher (the client pre-authorises) lets 8 threads run calls in parallel.
     let voucher = v(1, 0, 1_000_000);
     let threads: Vec<_> = (0..8)
@@ -164,7 +164,7 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let b = book(dir.path());
         let escrow = 10_000u128;
-        b.update_channel(info(1, 0, escrow, 0)).unwrap();
+        b.update_channel(info(1, 0, escrow, 0)).unwrap().wait().unwrap();
         let mut in_flight: std::collections::VecDeque<provider::Ticket> = Default::default();
         let (mut best, mut max_worst) = (0u128, 0u128);
         for op in ops {
