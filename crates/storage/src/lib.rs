@@ -27,7 +27,7 @@ use redb::{Database, Durability, ReadableTable, ReadableTableMetadata};
 use snapshot::{Manifest, RunReader, RunRef, RunWriter, TABLE_ACCOUNT, TABLE_ASSET, TABLE_OBJECT};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 
 mod snapshot;
 
@@ -261,8 +261,12 @@ struct CheckpointMeta {
 pub fn fuzz_decode_checkpoint(manifest: &[u8], run: &[u8]) -> Result<usize, StoreError> {
     let bad = |e: std::io::Error| StoreError::Io { path: PathBuf::from("<fuzz>"), source: e };
     let _ = snapshot::decode_manifest::<CheckpointMeta>(manifest);
-    let store =
-        StateStore { snapshot_dir: PathBuf::from("<fuzz>"), manifest: Mutex::new(None), writer: Mutex::new(()) };
+    let store = StateStore {
+        snapshot_dir: PathBuf::from("<fuzz>"),
+        manifest: Mutex::new(None),
+        writer: Mutex::new(()),
+        files: RwLock::new(()),
+    };
     // Claim as many records as bytes: the reader must stop at the end with an error.
     let claimed = RunRef { file: "<fuzz>".into(), records: run.len() as u64, bytes: run.len() as u64, hash: [0; 32] };
     let mut reader = RunReader::new(run, &claimed);
@@ -289,6 +293,10 @@ pub struct StateStore {
     /// Held for the whole of a checkpoint write (one at a time), not the manifest
     /// lock, so that lookups never wait for a checkpoint's I/O.
     writer: Mutex<()>,
+    /// Lookups read run files under the read side; a checkpoint deletes the files its
+    /// manifest no longer names under the write side, after the manifest switched, so a
+    /// lookup never finds a file of the manifest it copied gone.
+    files: RwLock<()>,
 }
 
 impl StateStore {
@@ -307,7 +315,7 @@ impl StateStore {
         // Leftovers of a checkpoint interrupted before its manifest was committed.
         let named: Vec<&RunRef> = manifest.iter().flat_map(|m| m.runs.iter().chain(&m.index_runs)).collect();
         snapshot::remove_unnamed(&snapshot_dir, named.into_iter()).map_err(io)?;
-        Ok(StateStore { snapshot_dir, manifest: Mutex::new(manifest), writer: Mutex::new(()) })
+        Ok(StateStore { snapshot_dir, manifest: Mutex::new(manifest), writer: Mutex::new(()), files: RwLock::new(()) })
     }
 
     fn io(&self, source: std::io::Error) -> StoreError {
@@ -352,6 +360,7 @@ impl StateStore {
         // Lookups switch to the new runs before the old ones are deleted.
         let named: Vec<RunRef> = manifest.runs.iter().chain(&manifest.index_runs).cloned().collect();
         *self.manifest.lock().unwrap_or_else(|e| e.into_inner()) = Some(manifest);
+        let _deleting = self.files.write().unwrap_or_else(|e| e.into_inner());
         snapshot::remove_unnamed(dir, named.iter()).map_err(|e| self.io(e))?;
         Ok(())
     }
@@ -412,6 +421,7 @@ impl StateStore {
 
     /// Loads the checkpointed state, or `None` if no checkpoint was ever written.
     pub fn load(&self) -> Result<Option<State>, StoreError> {
+        let _reading = self.files.read().unwrap_or_else(|e| e.into_inner());
         let Some(manifest) = self.manifest.lock().unwrap_or_else(|e| e.into_inner()).clone() else {
             return Ok(None);
         };
@@ -490,23 +500,17 @@ impl StateStore {
     /// Where a checkpointed transaction was included: a binary search in each index
     /// run, newest first.
     pub fn tx_location(&self, id: &Hash) -> Result<Option<(Height, u32)>, StoreError> {
-        for attempt in 0..3 {
-            let runs = self.manifest.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|m| m.index_runs.clone());
-            let mut found = Ok(None);
-            for run in runs.iter().flatten().rev() {
-                found = snapshot::find_in_index_run(&self.snapshot_dir, run, id.as_bytes());
-                if !matches!(found, Ok(None)) {
-                    break;
-                }
-            }
-            match found {
-                Ok(hit) => return Ok(hit.map(|(h, i)| (Height(h), i))),
-                // A checkpoint merged this run away meanwhile: look again in the new ones.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempt < 2 => continue,
-                Err(e) => return Err(self.io(e)),
+        // Under the read side: the runs of the manifest copied here stay until it is done.
+        let _reading = self.files.read().unwrap_or_else(|e| e.into_inner());
+        let runs = self.manifest.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|m| m.index_runs.clone());
+        for run in runs.iter().flatten().rev() {
+            if let Some((h, i)) =
+                snapshot::find_in_index_run(&self.snapshot_dir, run, id.as_bytes()).map_err(|e| self.io(e))?
+            {
+                return Ok(Some((Height(h), i)));
             }
         }
-        unreachable!("the last attempt returns")
+        Ok(None)
     }
 }
 

@@ -279,7 +279,8 @@ pub(crate) fn decode_manifest<M: BorshDeserialize>(bytes: &[u8]) -> io::Result<M
 }
 
 /// Commits `manifest`: written beside, fsynced, renamed over the old one, directory
-/// fsynced. Then removes every file it does not name.
+/// fsynced. Files it no longer names stay until the caller removes them (`remove_unnamed`)
+/// once no reader can still be using the old manifest.
 pub(crate) fn commit_manifest<M: BorshSerialize>(dir: &Path, manifest: &Manifest<M>) -> io::Result<()> {
     let mut bytes = borsh::to_vec(manifest)?;
     let hash = blake3::hash(&bytes);
@@ -293,8 +294,7 @@ pub(crate) fn commit_manifest<M: BorshSerialize>(dir: &Path, manifest: &Manifest
     // The runs' renames and the manifest's must be durable before anything is deleted.
     sync_dir(dir)?;
     fs::rename(&tmp, dir.join("MANIFEST"))?;
-    sync_dir(dir)?;
-    remove_unnamed(dir, manifest.runs.iter().chain(&manifest.index_runs))
+    sync_dir(dir)
 }
 
 /// Deletes run files (and leftovers of interrupted writes) that `named` does not name.
@@ -660,6 +660,8 @@ mod tests {
         fs::write(dir.path().join("run-000000000001.bin"), b"").unwrap();
         fs::write(dir.path().join("run-000000000009.bin"), b"orphan").unwrap();
         commit_manifest(dir.path(), &m).unwrap();
+        assert!(dir.path().join("run-000000000009.bin").exists(), "committing deletes nothing");
+        remove_unnamed(dir.path(), m.runs.iter()).unwrap();
         assert!(!dir.path().join("run-000000000009.bin").exists(), "an unnamed run is removed");
         assert!(dir.path().join("run-000000000001.bin").exists());
         let back: Manifest<u64> = read_manifest(dir.path()).unwrap().unwrap();

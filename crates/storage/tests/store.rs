@@ -244,3 +244,43 @@ proptest::proptest! {
         proptest::prop_assert!(storage::fuzz_decode_checkpoint(&[], &run[..run.len() - cut]).is_err());
     }
 }
+
+/// Lookups run while checkpoints are written and merge index runs away: each finds every
+/// transaction checkpointed before it started, never an error (CI once saw "No such file"
+/// when a checkpoint deleted the runs of the manifest a lookup had just copied).
+#[test]
+fn lookups_during_checkpoints_never_see_a_run_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (g, k) = genesis();
+    let mut state = g.to_state().unwrap();
+    let store = std::sync::Arc::new(StateStore::open(dir.path()).unwrap());
+    store.write_checkpoint(&whole_state(&state), &StateHeader::of(&state)).unwrap();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let known = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let (store, done, known) = (store.clone(), done.clone(), known.clone());
+            std::thread::spawn(move || {
+                let mut lookups = 0u64;
+                while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                    let ids: Vec<_> = known.lock().unwrap().clone();
+                    for (id, h, i) in ids {
+                        assert_eq!(store.tx_location(&id).unwrap(), Some((h, i)));
+                        lookups += 1;
+                    }
+                }
+                lookups
+            })
+        })
+        .collect();
+    for _ in 0..60 {
+        let mut delta = CheckpointDelta::default();
+        next_block(&mut state, &k, &mut delta);
+        let written: Vec<_> = delta.tx_index.clone();
+        store.write_checkpoint(&delta, &StateHeader::of(&state)).unwrap();
+        known.lock().unwrap().extend(written);
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let lookups: u64 = readers.into_iter().map(|r| r.join().expect("no lookup failed")).sum();
+    assert!(lookups > 100, "the readers ran alongside the checkpoints ({lookups} lookups)");
+}
