@@ -270,14 +270,13 @@ async fn proxy(
     generates: bool,
 ) -> Response {
     let n = g.requests.fetch_add(1, Ordering::Relaxed);
-    let request_id = format!("req-gw-{n}");
-    let mut r = match route(&g, &headers, body, path, generates).await {
-        Ok(r) => r,
-        Err(e) => err(e),
-    };
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        r.headers_mut().insert("x-request-id", v);
-    }
+    with_request_id(n, route(&g, &headers, body, path, generates).await)
+}
+
+/// The answer (or the error's) with `x-request-id`, from the gateway's request counter.
+fn with_request_id(n: u64, answer: Result<Response, ApiError>) -> Response {
+    let mut r = answer.unwrap_or_else(err);
+    r.headers_mut().insert("x-request-id", HeaderValue::from_str(&format!("req-gw-{n}")).expect("ascii"));
     r
 }
 
@@ -286,15 +285,7 @@ async fn proxy(
 /// `/v1/chat/completions`, the request and the answer translated at this edge.
 async fn responses(State(g): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes) -> Response {
     let n = g.requests.fetch_add(1, Ordering::Relaxed);
-    let request_id = format!("req-gw-{n}");
-    let mut r = match respond(&g, &headers, body).await {
-        Ok(r) => r,
-        Err(e) => err(e),
-    };
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        r.headers_mut().insert("x-request-id", v);
-    }
-    r
+    with_request_id(n, respond(&g, &headers, body).await)
 }
 
 /// A stored response's routes: nothing is stored, so every id is unknown.
@@ -326,7 +317,7 @@ async fn respond(g: &Arc<Gateway>, headers: &HeaderMap, body: Bytes) -> Result<R
     parts.headers.remove(axum::http::header::CONTENT_LENGTH);
     let body = if echo.stream {
         parts.headers.insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-        Body::from_stream(translate_events(body, openai::responses::StreamTranslator::new(echo)))
+        translate_events(body, openai::responses::StreamTranslator::new(echo))
     } else {
         let bytes = axum::body::to_bytes(body, 64 << 20)
             .await
@@ -339,52 +330,21 @@ async fn respond(g: &Arc<Gateway>, headers: &HeaderMap, body: Bytes) -> Result<R
     Ok(Response::from_parts(parts, body))
 }
 
-/// A stream of chat completion chunks (server-sent events) as the Responses API's events.
-fn translate_events(
-    body: Body,
-    translator: openai::responses::StreamTranslator,
-) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send {
-    struct State<S> {
-        upstream: S,
-        pending: Vec<u8>,
-        t: openai::responses::StreamTranslator,
-        done: bool,
-        over: bool,
-    }
-    let state =
-        State { upstream: body.into_data_stream(), pending: Vec::new(), t: translator, done: false, over: false };
-    futures_util::stream::unfold(state, |mut s| async move {
-        loop {
-            if s.over {
-                return None;
-            }
-            let mut out = String::new();
-            while let Some(end) = s.pending.windows(2).position(|w| w == b"\n\n") {
-                let event: Vec<u8> = s.pending.drain(..end + 2).collect();
-                // Events split only between whole characters: a chunk may end inside one.
-                let event = String::from_utf8_lossy(&event);
-                if event.lines().any(|l| l.strip_prefix("data:").map(str::trim) == Some("[DONE]")) {
-                    s.done = true;
-                    out.extend(s.t.finish(true));
-                } else if let Some(chunk) = provider::upstream::event_json(&event) {
-                    out.extend(s.t.chunk(&chunk));
-                }
-            }
-            if !out.is_empty() {
-                return Some((Ok(Bytes::from(out)), s));
-            }
-            match s.upstream.next().await {
-                // `\r` never appears inside an event's JSON unescaped: CRLF events become LF.
-                Some(Ok(bytes)) => s.pending.extend(bytes.iter().filter(|&&b| b != b'\r')),
-                Some(Err(_)) | None => {
-                    s.over = true;
-                    let tail = s.t.finish(s.done).concat();
-                    if !tail.is_empty() {
-                        return Some((Ok(Bytes::from(tail)), s));
-                    }
-                }
-            }
-        }
+/// A stream of chat completion chunks (server-sent events) as the Responses API's events,
+/// framed by the same relay as the provider's streams.
+fn translate_events(body: Body, translator: openai::responses::StreamTranslator) -> Body {
+    // The translator, and whether the chat stream reached its `[DONE]`.
+    let on_event = |(t, done): &mut (openai::responses::StreamTranslator, bool), event: &str| {
+        let out = if event.lines().any(|l| l.strip_prefix("data:").map(str::trim) == Some("[DONE]")) {
+            *done = true;
+            t.finish(true)
+        } else {
+            provider::upstream::event_json(event).map(|chunk| t.chunk(&chunk)).unwrap_or_default()
+        };
+        (!out.is_empty()).then(|| out.concat())
+    };
+    provider::upstream::relay_events(body.into_data_stream(), (translator, false), on_event, |(mut t, done), failed| {
+        t.finish(done && !failed)
     })
 }
 
@@ -551,7 +511,7 @@ fn relay(resp: reqwest::Response, forward_usage: bool, on_end: impl FnOnce(Optio
         }
         None => Some(event.to_string()),
     };
-    provider::upstream::relay_events(resp, None, on_event, |usage, _failed| {
+    provider::upstream::relay_events(resp.bytes_stream(), None, on_event, |usage, _failed| {
         on_end(usage);
         Vec::new()
     })
@@ -568,6 +528,10 @@ struct Settle {
 
 impl Settle {
     fn finish(mut self, owed: Option<u128>) {
+        self.settle(owed);
+    }
+
+    fn settle(&mut self, owed: Option<u128>) {
         if let Some((chan, r)) = self.paid.take() {
             self.payer.finish(&chan, r, owed);
         }
@@ -576,9 +540,7 @@ impl Settle {
 
 impl Drop for Settle {
     fn drop(&mut self) {
-        if let Some((chan, r)) = self.paid.take() {
-            self.payer.finish(&chan, r, None);
-        }
+        self.settle(None);
     }
 }
 

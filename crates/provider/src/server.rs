@@ -11,7 +11,7 @@
 //! claim what is owed in batches: on a period, above a threshold, and before expiry.
 
 use crate::upstream::{self, Kind, Upstream};
-use crate::{cost, Book, ChannelInfo, PayError, Settled, Ticket, VoucherHeader, VoucherStore};
+use crate::{cost, Book, ChannelInfo, Durable, PayError, Settled, Ticket, VoucherHeader, VoucherStore};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -476,15 +476,16 @@ struct Payment(Option<(Ticket, u64)>);
 struct Billed(Option<(Settled, u64)>);
 
 /// The voucher's durable write, to await before answering.
-type Stored = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>;
+/// (None: a free call, or a voucher no better than one already stored.)
+type Stored = Option<Durable>;
 
 impl Payment {
     /// Admits the voucher against `worst` and queues its durable write: wait for `Stored`
     /// before answering (the call runs meanwhile).
     async fn admit(p: &Provider, voucher: Option<VoucherHeader>, worst: Amount) -> Result<(Payment, Stored), ApiError> {
-        let Some(v) = voucher else { return Ok((Payment(None), Box::pin(std::future::ready(Ok(()))))) };
+        let Some(v) = voucher else { return Ok((Payment(None), None)) };
         let mut ticket = p.admit(&v, worst).await.map_err(pay_err)?;
-        let stored = durability(&mut ticket);
+        let stored = ticket.take_durable();
         Ok((Payment(Some((ticket, v.nonce))), stored))
     }
 
@@ -539,7 +540,7 @@ async fn pay(State(p): State<Arc<Provider>>, headers: HeaderMap) -> Response {
     let result = async {
         let v = voucher(&headers)?;
         let mut ticket = p.admit(&v, Amount::ZERO).await.map_err(pay_err)?;
-        let stored = durability(&mut ticket);
+        let stored = ticket.take_durable();
         let settled = p.book.settle(ticket, Amount::ZERO).map_err(pay_err)?;
         durable(stored).await?;
         let mut r = Json(serde_json::json!({
@@ -799,16 +800,11 @@ async fn proxy(p: Arc<Provider>, headers: HeaderMap, body: Bytes, kind: Kind) ->
 
 /// Waits (on a blocking thread) for a call's voucher to be durable; the call runs
 /// meanwhile, and its answer waits for this.
-fn durability(ticket: &mut Ticket) -> Stored {
-    match ticket.take_durable() {
-        Some(d) => Box::pin(async move { d.done().await.map_err(|e| e.to_string()) }),
-        // The voucher was no better than one already stored: nothing to wait for.
-        None => Box::pin(std::future::ready(Ok(()))),
-    }
-}
-
 async fn durable(stored: Stored) -> Result<(), ApiError> {
-    stored.await.map_err(|e| ApiError::server(format!("could not store the voucher: {e}")))
+    match stored {
+        Some(d) => d.done().await.map_err(|e| ApiError::server(format!("could not store the voucher: {e}"))),
+        None => Ok(()),
+    }
 }
 
 fn finish(r: FinishReason) -> &'static str {

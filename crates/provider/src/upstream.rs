@@ -175,15 +175,15 @@ pub fn generated_text(kind: Kind, answer: &Value) -> String {
 /// always known). Each whole event (with its blank line) goes through `on_event`, which
 /// returns what to send the client in its place (nothing: drop it); at the end `finish`
 /// gets the state and whether the upstream failed, and returns closing bytes to send.
-pub fn relay_events<T: Send + 'static>(
-    resp: reqwest::Response,
+pub fn relay_events<T: Send + 'static, E: Send + 'static>(
+    upstream: impl futures_util::Stream<Item = Result<Bytes, E>> + Send + 'static,
     mut state: T,
     mut on_event: impl FnMut(&mut T, &str) -> Option<String> + Send + 'static,
     finish: impl FnOnce(T, bool) -> Vec<String> + Send + 'static,
 ) -> Body {
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(64);
     tokio::spawn(async move {
-        let mut upstream = resp.bytes_stream();
+        let mut upstream = std::pin::pin!(upstream);
         let mut client = Some(tx);
         let mut buf: Vec<u8> = Vec::new();
         let mut failed = false;
@@ -276,7 +276,7 @@ pub fn relay(
         }
         Some(format!("data: {v}\n\n"))
     };
-    relay_events(resp, state, on_event, move |out, _failed| finish(out))
+    relay_events(resp.bytes_stream(), state, on_event, move |out, _failed| finish(out))
 }
 
 /// A client for upstream calls.
