@@ -293,9 +293,9 @@ impl Book {
     }
 
     /// Bills a finished (or interrupted) call for what it actually cost (at most its worst
-    /// case; more is a metering bug and is capped). The new billing total is queued for
-    /// the next group commit, not waited for: losing it in a crash can only make the
-    /// provider claim less, never the payer pay more.
+    /// case; more is a metering bug and is capped). The new billing total goes out with
+    /// the next write that is waited for (or within 20 ms), costing no fsync of its own:
+    /// losing it in a crash can only make the provider claim less, never the payer pay more.
     pub fn settle(&self, ticket: Ticket, cost: Amount) -> Result<Settled, PayError> {
         let cost = cost.min(ticket.worst);
         let (settled, record) = {
@@ -311,7 +311,7 @@ impl Book {
             };
             (settled, (ticket.channel, slot.rec.clone()))
         };
-        drop(self.store.put_later(vec![record])?);
+        self.store.put_eventually(vec![record])?;
         Ok(settled)
     }
 
