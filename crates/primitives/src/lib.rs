@@ -12,6 +12,7 @@ pub mod asset;
 pub mod block;
 pub mod channel;
 pub mod codec;
+pub mod framelog;
 pub mod hash;
 pub mod incentive;
 pub mod limits;

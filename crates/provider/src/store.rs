@@ -19,7 +19,7 @@
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use crossbeam_channel::{Receiver, Sender};
-use primitives::{Amount, Signature};
+use primitives::{framelog, Amount, Signature};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write as _};
@@ -51,9 +51,7 @@ pub enum StoreError {
 
 /// The log's first bytes.
 const MAGIC: &[u8; 24] = b"tessera-vouchers-log-v1\n";
-/// A frame: payload length (u32 LE), checksum (the first 8 bytes of BLAKE3 over the length
-/// and the payload), payload (borsh `Vec<(u64, ChannelRecord)>`).
-const FRAME_HEAD: usize = 12;
+/// Frames (`primitives::framelog`) follow, each a borsh `Vec<(u64, ChannelRecord)>`.
 /// No frame is longer (the compacted log splits its records into frames of `CHUNK`).
 const FRAME_MAX: usize = 64 << 20;
 const CHUNK: usize = 4096;
@@ -107,87 +105,36 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> StoreError + '_ {
     move |source| StoreError::Io { path: path.to_path_buf(), source }
 }
 
-fn checksum(len: &[u8; 4], payload: &[u8]) -> [u8; 8] {
-    let mut h = blake3::Hasher::new();
-    h.update(len);
-    h.update(payload);
-    let mut out = [0; 8];
-    out.copy_from_slice(&h.finalize().as_bytes()[..8]);
-    out
-}
-
 /// Space the log allocates ahead of its end, written with zeros, so that appending a frame
 /// overwrites allocated blocks and its fdatasync has no file size or extent to record.
 const PREALLOCATE: u64 = 1 << 20;
 
 /// One frame holding `records`.
 fn frame<'a>(records: impl IntoIterator<Item = &'a (u64, ChannelRecord)>, out: &mut Vec<u8>) {
-    let start = out.len();
-    out.extend_from_slice(&[0; FRAME_HEAD]);
     let records: Vec<&(u64, ChannelRecord)> = records.into_iter().collect();
-    records.serialize(out).expect("writing to a Vec cannot fail");
-    let len = u32::try_from(out.len() - start - FRAME_HEAD).expect("a frame below 4 GiB");
-    let len = len.to_le_bytes();
-    let sum = checksum(&len, &out[start + FRAME_HEAD..]);
-    out[start..start + 4].copy_from_slice(&len);
-    out[start + 4..start + FRAME_HEAD].copy_from_slice(&sum);
+    framelog::push_frame(&primitives::codec::encode(&records), out);
 }
 
-/// What a log's bytes hold: the records, and the length of its valid prefix (shorter than
-/// `bytes` only when the last frame is torn).
+/// What a log's bytes hold: the records, and where its last good frame ends (before a torn
+/// last frame or the zeros allocated ahead).
 fn replay(bytes: &[u8], path: &Path) -> Result<(BTreeMap<u64, ChannelRecord>, usize), StoreError> {
     let corrupt = |what: String| StoreError::Corrupt { path: path.to_path_buf(), what };
+    let scanned = framelog::scan(bytes, MAGIC.len(), FRAME_MAX).map_err(|e| corrupt(e.to_string()))?;
+    if let Some(what) = scanned.torn {
+        tracing::warn!(
+            path = %path.display(),
+            offset = scanned.end,
+            dropped_bytes = bytes.len() - scanned.end,
+            "the voucher log ends in an unfinished frame ({what}); cutting it off (it was never acknowledged)"
+        );
+    }
     let mut map = BTreeMap::new();
-    let mut at = MAGIC.len();
-    while at < bytes.len() {
-        let rest = &bytes[at..];
-        // A bad frame that reaches the end of the file was being written at a crash; one
-        // followed by more frames is not how an append fails.
-        let torn = |what: &str| {
-            tracing::warn!(
-                path = %path.display(),
-                offset = at,
-                dropped_bytes = rest.len(),
-                "the voucher log ends in an unfinished frame ({what}); cutting it off (it was never acknowledged)"
-            )
-        };
-        // Zeros: space allocated ahead of the log's end, nothing written there yet.
-        let head_zero = rest[..rest.len().min(FRAME_HEAD)].iter().all(|&b| b == 0);
-        if head_zero && rest.iter().all(|&b| b == 0) {
-            return Ok((map, at));
-        }
-        // A frame's header is never all zeros (its checksum is not): a write that reached
-        // the disk in part, its first sector not among it.
-        if rest.len() < FRAME_HEAD || head_zero {
-            torn("short header");
-            return Ok((map, at));
-        }
-        let len: [u8; 4] = rest[..4].try_into().expect("4 bytes");
-        let size = u32::from_le_bytes(len) as usize;
-        if size > FRAME_MAX {
-            return Err(corrupt(format!("frame at offset {at} claims {size} bytes")));
-        }
-        let end = FRAME_HEAD + size;
-        if end > rest.len() {
-            torn("short payload");
-            return Ok((map, at));
-        }
-        let payload = &rest[FRAME_HEAD..end];
-        if checksum(&len, payload) != rest[4..FRAME_HEAD] {
-            // Torn: the frame ends the file, or only zeros (space the file system had
-            // allocated for the unfinished write) follow it.
-            if rest[end..].iter().all(|&b| b == 0) {
-                torn("checksum");
-                return Ok((map, at));
-            }
-            return Err(corrupt(format!("frame at offset {at} fails its checksum")));
-        }
+    for (at, payload) in scanned.frames {
         let records: Vec<(u64, ChannelRecord)> =
             primitives::codec::decode(payload, FRAME_MAX).map_err(|e| corrupt(format!("frame at offset {at}: {e}")))?;
         map.extend(records);
-        at += end;
     }
-    Ok((map, at))
+    Ok((map, scanned.end))
 }
 
 /// Syncs the directory, so that a file created or renamed in it stays after a crash.
@@ -630,7 +577,7 @@ mod tests {
         let good = std::fs::read(&path).unwrap();
         // A flipped bit in the first frame's payload.
         let mut bad = good.clone();
-        bad[MAGIC.len() + FRAME_HEAD + 3] ^= 1;
+        bad[MAGIC.len() + framelog::FRAME_HEAD + 3] ^= 1;
         std::fs::write(&path, &bad).unwrap();
         let e = VoucherStore::open(dir.path()).err().expect("corrupt");
         assert!(e.to_string().contains("fails its checksum"), "{e}");
