@@ -15,7 +15,7 @@
 //! tests/reference holds the straightforward version this must agree with bit for bit
 //! (tests/differential.rs).
 
-use crate::fixed::{exp_safe, tao_weight, Divisor, Recip, U16Div, I32F32, I64F64};
+use crate::fixed::{exp_safe, recip_div, tao_weight, Divisor, Recip, RecipCols, U16Div, I32F32, I64F64};
 
 /// A sparse row: `(column, value)` cells in stored order.
 pub type Row<T> = Vec<(u16, T)>;
@@ -226,6 +226,14 @@ pub struct Workspace {
     merge_cols: Vec<[Divisor; 2]>,
     lean_cols: Vec<[Recip; 2]>,
     col_acc: Vec<[I32F32; 2]>,
+    /// The same sum and maximum, as two arrays, where the EMA merges contiguous rows.
+    acc_sum: Vec<i64>,
+    acc_max: Vec<i64>,
+    /// The lean EMA's divisors per column, split for vectorised loops.
+    lean_d: RecipCols,
+    lean_b: RecipCols,
+    /// One row's EMA cells, computed before they are stored.
+    row_vals: Vec<i64>,
 }
 
 /// Columns per tile of the consensus transposition: the tile's open cache lines (one per
@@ -313,7 +321,25 @@ pub fn run_epoch_with(p: &Params, s: &SubnetState, current_block: u64, ws: &mut 
             let mut last = -1i32;
             // The row sum of u16 values is exact in u64; as an I32F32 sum it saturates.
             let mut sum = 0u64;
-            for &(j, v) in &s.weights[i] {
+            let row = &s.weights[i];
+            let c0 = row.first().map_or(0, |c| c.0 as usize);
+            let len = row.len();
+            // Contiguous columns, all kept, the diagonal not among them: copied as they are
+            // (vectorised).
+            let contiguous = len > 0
+                && c0 + len <= n
+                && !(c0..c0 + len).contains(&diagonal)
+                && reg.get(c0..c0 + len).is_some_and(|r| r.iter().fold(0, |m, &r| m.max(r)) < limit)
+                && row.iter().zip(c0 as u16..).fold(true, |ok, (c, j)| ok & (c.0 == j));
+            if contiguous {
+                for (k, c) in row.iter().enumerate() {
+                    col[end + k] = c.0;
+                    val[end + k] = c.1 as i64;
+                    sum += c.1 as u64;
+                }
+                end += len;
+            }
+            for &(j, v) in if contiguous { &[][..] } else { &row[..] } {
                 let ju = j as usize;
                 let keep = reg.get(ju).is_some_and(|&r| r < limit) && ju != diagonal;
                 col[end] = j;
@@ -340,8 +366,14 @@ pub fn run_epoch_with(p: &Params, s: &SubnetState, current_block: u64, ws: &mut 
             }
             if sum > 0 && active_stake[i] > I32F32::ZERO {
                 // Consensus input: count each column's positive scores of staked rows.
-                for (&j, &v) in col.iter().zip(val.iter()) {
-                    counts[j as usize + 1] += (v > 0) as usize;
+                if contiguous {
+                    for (count, &v) in counts[c0 + 1..c0 + 1 + len].iter_mut().zip(val.iter()) {
+                        *count += (v > 0) as usize;
+                    }
+                } else {
+                    for (&j, &v) in col.iter().zip(val.iter()) {
+                        counts[j as usize + 1] += (v > 0) as usize;
+                    }
                 }
             }
             if !sorted {
@@ -567,7 +599,20 @@ fn original_bonds(
 ) -> (Vec<I32F32>, Vec<Row<I32F32>>, Vec<Row<u16>>) {
     let BondInputs { active_stake, incentive, raw_ranks, last_tempo, new_permit } = inputs;
     let n = s.n();
-    let Workspace { w, bond_sort: sort, col_sums, merge_cols, lean_cols, col_acc, .. } = ws;
+    let Workspace {
+        w,
+        bond_sort: sort,
+        col_sums,
+        merge_cols,
+        lean_cols,
+        col_acc,
+        acc_sum,
+        acc_max,
+        lean_d,
+        lean_b,
+        row_vals,
+        ..
+    } = ws;
     let reg = &s.block_at_registration;
 
     // Previous bonds: cells of recently registered columns removed, cells on columns ≥ n
@@ -577,7 +622,27 @@ fn original_bonds(
     // Sums of u16 values are exact in u64; as I32F32 sums they saturate.
     let mut b_int = vec![0u64; n];
     let mut clean = vec![true; n];
+    // Columns `< j` that are not kept, for each j: a contiguous row's columns are all kept
+    // when the count does not move across them.
+    let mut unkept = Vec::with_capacity(n + 1);
+    unkept.push(0u32);
+    for j in 0..n {
+        unkept.push(unkept[j] + !kept(j as u16) as u32);
+    }
     for (row, clean) in s.bonds.iter().zip(clean.iter_mut()) {
+        let c0 = row.first().map_or(0, |c| c.0 as usize);
+        let len = row.len();
+        if len > 0
+            && c0 + len <= n
+            && unkept[c0 + len] == unkept[c0]
+            && row.iter().zip(c0 as u16..).fold(true, |ok, (c, j)| ok & (c.0 == j))
+        {
+            // Contiguous and all kept: clean, and the sums in one vectorised pass.
+            for (sum, c) in b_int[c0..c0 + len].iter_mut().zip(row) {
+                *sum += c.1 as u64;
+            }
+            continue;
+        }
         let mut last = -1i32;
         for &(j, v) in row {
             if kept(j) {
@@ -616,8 +681,12 @@ fn original_bonds(
     let one_minus = I32F32::ONE.sat_sub(alpha);
     col_acc.clear();
     col_acc.resize(n, [I32F32::ZERO; 2]);
+    acc_sum.clear();
+    acc_sum.resize(n, 0);
+    acc_max.clear();
+    acc_max.resize(n, 0);
     let acc: &mut [[I32F32; 2]] = col_acc;
-    let rows = MergeRows { s, w, clean: &clean, kept: &kept, sort, acc };
+    let rows = MergeRows { s, w, clean: &clean, kept: &kept, sort, acc, acc_sum, acc_max, row_vals };
     // Every ΔB cell is at most its row's active stake (a product of it with a weight of at
     // most 1) and at most its column sum, every bond at most its column sum: with stakes
     // below 1, bond sums that do not saturate and α in [0, 1], every quotient is at most 1
@@ -630,30 +699,60 @@ fn original_bonds(
         lean_cols.clear();
         lean_cols.extend(d_sums.iter().zip(&b_int).map(|(d, &s)| [Recip::new(d.0 as u64), Recip::new(s)]));
         let cols: &[[Recip; 2]] = lean_cols;
+        lean_d.clear();
+        lean_b.clear();
+        for [d, b] in cols {
+            lean_d.push(*d);
+            lean_b.push(*b);
+        }
         let (a, o) = (alpha.0 as u128, one_minus.0 as u128);
-        rows.merge(|j, x, y| {
-            let [d, b] = &cols[j];
-            let dx = x.map_or(0, |x| (a * d.div(x as u64) as u128) >> 32);
-            let by = y.map_or(0, |y| (o * b.div(y as u64) as u128) >> 32);
-            I32F32((dx + by) as i64)
-        })
+        let (ld, lb): (&RecipCols, &RecipCols) = (lean_d, lean_b);
+        // Rows whose ΔB and bond cells cover the same contiguous columns: the same cells in
+        // 32-bit products over column arrays, which vectorise. `(α·q) >> 32` with α and q at
+        // most 1: in 64 bits unless both are 1 exactly, so α = 1 is taken apart.
+        let (a64, o64) = (alpha.0 as u64, one_minus.0 as u64);
+        let scale = move |f: u64, q: u64| if f == 1 << 32 { q } else { (f * q) >> 32 };
+        let dense = move |c0: usize, wv: &[i64], brow: &[(u16, u16)], out: &mut Vec<i64>| {
+            let len = wv.len();
+            out.clear();
+            out.resize(len, 0);
+            let (de, dh, dl) = (&ld.e[c0..c0 + len], &ld.hi[c0..c0 + len], &ld.lo[c0..c0 + len]);
+            let (be, bh, bl) = (&lb.e[c0..c0 + len], &lb.hi[c0..c0 + len], &lb.lo[c0..c0 + len]);
+            for k in 0..len {
+                let qd = recip_div(wv[k] as u32, de[k], dh[k], dl[k]);
+                let qb = recip_div(brow[k].1 as u32, be[k], bh[k], bl[k]);
+                out[k] = (scale(a64, qd) + scale(o64, qb)) as i64;
+            }
+        };
+        rows.merge(
+            |j, x, y| {
+                let [d, b] = &cols[j];
+                let dx = x.map_or(0, |x| (a * d.div(x as u64) as u128) >> 32);
+                let by = y.map_or(0, |y| (o * b.div(y as u64) as u128) >> 32);
+                I32F32((dx + by) as i64)
+            },
+            Some(&dense),
+        )
     } else {
         merge_cols.clear();
         merge_cols.extend(d_sums.iter().zip(&b_int).map(|(&d, &s)| {
             [Divisor::new(d), Divisor::new(if s < 1 << 31 { I32F32((s as i64) << 32) } else { I32F32::MAX })]
         }));
         let cols: &[[Divisor; 2]] = merge_cols;
-        rows.merge(|j, x, y| {
-            let [d, b] = &cols[j];
-            let mut v = I32F32::ZERO;
-            if let Some(x) = x {
-                v = v.sat_add(alpha.mul_unit(d.div(I32F32(x))));
-            }
-            if let Some(y) = y {
-                v = v.sat_add(one_minus.mul_unit(b.div(I32F32::from_u16(y))));
-            }
-            v
-        })
+        rows.merge(
+            |j, x, y| {
+                let [d, b] = &cols[j];
+                let mut v = I32F32::ZERO;
+                if let Some(x) = x {
+                    v = v.sat_add(alpha.mul_unit(d.div(I32F32(x))));
+                }
+                if let Some(y) = y {
+                    v = v.sat_add(one_minus.mul_unit(b.div(I32F32::from_u16(y))));
+                }
+                v
+            },
+            None,
+        )
     };
     let acc: &[[I32F32; 2]] = col_acc;
     // One pass: EMA column-normalised in place, dividends, upscaled by the column maxima of
@@ -678,9 +777,43 @@ fn original_bonds(
         })
         .collect();
     let divide = |r: &Recip, a: i64| if lean { r.div(a as u64) as i64 } else { r.div_bits(a) };
+    if lean {
+        // The same divisors split into column arrays, for rows over contiguous columns.
+        lean_d.clear();
+        lean_b.clear();
+        for (e, max, _) in &fin {
+            lean_d.push(*e);
+            lean_b.push(*max);
+        }
+    }
+    let (fe, fm): (&RecipCols, &RecipCols) = (lean_d, lean_b);
+    let inc_bits: Vec<u64> = if lean { incentive.iter().map(|i| i.0 as u64).collect() } else { Vec::new() };
     let mut dividends = vec![I32F32::ZERO; n];
     let mut bonds_next = Vec::with_capacity(n);
     for ((row, d), &set) in ema.iter_mut().zip(dividends.iter_mut()).zip(new_permit) {
+        let c0 = row.first().map_or(0, |c| c.0);
+        if lean && !row.is_empty() && row.iter().zip(c0..).fold(true, |ok, (c, j)| ok & (c.0 == j)) {
+            // Contiguous columns from c0: the lean divisions below in 32-bit products over
+            // column arrays (vectorised). Cells are below 2^32 (lean), so is each quotient,
+            // and an incentive is at most 1: every product fits 64 bits.
+            let (c0, len) = (c0 as usize, row.len());
+            let (ee, eh, el) = (&fe.e[c0..c0 + len], &fe.hi[c0..c0 + len], &fe.lo[c0..c0 + len]);
+            let (me, mh, ml) = (&fm.e[c0..c0 + len], &fm.hi[c0..c0 + len], &fm.lo[c0..c0 + len]);
+            let inc = &inc_bits[c0..c0 + len];
+            let mut t = 0u64;
+            for (k, c) in row.iter_mut().enumerate() {
+                let x = recip_div(c.1 .0 as u32, ee[k], eh[k], el[k]);
+                t += (inc[k] * x) >> 32;
+                c.1 = I32F32(recip_div(x as u32, me[k], mh[k], ml[k]) as i64);
+            }
+            *d = I32F32(t as i64);
+            bonds_next.push(if set {
+                row.iter().map(|&(j, b)| (j, ((b.0 as u64 * 65_535) >> 32).min(65_535) as u16)).collect()
+            } else {
+                Vec::new()
+            });
+            continue;
+        }
         let mut t = 0i64;
         for (j, v) in row.iter_mut() {
             let (e, max, inc) = &fin[*j as usize];
@@ -715,19 +848,59 @@ struct MergeRows<'a, K: Fn(u16) -> bool> {
     kept: &'a K,
     sort: &'a mut Vec<(u16, u16)>,
     acc: &'a mut [[I32F32; 2]],
+    /// Sums and maxima of the rows merged by the dense kernel (folded into `acc` at the end).
+    acc_sum: &'a mut [i64],
+    acc_max: &'a mut [i64],
+    row_vals: &'a mut Vec<i64>,
 }
+
+/// The EMA cells of one row whose ΔB cells (`wv`) and bonds (`brow`) cover the same
+/// contiguous columns from `c0`, written to `out`. Only where no sum saturates (the lean EMA).
+type DenseRow<'a> = &'a dyn Fn(usize, &[i64], &[(u16, u16)], &mut Vec<i64>);
 
 impl<K: Fn(u16) -> bool> MergeRows<'_, K> {
     /// The EMA rows: per row the union of ΔB's and the bonds' columns in ascending order,
-    /// `cell(j, ΔB cell, bond)` for each, positive cells kept.
-    fn merge(self, cell: impl Fn(usize, Option<i64>, Option<u16>) -> I32F32) -> Vec<Row<I32F32>> {
-        let MergeRows { s, w, clean, kept, sort, acc } = self;
+    /// `cell(j, ΔB cell, bond)` for each, positive cells kept; rows over the same contiguous
+    /// columns by `dense` when given.
+    fn merge(
+        self,
+        cell: impl Fn(usize, Option<i64>, Option<u16>) -> I32F32,
+        dense: Option<DenseRow>,
+    ) -> Vec<Row<I32F32>> {
+        let MergeRows { s, w, clean, kept, sort, acc, acc_sum, acc_max, row_vals } = self;
         let mut ema: Vec<Row<I32F32>> = Vec::with_capacity(s.n());
+        let mut used_dense = false;
         for (i, (brow, &clean)) in s.bonds.iter().zip(clean).enumerate() {
             let range = w.range(i);
             let (wc, wv) = (&w.col[range.clone()], &w.val[range]);
             let mut out = Vec::new();
-            if clean && brow.len() == wc.len() && wc.iter().zip(brow).all(|(&j, c)| j == c.0) {
+            let len = wc.len();
+            // A clean bond row is strictly ascending: with its ends at `c0` and `c0 + len − 1`
+            // it covers exactly those columns, and ΔB's do if they count up from `c0`.
+            let contiguous = |c0: u16| {
+                clean
+                    && brow.len() == len
+                    && brow[0].0 == c0
+                    && brow[len - 1].0 as usize == c0 as usize + len - 1
+                    && wc.iter().zip(c0..).fold(true, |ok, (&j, e)| ok & (j == e))
+            };
+            if let Some(dense) = dense.filter(|_| len > 0 && contiguous(wc[0])) {
+                used_dense = true;
+                let c0 = wc[0] as usize;
+                dense(c0, wv, brow, row_vals);
+                let (sums, maxs) = (&mut acc_sum[c0..c0 + len], &mut acc_max[c0..c0 + len]);
+                let mut dropped = 0usize;
+                for ((sum, max), &v) in sums.iter_mut().zip(maxs.iter_mut()).zip(row_vals.iter()) {
+                    *sum += v;
+                    *max = (*max).max(v);
+                    dropped += (v <= 0) as usize;
+                }
+                out.reserve_exact(len);
+                out.extend(row_vals.iter().zip(c0 as u16..).map(|(&v, j)| (j, I32F32(v))));
+                if dropped > 0 {
+                    out.retain(|c| c.1 > I32F32::ZERO);
+                }
+            } else if clean && brow.len() == len && wc.iter().zip(brow).all(|(&j, c)| j == c.0) {
                 // The same columns in both: one straight pass.
                 let mut dropped = false;
                 out.extend(wc.iter().zip(wv).zip(brow).map(|((&j, &x), &(_, y))| {
@@ -771,6 +944,13 @@ impl<K: Fn(u16) -> bool> MergeRows<'_, K> {
                 }
             }
             ema.push(out);
+        }
+        if used_dense {
+            // No sum saturates where the dense kernel runs, so the order of additions is free.
+            for ((a, &sum), &max) in acc.iter_mut().zip(acc_sum.iter()).zip(acc_max.iter()) {
+                a[0] = I32F32(a[0].0 + sum);
+                a[1] = a[1].max(I32F32(max));
+            }
         }
         ema
     }

@@ -310,6 +310,40 @@ impl Recip {
     }
 }
 
+/// [`Recip`]s of many columns, split for loops that vectorise: per column `e` and
+/// `m = hi·2^32 + lo` in separate arrays, so that `⌊x·m / 2^64⌋` for `x = a·2^32` is
+/// `a·hi + ⌊a·lo / 2^32⌋` (both products of 32-bit values below 2^64, the sum the same
+/// estimate as [`Recip::div`]'s, which the same correction then makes exact).
+#[derive(Debug, Default)]
+pub struct RecipCols {
+    pub e: Vec<u64>,
+    pub hi: Vec<u32>,
+    pub lo: Vec<u32>,
+}
+
+impl RecipCols {
+    pub fn clear(&mut self) {
+        self.e.clear();
+        self.hi.clear();
+        self.lo.clear();
+    }
+
+    pub fn push(&mut self, r: Recip) {
+        self.e.push(r.e);
+        self.hi.push((r.m >> 32) as u32);
+        self.lo.push(r.m as u32);
+    }
+}
+
+/// [`Recip::div`] from a [`RecipCols`] entry: `⌊a·2^32 / e⌋` for `a < 2^32`.
+#[inline(always)]
+pub fn recip_div(a: u32, e: u64, hi: u32, lo: u32) -> u64 {
+    let a = a as u64;
+    let q = a * hi as u64 + ((a * lo as u64) >> 32);
+    let r = (a << 32).wrapping_sub(q.wrapping_mul(e));
+    q + (r >= e) as u64
+}
+
 /// `⌊v·2^32 / s⌋` for every `v < 2^16` by one whole-number divisor `2 ≤ s < 2^31` (a row of
 /// stored weights over its sum) with no correction step, in 32×32-bit products that
 /// vectorise. With `L = ⌈log2 s⌉`, `K = max(48 + L, 64)` and `m = ⌈2^K / s⌉ = 2^K/s + ε`
@@ -573,6 +607,18 @@ mod tests {
             proptest::prop_assert_eq!(Divisor::new(I32F32(d)).div(I32F32(a)).0, plain_div(a, d));
             let r = Recip::new(d as u64);
             proptest::prop_assert_eq!(r.div_bits(a), plain_div(a, d));
+            // The split form, for every dividend below 2^32 (any divisor, 0 included).
+            let mut cols = RecipCols::default();
+            for e in [d as u64, (d as u64) >> 31, 0, 1] {
+                cols.push(Recip::new(e));
+                let k = cols.e.len() - 1;
+                for x in [a as u32, (a >> 17) as u32, u32::MAX, 0, 1] {
+                    proptest::prop_assert_eq!(
+                        recip_div(x, cols.e[k], cols.hi[k], cols.lo[k]),
+                        Recip::new(e).div(x as u64)
+                    );
+                }
+            }
             // Whole-number divisors and u16 dividends (row and bond column sums).
             let (y, s) = ((a & 0xFFFF) as u64, (d as u64) >> 33);
             let want = plain_div((y as i64) << 32, (s as i64) << 32);

@@ -198,3 +198,72 @@ fn saturating_sums_match_the_reference() {
     }
     check(&p, &s, block, &mut ws);
 }
+
+/// Dense rows over contiguous columns take vectorised paths (weights copied as they are,
+/// bond sums in one pass, the EMA and its normalisation over column arrays); each of the
+/// conditions those paths test, broken once, must give the reference's result too.
+#[test]
+fn contiguous_row_paths_match_the_reference_and_fall_back_exactly() {
+    let mut ws = Workspace::default();
+    let (v, n) = (12, 200);
+    let (p0, s0) = synth::network(v, n, false, false, 99);
+    let block = s0.last_update[0] + 1;
+    type Change = Box<dyn Fn(&mut Params, &mut SubnetState)>;
+    let variants: Vec<(&str, Change)> = vec![
+        ("as generated", Box::new(|_, _| {})),
+        // A column registered after every weight was set: not kept in W or the bonds.
+        ("recent registration", Box::new(move |_, s| s.block_at_registration[150] = block)),
+        // A weight row that includes its own uid (the diagonal), and the owner's that keeps it.
+        ("diagonal in range", Box::new(|_, s| s.weights[3].insert(0, (3, 500)))),
+        (
+            "owner's diagonal kept",
+            Box::new(|p, s| {
+                p.owner_uid = Some(4);
+                s.weights[4].insert(0, (4, 900));
+            }),
+        ),
+        // A gap in one weight row and one bond row; a bond row shorter than its weights.
+        (
+            "gap in a weight row",
+            Box::new(|_, s| {
+                s.weights[5].remove(40);
+            }),
+        ),
+        (
+            "gap in a bond row",
+            Box::new(|_, s| {
+                s.bonds[6].remove(7);
+            }),
+        ),
+        ("shorter bond row", Box::new(|_, s| s.bonds[7].truncate(50))),
+        // A zero bond and a zero weight (an EMA cell of 0 is dropped).
+        (
+            "zero cells",
+            Box::new(|_, s| {
+                s.bonds[8][10].1 = 0;
+                s.weights[8][10].1 = 0;
+            }),
+        ),
+        // One column holding every bond and weight (a column maximum equal to its sum).
+        (
+            "one-cell column",
+            Box::new(move |_, s| {
+                for i in 0..v {
+                    s.weights[i].retain(|c| c.0 != 199 || i == 0);
+                    s.bonds[i].retain(|c| c.0 != 199 || i == 0);
+                }
+            }),
+        ),
+    ];
+    for (name, change) in variants {
+        for bonds_penalty in [0, 30_000, 65_535] {
+            let (mut p, mut s) = (p0.clone(), s0.clone());
+            p.bonds_penalty = bonds_penalty;
+            change(&mut p, &mut s);
+            s.check().unwrap_or_else(|e| panic!("{name}: {e}"));
+            let want = reference::run_epoch(&p, &s, block);
+            assert_eq!(run_epoch(&p, &s, block), want, "{name}, bonds penalty {bonds_penalty}");
+            assert_eq!(run_epoch_with(&p, &s, block, &mut ws), want, "{name} (reused workspace)");
+        }
+    }
+}
