@@ -234,6 +234,8 @@ pub struct Workspace {
     lean_b: RecipCols,
     /// One row's EMA cells, computed before they are stored.
     row_vals: Vec<i64>,
+    /// Per row of W: whether its columns are contiguous (`c0..c0 + len`).
+    w_contiguous: Vec<bool>,
 }
 
 /// Columns per tile of the consensus transposition: the tile's open cache lines (one per
@@ -308,6 +310,9 @@ pub fn run_epoch_with(p: &Params, s: &SubnetState, current_block: u64, ws: &mut 
     col.resize(cap, 0);
     val.resize(cap, 0);
     let mut end = 0;
+    let mut w_contiguous = std::mem::take(&mut ws.w_contiguous);
+    w_contiguous.clear();
+    w_contiguous.resize(n, false);
     for (i, &permitted) in permit_used.iter().enumerate() {
         if permitted {
             // A cell is kept when `reg[j] < lu` (updated since j registered) and `reg[j] ≤
@@ -331,6 +336,7 @@ pub fn run_epoch_with(p: &Params, s: &SubnetState, current_block: u64, ws: &mut 
                 && !(c0..c0 + len).contains(&diagonal)
                 && reg.get(c0..c0 + len).is_some_and(|r| r.iter().fold(0, |m, &r| m.max(r)) < limit)
                 && row.iter().zip(c0 as u16..).fold(true, |ok, (c, j)| ok & (c.0 == j));
+            w_contiguous[i] = contiguous;
             if contiguous {
                 for (k, c) in row.iter().enumerate() {
                     col[end + k] = c.0;
@@ -408,9 +414,11 @@ pub fn run_epoch_with(p: &Params, s: &SubnetState, current_block: u64, ws: &mut 
         trust: vec![I32F32::ZERO; n],
         ranks: vec![I32F32::ZERO; n],
         store_delta: delta_in_place,
+        contiguous: &w_contiguous,
     };
     let consensus = weighted_median_cols(&active_stake, ws, n, kappa, &mut clip);
     let Clip { trust: validator_trust, ranks: mut incentive, .. } = clip;
+    ws.w_contiguous = w_contiguous;
 
     let w = &mut ws.w;
     if clip_in_place && !delta_in_place {
@@ -1052,6 +1060,8 @@ struct Clip<'a> {
     trust: Vec<I32F32>,
     ranks: Vec<I32F32>,
     store_delta: bool,
+    /// Rows of W over contiguous columns (their cells go through a vectorised loop).
+    contiguous: &'a [bool],
 }
 
 impl Clip<'_> {
@@ -1065,6 +1075,27 @@ impl Clip<'_> {
             // so these sums stay below 2^48 and need no saturation.
             let mut trust = 0i64;
             let mut x = *cur;
+            if self.contiguous[*i] && x < end && (0..I32F32::ONE.0).contains(&a.0) {
+                // Columns from `c` on, one per cell: the cells before `c1` are a slice, and
+                // with a stake below 1 each product fits 64 bits.
+                let c = w.col[x] as usize;
+                let count = (end - x).min(c1.saturating_sub(c));
+                let a = a.0 as u64;
+                let cells = &mut w.val[x..x + count];
+                let (cons, ranks) = (&consensus[c..c + count], &mut self.ranks[c..c + count]);
+                for ((v, cons), rank) in cells.iter_mut().zip(cons).zip(ranks) {
+                    let clipped = (*v).min(cons.0);
+                    trust += clipped;
+                    let term = ((a * clipped as u64) >> 32) as i64;
+                    rank.0 += term;
+                    if self.store_delta {
+                        *v = term;
+                    }
+                }
+                self.trust[*i].0 += trust;
+                *cur = x + count;
+                continue;
+            }
             while x < end && (w.col[x] as usize) < c1 {
                 let j = w.col[x] as usize;
                 let clipped = I32F32(w.val[x]).min(consensus[j]);
@@ -1143,6 +1174,19 @@ fn weighted_median_cols(
         for (k, (&i, cur)) in rows.iter().zip(cursors.iter_mut()).enumerate() {
             let end = w.ptr[i + 1];
             let mut x = *cur;
+            if clip.contiguous[i] && x < end {
+                // One cell per column from `c`: no column to read or compare. A cell of 0 is
+                // written too but not counted (its slot is the next key's, or the column's
+                // padding), so the loop has no branch.
+                let c = w.col[x] as usize;
+                let count = (end - x).min(c1.saturating_sub(c));
+                for (&v, slot) in w.val[x..x + count].iter().zip(&mut fill[c..c + count]) {
+                    keys[*slot] = (v - 1) << 16 | k as i64;
+                    *slot += (v > 0) as usize;
+                }
+                *cur = x + count;
+                continue;
+            }
             while x < end && (w.col[x] as usize) < c1 {
                 let v = w.val[x];
                 if v > 0 {
