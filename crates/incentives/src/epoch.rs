@@ -242,6 +242,9 @@ pub struct Workspace {
 /// column) stay in L1 while every validator row is scattered into it.
 const TILE: usize = 512;
 
+/// Rows transposed together where they cover the same contiguous columns.
+const BLOCK: usize = 8;
+
 /// Keys of padding after each column of the transposition (one cache line).
 const COLUMN_PAD: usize = 8;
 
@@ -1171,7 +1174,49 @@ fn weighted_median_cols(
         for j in c0..c1 {
             fill[j] = starts[j] - base;
         }
-        for (k, (&i, cur)) in rows.iter().zip(cursors.iter_mut()).enumerate() {
+        // Eight rows at a time where they are contiguous over the same columns of this tile:
+        // each column then gets its eight keys written side by side (a blocked transposition,
+        // one cache line per column instead of eight scattered writes). The selection does
+        // not depend on the order of a column's keys.
+        let mut k0 = 0;
+        while k0 < rows.len() {
+            let block = (k0 + BLOCK <= rows.len())
+                .then(|| {
+                    let mut vals: [&[i64]; BLOCK] = [&[]; BLOCK];
+                    let (x, i) = (cursors[k0], rows[k0]);
+                    let c = *w.col.get(x).filter(|_| clip.contiguous[i] && x < w.ptr[i + 1])? as usize;
+                    let count = (w.ptr[i + 1] - x).min(c1.saturating_sub(c));
+                    for (r, v) in vals.iter_mut().enumerate() {
+                        let (x, i) = (cursors[k0 + r], rows[k0 + r]);
+                        let end = w.ptr[i + 1];
+                        let same = clip.contiguous[i] && x < end && w.col[x] as usize == c && end - x >= count;
+                        if !same {
+                            return None;
+                        }
+                        *v = &w.val[x..x + count];
+                    }
+                    Some((c, count, vals))
+                })
+                .flatten();
+            if let Some((c, count, vals)) = block {
+                for (m, slot) in fill[c..c + count].iter_mut().enumerate() {
+                    let mut at = *slot;
+                    for (r, row) in vals.iter().enumerate() {
+                        let v = row[m];
+                        keys[at] = (v - 1) << 16 | (k0 + r) as i64;
+                        at += (v > 0) as usize;
+                    }
+                    *slot = at;
+                }
+                for cur in &mut cursors[k0..k0 + BLOCK] {
+                    *cur += count;
+                }
+                k0 += BLOCK;
+                continue;
+            }
+            let (k, i) = (k0, rows[k0]);
+            let cur = &mut cursors[k0];
+            k0 += 1;
             let end = w.ptr[i + 1];
             let mut x = *cur;
             if clip.contiguous[i] && x < end {
