@@ -723,17 +723,29 @@ fn original_bonds(
         // most 1: in 64 bits unless both are 1 exactly, so α = 1 is taken apart.
         let (a64, o64) = (alpha.0 as u64, one_minus.0 as u64);
         let scale = move |f: u64, q: u64| if f == 1 << 32 { q } else { (f * q) >> 32 };
-        let dense = move |c0: usize, wv: &[i64], brow: &[(u16, u16)], out: &mut Vec<i64>| {
+        let dense = move |c0: usize,
+                          wv: &[i64],
+                          brow: &[(u16, u16)],
+                          out: &mut Vec<i64>,
+                          sums: &mut [i64],
+                          maxs: &mut [i64]| {
             let len = wv.len();
             out.clear();
             out.resize(len, 0);
             let (de, dh, dl) = (&ld.e[c0..c0 + len], &ld.hi[c0..c0 + len], &ld.lo[c0..c0 + len]);
             let (be, bh, bl) = (&lb.e[c0..c0 + len], &lb.hi[c0..c0 + len], &lb.lo[c0..c0 + len]);
+            let (sums, maxs) = (&mut sums[..len], &mut maxs[..len]);
+            let mut dropped = 0;
             for k in 0..len {
                 let qd = recip_div(wv[k] as u32, de[k], dh[k], dl[k]);
                 let qb = recip_div(brow[k].1 as u32, be[k], bh[k], bl[k]);
-                out[k] = (scale(a64, qd) + scale(o64, qb)) as i64;
+                let v = (scale(a64, qd) + scale(o64, qb)) as i64;
+                out[k] = v;
+                sums[k] += v;
+                maxs[k] = maxs[k].max(v);
+                dropped += (v <= 0) as usize;
             }
+            dropped
         };
         rows.merge(
             |j, x, y| {
@@ -867,7 +879,9 @@ struct MergeRows<'a, K: Fn(u16) -> bool> {
 
 /// The EMA cells of one row whose ΔB cells (`wv`) and bonds (`brow`) cover the same
 /// contiguous columns from `c0`, written to `out`. Only where no sum saturates (the lean EMA).
-type DenseRow<'a> = &'a dyn Fn(usize, &[i64], &[(u16, u16)], &mut Vec<i64>);
+/// It also adds each cell to its column's sum and maximum (`sums`, `maxs` from `c0`) and
+/// returns how many cells are not positive.
+type DenseRow<'a> = &'a dyn Fn(usize, &[i64], &[(u16, u16)], &mut Vec<i64>, &mut [i64], &mut [i64]) -> usize;
 
 impl<K: Fn(u16) -> bool> MergeRows<'_, K> {
     /// The EMA rows: per row the union of ΔB's and the bonds' columns in ascending order,
@@ -898,14 +912,7 @@ impl<K: Fn(u16) -> bool> MergeRows<'_, K> {
             if let Some(dense) = dense.filter(|_| len > 0 && contiguous(wc[0])) {
                 used_dense = true;
                 let c0 = wc[0] as usize;
-                dense(c0, wv, brow, row_vals);
-                let (sums, maxs) = (&mut acc_sum[c0..c0 + len], &mut acc_max[c0..c0 + len]);
-                let mut dropped = 0usize;
-                for ((sum, max), &v) in sums.iter_mut().zip(maxs.iter_mut()).zip(row_vals.iter()) {
-                    *sum += v;
-                    *max = (*max).max(v);
-                    dropped += (v <= 0) as usize;
-                }
+                let dropped = dense(c0, wv, brow, row_vals, &mut acc_sum[c0..], &mut acc_max[c0..]);
                 out.reserve_exact(len);
                 out.extend(row_vals.iter().zip(c0 as u16..).map(|(&v, j)| (j, I32F32(v))));
                 if dropped > 0 {
