@@ -1325,13 +1325,29 @@ fn bucket_select(keys: &mut [i64], sigma: &[i64], mut t: i64, hist: &mut [i64; 2
             debug_assert!(top);
             return score(hi);
         };
+        t -= before;
+        // Usually only a few keys fall in the chosen bucket: picked out with a rarely taken
+        // branch, and when they are few enough, sorted and scanned at once (what the next
+        // round would do with them).
+        let mut few = [0i64; SORT_MAX];
+        let mut m = 0;
+        for &k in part.iter() {
+            if bucket(k) == b {
+                if m < SORT_MAX {
+                    few[m] = k;
+                }
+                m += 1;
+            }
+        }
+        if m <= SORT_MAX {
+            return sorted_select(&mut few[..m], sigma, t);
+        }
         let mut m = 0;
         for x in 0..len {
             let k = part[x];
             part[m] = k;
             m += (bucket(k) == b) as usize;
         }
-        t -= before;
         len = m;
         top = false;
     }
