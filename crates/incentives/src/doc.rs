@@ -278,10 +278,11 @@ pub fn outputs(r: &EpochResult) -> Value {
     let ema: Vec<Vec<Value>> = r
         .ema_bonds
         .iter()
-        .map(|row| {
-            let mut cells: Vec<&(u16, I32F32)> = row.iter().filter(|c| c.1 != I32F32::ZERO).collect();
+        .map(|(cols, vals)| {
+            let mut cells: Vec<(u16, I32F32)> =
+                cols.iter().copied().zip(vals.iter().copied()).filter(|c| c.1 != I32F32::ZERO).collect();
             cells.sort_unstable_by_key(|c| c.0);
-            cells.into_iter().map(|&(j, v)| json!([j, v.bits(), v.to_f64()])).collect()
+            cells.into_iter().map(|(j, v)| json!([j, v.bits(), v.to_f64()])).collect()
         })
         .collect();
     json!({

@@ -20,6 +20,57 @@ use crate::fixed::{exp_safe, recip_div, tao_weight, Divisor, Recip, RecipCols, U
 /// A sparse row: `(column, value)` cells in stored order.
 pub type Row<T> = Vec<(u16, T)>;
 
+/// Rows of `(column, value)` cells kept in one array per field (row `i` is
+/// `col[ptr[i]..ptr[i + 1]]` with its values): 10 bytes a cell for `I32F32` instead of a
+/// padded 16, no allocation per row, and values in one slice that loops vectorise over.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rows<T> {
+    ptr: Vec<usize>,
+    col: Vec<u16>,
+    val: Vec<T>,
+}
+
+impl<T> Default for Rows<T> {
+    fn default() -> Self {
+        Rows { ptr: vec![0], col: Vec::new(), val: Vec::new() }
+    }
+}
+
+impl<T: Copy> Rows<T> {
+    pub fn from_rows(rows: &[Row<T>]) -> Self {
+        let mut m = Rows::default();
+        for row in rows {
+            m.col.extend(row.iter().map(|c| c.0));
+            m.val.extend(row.iter().map(|c| c.1));
+            m.ptr.push(m.col.len());
+        }
+        m
+    }
+
+    /// How many rows.
+    pub fn len(&self) -> usize {
+        self.ptr.len() - 1
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Row `i`: its columns and values.
+    pub fn row(&self, i: usize) -> (&[u16], &[T]) {
+        let r = self.ptr[i]..self.ptr[i + 1];
+        (&self.col[r.clone()], &self.val[r])
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&[u16], &[T])> + '_ {
+        (0..self.len()).map(|i| self.row(i))
+    }
+
+    pub fn to_rows(&self) -> Vec<Row<T>> {
+        self.iter().map(|(c, v)| c.iter().copied().zip(v.iter().copied()).collect()).collect()
+    }
+}
+
 /// The subnet parameters the epoch reads (INCENTIVES.md §5; defaults are subtensor's runtime
 /// defaults, see `Default`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -170,7 +221,7 @@ pub struct EpochResult {
     pub bond_row_action: Vec<BondRowAction>,
     /// The bonds handed to storage conversion (original Yuma: column max-upscaled EMA;
     /// Yuma3: raw EMA), cells in the order the epoch produced them.
-    pub ema_bonds: Vec<Row<I32F32>>,
+    pub ema_bonds: Rows<I32F32>,
     /// The stored bond rows after the epoch, in stored order (zero values kept as subtensor
     /// stores them).
     pub bonds_next: Vec<Row<u16>>,
@@ -232,8 +283,6 @@ pub struct Workspace {
     /// The lean EMA's divisors per column, split for vectorised loops.
     lean_d: RecipCols,
     lean_b: RecipCols,
-    /// One row's EMA cells, computed before they are stored.
-    row_vals: Vec<i64>,
     /// Per row of W: whether its columns are contiguous (`c0..c0 + len`).
     w_contiguous: Vec<bool>,
 }
@@ -478,7 +527,7 @@ pub fn run_epoch_with(p: &Params, s: &SubnetState, current_block: u64, ws: &mut 
             })
             .collect();
         normalize(&mut dividends);
-        (dividends, ema)
+        (dividends, Rows::from_rows(&ema))
     } else {
         let (dividends, ema, next) = original_bonds(
             p,
@@ -525,15 +574,13 @@ pub fn run_epoch_with(p: &Params, s: &SubnetState, current_block: u64, ws: &mut 
         ema_bonds
             .iter()
             .zip(&new_permit)
-            .map(
-                |(row, &set)| {
-                    if set {
-                        row.iter().map(|&(j, b)| (j, b.to_u16_proportion())).collect()
-                    } else {
-                        Vec::new()
-                    }
-                },
-            )
+            .map(|((cols, vals), &set)| {
+                if set {
+                    cols.iter().zip(vals).map(|(&j, b)| (j, b.to_u16_proportion())).collect()
+                } else {
+                    Vec::new()
+                }
+            })
             .collect()
     });
 
@@ -607,7 +654,7 @@ fn original_bonds(
     s: &SubnetState,
     ws: &mut Workspace,
     inputs: BondInputs,
-) -> (Vec<I32F32>, Vec<Row<I32F32>>, Vec<Row<u16>>) {
+) -> (Vec<I32F32>, Rows<I32F32>, Vec<Row<u16>>) {
     let BondInputs { active_stake, incentive, raw_ranks, last_tempo, new_permit } = inputs;
     let n = s.n();
     let Workspace {
@@ -621,7 +668,6 @@ fn original_bonds(
         acc_max,
         lean_d,
         lean_b,
-        row_vals,
         ..
     } = ws;
     let reg = &s.block_at_registration;
@@ -697,7 +743,7 @@ fn original_bonds(
     acc_max.clear();
     acc_max.resize(n, 0);
     let acc: &mut [[I32F32; 2]] = col_acc;
-    let rows = MergeRows { s, w, clean: &clean, kept: &kept, sort, acc, acc_sum, acc_max, row_vals };
+    let rows = MergeRows { s, w, clean: &clean, kept: &kept, sort, acc, acc_sum, acc_max };
     // Every ΔB cell is at most its row's active stake (a product of it with a weight of at
     // most 1) and at most its column sum, every bond at most its column sum: with stakes
     // below 1, bond sums that do not saturate and α in [0, 1], every quotient is at most 1
@@ -726,12 +772,11 @@ fn original_bonds(
         let dense = move |c0: usize,
                           wv: &[i64],
                           brow: &[(u16, u16)],
-                          out: &mut Vec<i64>,
+                          out: &mut [I32F32],
                           sums: &mut [i64],
                           maxs: &mut [i64]| {
             let len = wv.len();
-            out.clear();
-            out.resize(len, 0);
+            let out = &mut out[..len];
             let (de, dh, dl) = (&ld.e[c0..c0 + len], &ld.hi[c0..c0 + len], &ld.lo[c0..c0 + len]);
             let (be, bh, bl) = (&lb.e[c0..c0 + len], &lb.hi[c0..c0 + len], &lb.lo[c0..c0 + len]);
             let (sums, maxs) = (&mut sums[..len], &mut maxs[..len]);
@@ -740,7 +785,7 @@ fn original_bonds(
                 let qd = recip_div(wv[k] as u32, de[k], dh[k], dl[k]);
                 let qb = recip_div(brow[k].1 as u32, be[k], bh[k], bl[k]);
                 let v = (scale(a64, qd) + scale(o64, qb)) as i64;
-                out[k] = v;
+                out[k] = I32F32(v);
                 sums[k] += v;
                 maxs[k] = maxs[k].max(v);
                 dropped += (v <= 0) as usize;
@@ -813,32 +858,37 @@ fn original_bonds(
     let inc_bits: Vec<u64> = if lean { incentive.iter().map(|i| i.0 as u64).collect() } else { Vec::new() };
     let mut dividends = vec![I32F32::ZERO; n];
     let mut bonds_next = Vec::with_capacity(n);
-    for ((row, d), &set) in ema.iter_mut().zip(dividends.iter_mut()).zip(new_permit) {
-        let c0 = row.first().map_or(0, |c| c.0);
-        if lean && !row.is_empty() && row.iter().zip(c0..).fold(true, |ok, (c, j)| ok & (c.0 == j)) {
+    let Rows { ptr, col, val } = &mut ema;
+    for (i, (d, &set)) in dividends.iter_mut().zip(new_permit).enumerate() {
+        let range = ptr[i]..ptr[i + 1];
+        let (cols, vals) = (&col[range.clone()], &mut val[range]);
+        let c0 = cols.first().map_or(0, |&c| c as usize);
+        if lean && !cols.is_empty() && counts_up(cols, c0) {
             // Contiguous columns from c0: the lean divisions below in 32-bit products over
             // column arrays (vectorised). Cells are below 2^32 (lean), so is each quotient,
             // and an incentive is at most 1: every product fits 64 bits.
-            let (c0, len) = (c0 as usize, row.len());
+            let len = cols.len();
             let (ee, eh, el) = (&fe.e[c0..c0 + len], &fe.hi[c0..c0 + len], &fe.lo[c0..c0 + len]);
             let (me, mh, ml) = (&fm.e[c0..c0 + len], &fm.hi[c0..c0 + len], &fm.lo[c0..c0 + len]);
             let inc = &inc_bits[c0..c0 + len];
             let mut t = 0u64;
-            for (k, c) in row.iter_mut().enumerate() {
-                let x = recip_div(c.1 .0 as u32, ee[k], eh[k], el[k]);
+            for (k, v) in vals.iter_mut().enumerate() {
+                let x = recip_div(v.0 as u32, ee[k], eh[k], el[k]);
                 t += (inc[k] * x) >> 32;
-                c.1 = I32F32(recip_div(x as u32, me[k], mh[k], ml[k]) as i64);
+                *v = I32F32(recip_div(x as u32, me[k], mh[k], ml[k]) as i64);
             }
             *d = I32F32(t as i64);
             bonds_next.push(if set {
-                row.iter().map(|&(j, b)| (j, ((b.0 as u64 * 65_535) >> 32).min(65_535) as u16)).collect()
+                let stored =
+                    |(k, b): (usize, &I32F32)| ((c0 + k) as u16, ((b.0 as u64 * 65_535) >> 32).min(65_535) as u16);
+                vals.iter().enumerate().map(stored).collect()
             } else {
                 Vec::new()
             });
             continue;
         }
         let mut t = 0i64;
-        for (j, v) in row.iter_mut() {
+        for (j, v) in cols.iter().zip(vals.iter_mut()) {
             let (e, max, inc) = &fin[*j as usize];
             let x = I32F32(divide(e, v.0));
             // Both factors are proportions (incentive normalised, a cell at most its column's
@@ -847,13 +897,14 @@ fn original_bonds(
             *v = I32F32(divide(max, x.0));
         }
         *d = I32F32(t);
+        let cells = cols.iter().zip(vals.iter());
         bonds_next.push(if !set {
             Vec::new()
         } else if lean {
             // Upscaled cells lie in [0, 1] here: `to_u16_proportion` without its range test.
-            row.iter().map(|&(j, b)| (j, ((b.0 as u64 * 65_535) >> 32).min(65_535) as u16)).collect()
+            cells.map(|(&j, b)| (j, ((b.0 as u64 * 65_535) >> 32).min(65_535) as u16)).collect()
         } else {
-            row.iter().map(|&(j, b)| (j, b.to_u16_proportion())).collect()
+            cells.map(|(&j, b)| (j, b.to_u16_proportion())).collect()
         });
     }
     normalize(&mut dividends);
@@ -874,31 +925,28 @@ struct MergeRows<'a, K: Fn(u16) -> bool> {
     /// Sums and maxima of the rows merged by the dense kernel (folded into `acc` at the end).
     acc_sum: &'a mut [i64],
     acc_max: &'a mut [i64],
-    row_vals: &'a mut Vec<i64>,
 }
 
 /// The EMA cells of one row whose ΔB cells (`wv`) and bonds (`brow`) cover the same
 /// contiguous columns from `c0`, written to `out`. Only where no sum saturates (the lean EMA).
 /// It also adds each cell to its column's sum and maximum (`sums`, `maxs` from `c0`) and
 /// returns how many cells are not positive.
-type DenseRow<'a> = &'a dyn Fn(usize, &[i64], &[(u16, u16)], &mut Vec<i64>, &mut [i64], &mut [i64]) -> usize;
+type DenseRow<'a> = &'a dyn Fn(usize, &[i64], &[(u16, u16)], &mut [I32F32], &mut [i64], &mut [i64]) -> usize;
 
 impl<K: Fn(u16) -> bool> MergeRows<'_, K> {
     /// The EMA rows: per row the union of ΔB's and the bonds' columns in ascending order,
     /// `cell(j, ΔB cell, bond)` for each, positive cells kept; rows over the same contiguous
     /// columns by `dense` when given.
-    fn merge(
-        self,
-        cell: impl Fn(usize, Option<i64>, Option<u16>) -> I32F32,
-        dense: Option<DenseRow>,
-    ) -> Vec<Row<I32F32>> {
-        let MergeRows { s, w, clean, kept, sort, acc, acc_sum, acc_max, row_vals } = self;
-        let mut ema: Vec<Row<I32F32>> = Vec::with_capacity(s.n());
+    fn merge(self, cell: impl Fn(usize, Option<i64>, Option<u16>) -> I32F32, dense: Option<DenseRow>) -> Rows<I32F32> {
+        let MergeRows { s, w, clean, kept, sort, acc, acc_sum, acc_max } = self;
+        let mut ema = Rows::default();
+        let Rows { ptr, col, val } = &mut ema;
+        col.reserve(w.col.len());
+        val.reserve(w.col.len());
         let mut used_dense = false;
         for (i, (brow, &clean)) in s.bonds.iter().zip(clean).enumerate() {
             let range = w.range(i);
             let (wc, wv) = (&w.col[range.clone()], &w.val[range]);
-            let mut out = Vec::new();
             let len = wc.len();
             // A clean bond row is strictly ascending: with its ends at `c0` and `c0 + len − 1`
             // it covers exactly those columns, and ΔB's do if they count up from `c0`.
@@ -907,34 +955,37 @@ impl<K: Fn(u16) -> bool> MergeRows<'_, K> {
                     && brow.len() == len
                     && brow[0].0 == c0
                     && brow[len - 1].0 as usize == c0 as usize + len - 1
-                    && wc.iter().zip(c0..).fold(true, |ok, (&j, e)| ok & (j == e))
+                    && counts_up(wc, c0 as usize)
+            };
+            let mut push = |j: usize, v: I32F32| {
+                if v > I32F32::ZERO {
+                    col.push(j as u16);
+                    val.push(v);
+                    let [sum, max] = &mut acc[j];
+                    *sum = sum.sat_add(v);
+                    *max = (*max).max(v);
+                }
             };
             if let Some(dense) = dense.filter(|_| len > 0 && contiguous(wc[0])) {
                 used_dense = true;
-                let c0 = wc[0] as usize;
-                let dropped = dense(c0, wv, brow, row_vals, &mut acc_sum[c0..], &mut acc_max[c0..]);
-                out.reserve_exact(len);
-                out.extend(row_vals.iter().zip(c0 as u16..).map(|(&v, j)| (j, I32F32(v))));
+                let (c0, start) = (wc[0] as usize, val.len());
+                col.extend(wc);
+                val.resize(start + len, I32F32::ZERO);
+                let dropped = dense(c0, wv, brow, &mut val[start..], &mut acc_sum[c0..], &mut acc_max[c0..]);
                 if dropped > 0 {
-                    out.retain(|c| c.1 > I32F32::ZERO);
+                    // Cells that are not positive are not kept.
+                    let mut m = start;
+                    for k in start..start + len {
+                        (col[m], val[m]) = (col[k], val[k]);
+                        m += (val[k] > I32F32::ZERO) as usize;
+                    }
+                    col.truncate(m);
+                    val.truncate(m);
                 }
             } else if clean && brow.len() == len && wc.iter().zip(brow).all(|(&j, c)| j == c.0) {
                 // The same columns in both: one straight pass.
-                let mut dropped = false;
-                out.extend(wc.iter().zip(wv).zip(brow).map(|((&j, &x), &(_, y))| {
-                    let ju = j as usize;
-                    let v = cell(ju, Some(x), Some(y));
-                    let [sum, max] = &mut acc[ju];
-                    if v > I32F32::ZERO {
-                        *sum = sum.sat_add(v);
-                        *max = (*max).max(v);
-                    } else {
-                        dropped = true;
-                    }
-                    (j, v)
-                }));
-                if dropped {
-                    out.retain(|c| c.1 > I32F32::ZERO);
+                for ((&j, &x), &(_, y)) in wc.iter().zip(wv).zip(brow) {
+                    push(j as usize, cell(j as usize, Some(x), Some(y)));
                 }
             } else {
                 sort.clear();
@@ -942,7 +993,6 @@ impl<K: Fn(u16) -> bool> MergeRows<'_, K> {
                 if !clean {
                     sort.sort_unstable_by_key(|c| c.0);
                 }
-                out.reserve_exact(wc.len() + sort.len());
                 let (mut x, mut y) = (0, 0);
                 while x < wc.len() || y < sort.len() {
                     let jx = wc.get(x).map_or(u32::MAX, |&j| j as u32);
@@ -952,16 +1002,10 @@ impl<K: Fn(u16) -> bool> MergeRows<'_, K> {
                     let bond = (jy as usize == j).then(|| sort[y].1);
                     x += delta.is_some() as usize;
                     y += bond.is_some() as usize;
-                    let v = cell(j, delta, bond);
-                    if v > I32F32::ZERO {
-                        out.push((j as u16, v));
-                        let [sum, max] = &mut acc[j];
-                        *sum = sum.sat_add(v);
-                        *max = (*max).max(v);
-                    }
+                    push(j, cell(j, delta, bond));
                 }
             }
-            ema.push(out);
+            ptr.push(col.len());
         }
         if used_dense {
             // No sum saturates where the dense kernel runs, so the order of additions is free.
@@ -972,6 +1016,11 @@ impl<K: Fn(u16) -> bool> MergeRows<'_, K> {
         }
         ema
     }
+}
+
+/// Whether `cols` are `c0, c0 + 1, …` (no early exit, so that the loop vectorises).
+fn counts_up(cols: &[u16], c0: usize) -> bool {
+    cols.iter().enumerate().fold(true, |ok, (k, &j)| ok & (j as usize == c0 + k))
 }
 
 /// Weights for bonds (§3.10) for a penalty strictly between 0 and 1, in place:

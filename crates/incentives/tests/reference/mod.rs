@@ -5,7 +5,7 @@
 
 #![allow(dead_code, clippy::all)]
 
-use incentives::epoch::{BondRowAction, EpochResult, Params, Row, SubnetState};
+use incentives::epoch::{BondRowAction, EpochResult, Params, Row, Rows, SubnetState};
 use incentives::fixed::{exp_safe, tao_weight, I32F32, I64F64};
 
 /// Plain fixed-point division with subtensor's `safe_div` semantics (0 for a zero divisor or
@@ -259,7 +259,7 @@ pub fn run_epoch(p: &Params, s: &SubnetState, current_block: u64) -> EpochResult
         validator_emission,
         combined_emission,
         bond_row_action,
-        ema_bonds,
+        ema_bonds: Rows::from_rows(&ema_bonds),
         bonds_next,
     }
 }
