@@ -275,7 +275,6 @@ pub struct Workspace {
     col_sums: Vec<I32F32>,
     /// Per column: the divisors of the EMA's two terms; the EMA's sum and maximum.
     merge_cols: Vec<[Divisor; 2]>,
-    lean_cols: Vec<[Recip; 2]>,
     col_acc: Vec<[I32F32; 2]>,
     /// The same sum and maximum, as two arrays, where the EMA merges contiguous rows.
     acc_sum: Vec<i64>,
@@ -657,19 +656,7 @@ fn original_bonds(
 ) -> (Vec<I32F32>, Rows<I32F32>, Vec<Row<u16>>) {
     let BondInputs { active_stake, incentive, raw_ranks, last_tempo, new_permit } = inputs;
     let n = s.n();
-    let Workspace {
-        w,
-        bond_sort: sort,
-        col_sums,
-        merge_cols,
-        lean_cols,
-        col_acc,
-        acc_sum,
-        acc_max,
-        lean_d,
-        lean_b,
-        ..
-    } = ws;
+    let Workspace { w, bond_sort: sort, col_sums, merge_cols, col_acc, acc_sum, acc_max, lean_d, lean_b, .. } = ws;
     let reg = &s.block_at_registration;
 
     // Previous bonds: cells of recently registered columns removed, cells on columns ≥ n
@@ -753,20 +740,16 @@ fn original_bonds(
         && d_sums.iter().all(|d| d.0 >= 0)
         && active_stake.iter().all(|a| (0..I32F32::ONE.0).contains(&a.0));
     let mut ema = if lean {
-        lean_cols.clear();
-        lean_cols.extend(d_sums.iter().zip(&b_int).map(|(d, &s)| [Recip::new(d.0 as u64), Recip::new(s)]));
-        let cols: &[[Recip; 2]] = lean_cols;
         lean_d.clear();
         lean_b.clear();
-        for [d, b] in cols {
-            lean_d.push(*d);
-            lean_b.push(*b);
+        for (d, &s) in d_sums.iter().zip(&b_int) {
+            lean_d.push(Recip::new(d.0 as u64));
+            lean_b.push(Recip::new(s));
         }
-        let (a, o) = (alpha.0 as u128, one_minus.0 as u128);
         let (ld, lb): (&RecipCols, &RecipCols) = (lean_d, lean_b);
-        // Rows whose ΔB and bond cells cover the same contiguous columns: the same cells in
-        // 32-bit products over column arrays, which vectorise. `(α·q) >> 32` with α and q at
-        // most 1: in 64 bits unless both are 1 exactly, so α = 1 is taken apart.
+        // `Recip::div` in 32-bit products over column arrays, which vectorise where rows
+        // cover the same contiguous columns. `(α·q) >> 32` with α and q at most 1: in 64
+        // bits unless both are 1 exactly, so α = 1 is taken apart.
         let (a64, o64) = (alpha.0 as u64, one_minus.0 as u64);
         let scale = move |f: u64, q: u64| if f == 1 << 32 { q } else { (f * q) >> 32 };
         let dense = move |c0: usize,
@@ -794,9 +777,8 @@ fn original_bonds(
         };
         rows.merge(
             |j, x, y| {
-                let [d, b] = &cols[j];
-                let dx = x.map_or(0, |x| (a * d.div(x as u64) as u128) >> 32);
-                let by = y.map_or(0, |y| (o * b.div(y as u64) as u128) >> 32);
+                let dx = x.map_or(0, |x| scale(a64, recip_div(x as u32, ld.e[j], ld.hi[j], ld.lo[j])));
+                let by = y.map_or(0, |y| scale(o64, recip_div(y as u32, lb.e[j], lb.hi[j], lb.lo[j])));
                 I32F32((dx + by) as i64)
             },
             Some(&dense),

@@ -145,9 +145,10 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
 /// Writes `records` as a complete log at `tmp`, synced, and renames it to `path`.
 fn write_whole(dir: &Path, tmp: &Path, path: &Path, records: &BTreeMap<u64, ChannelRecord>) -> Result<(), StoreError> {
     let mut bytes = MAGIC.to_vec();
-    let all: Vec<(u64, ChannelRecord)> = records.iter().map(|(&k, v)| (k, v.clone())).collect();
+    // `(&u64, &ChannelRecord)` encodes as `(u64, ChannelRecord)`: no copy of the records.
+    let all: Vec<(&u64, &ChannelRecord)> = records.iter().collect();
     for chunk in all.chunks(CHUNK) {
-        frame(chunk, &mut bytes);
+        framelog::push_frame(&primitives::codec::encode(chunk), &mut bytes);
     }
     let mut f = File::create(tmp).map_err(io_err(tmp))?;
     f.write_all(&bytes).and_then(|()| f.sync_all()).map_err(io_err(tmp))?;
@@ -523,14 +524,18 @@ mod tests {
         }
     }
 
+    /// A closed store whose log holds two frames: channel 1 billed 10, then 20.
+    fn two_frames() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let s = VoucherStore::open(dir.path()).unwrap();
+        s.put(vec![(1, rec(0, 10))]).unwrap();
+        s.put(vec![(1, rec(0, 20))]).unwrap();
+        dir
+    }
+
     #[test]
     fn a_torn_last_frame_is_cut_off_and_the_log_goes_on() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let s = VoucherStore::open(dir.path()).unwrap();
-            s.put(vec![(1, rec(0, 10))]).unwrap();
-            s.put(vec![(1, rec(0, 20))]).unwrap();
-        }
+        let dir = two_frames();
         let whole = log_end(dir.path());
         // The file is allocated ahead with zeros.
         assert_eq!(file_len(dir.path()), PREALLOCATE);
@@ -574,12 +579,7 @@ mod tests {
 
     #[test]
     fn a_damaged_frame_before_good_ones_refuses_to_open() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let s = VoucherStore::open(dir.path()).unwrap();
-            s.put(vec![(1, rec(0, 10))]).unwrap();
-            s.put(vec![(1, rec(0, 20))]).unwrap();
-        }
+        let dir = two_frames();
         let path = dir.path().join("vouchers.log");
         let good = std::fs::read(&path).unwrap();
         // A flipped bit in the first frame's payload.
