@@ -283,13 +283,16 @@ impl Entry<'_> {
 }
 
 /// Accounts by address. A hash map for O(1) lookups at millions of accounts (a B-tree
-/// costs a cache miss per level). Its hasher is foldhash with a fixed seed, so nothing
-/// random enters the state machine (it replaced SipHash-1-3 with fixed keys: a quarter
-/// of the cost per 32-byte key, no weaker against chosen keys, since both keys are
-/// public); and nothing consensus-relevant depends on its iteration order: the state
-/// root is an order-independent sum, and everything that must be ordered (checkpoints,
-/// the cap table) is sorted first.
-pub type AccountMap = std::collections::HashMap<Address, Account, foldhash::fast::FixedState>;
+/// costs a cache miss per level), hashed with foldhash under a **random seed per map**:
+/// anyone can create an account at any 32-byte address (a transfer to it), and with a
+/// seed every node shares (it was a fixed, public one) colliding addresses are cheap to
+/// grind, so a paid-for flood of them would turn every lookup on every node into a long
+/// probe. The seed enters no result: nothing consensus-relevant depends on the map's
+/// iteration order (the state root is an order-independent sum; checkpoints, the cap
+/// table and everything else that must be ordered sort first), which the random seed
+/// also keeps honest, since any hidden dependence on the order would now differ between
+/// two runs (`tests::account_maps_hash_with_their_own_seed`, and every determinism test).
+pub type AccountMap = std::collections::HashMap<Address, Account, foldhash::fast::RandomState>;
 
 /// The whole ledger state after `height`.
 #[derive(Clone, Debug)]
@@ -404,5 +407,21 @@ impl State {
             return Err("lattice hash does not match the state's entries".into());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::hash::BuildHasher;
+
+    /// Two account maps do not share a hash function, so addresses ground to collide in
+    /// one (as anyone could with the fixed seed this replaced) spread out in every other.
+    #[test]
+    fn account_maps_hash_with_their_own_seed() {
+        let (a, b) = (AccountMap::default(), AccountMap::default());
+        let addresses: Vec<Address> = (0u8..16).map(|i| Address([i; 32])).collect();
+        let differ = addresses.iter().filter(|x| a.hasher().hash_one(x) != b.hasher().hash_one(x)).count();
+        assert_eq!(differ, addresses.len(), "two maps hashed {} of 16 addresses alike", 16 - differ);
     }
 }
