@@ -14,11 +14,14 @@ fuzz_target!(|data: &[u8]| {
         let _ = (chat.sampling(), chat.texts());
     }
     if let Ok(c) = serde_json::from_value::<CompletionRequest>(v.clone()) {
-        let _ = (c.sampling(), c.prompt());
+        if let (Ok(s), Ok(prompts)) = (c.sampling(), c.prompts()) {
+            assert!(!prompts.is_empty() && prompts.len() as u64 * s.n <= openai::CHOICES_MAX);
+        }
     }
     if let Ok(e) = serde_json::from_value::<EmbeddingRequest>(v.clone()) {
         let _ = (e.texts(), e.base64());
     }
+    assert!(openai::choices_requested(&v) >= 1, "a request asks for at least one choice");
     if let Ok((chat, echo)) = to_chat(&v) {
         assert!(chat["messages"].as_array().is_some_and(|m| !m.is_empty()), "a translated request has messages");
         let _ = from_chat(&v, &echo);

@@ -72,6 +72,19 @@ impl Payer {
     }
 }
 
+impl Payer {
+    /// A paid call that must succeed and cost exactly price × tokens: its body and usage.
+    async fn paid(&mut self, api: &str, path: &str, body: Value) -> (String, (u64, u64, u128)) {
+        let streamed = body["stream"] == true;
+        let (status, _, text) = self.call(api, path, body).await;
+        assert_eq!(status, 200, "{path}: {text}");
+        let usage = usage_of(&text, streamed);
+        assert_eq!(usage.2, expected_cost(usage.0, usage.1), "{path}: cost = price × tokens");
+        self.spent += usage.2;
+        (text, usage)
+    }
+}
+
 /// The usage of a response: the JSON body's, or a stream's final usage chunk.
 fn usage_of(text: &str, streamed: bool) -> (u64, u64, u128) {
     let usage = if streamed {
@@ -170,6 +183,100 @@ async fn paid_calls_are_billed_exactly_and_claimed_once() {
         calls += 1;
     }
     assert_eq!(calls, 12);
+
+    // Several choices: `n` and a completion's several prompts, each choice what its own
+    // call would give (greedy), the prompt billed once per prompt, every choice's tokens.
+    let texts_of = |text: &str, streamed: bool| -> Vec<String> {
+        let mut texts = vec![String::new(); 4];
+        let bodies: Vec<Value> = if streamed {
+            text.lines().filter_map(|l| l.strip_prefix("data: ")).filter_map(|d| serde_json::from_str(d).ok()).collect()
+        } else {
+            vec![serde_json::from_str(text).unwrap()]
+        };
+        for b in bodies {
+            for c in b["choices"].as_array().unwrap() {
+                let piece = c["message"]["content"].as_str().or(c["delta"]["content"].as_str()).or(c["text"].as_str());
+                texts[c["index"].as_u64().unwrap() as usize].push_str(piece.unwrap_or(""));
+            }
+        }
+        texts.retain(|t| !t.is_empty());
+        texts
+    };
+    let ask = json!([{"role": "user", "content": "Name a colour."}]);
+    let (single, (p1, c1, _)) = payer
+        .paid(
+            &prov.api,
+            "/chat/completions",
+            json!({"model": "SmolLM2-135M-Instruct", "max_tokens": 5, "temperature": 0, "messages": ask}),
+        )
+        .await;
+    let (two, (p2, c2, _)) = payer
+        .paid(
+            &prov.api,
+            "/chat/completions",
+            json!({"model": "SmolLM2-135M-Instruct", "max_tokens": 5, "temperature": 0, "n": 2, "messages": ask}),
+        )
+        .await;
+    let single = texts_of(&single, false);
+    assert_eq!(texts_of(&two, false), vec![single[0].clone(), single[0].clone()], "{two}");
+    assert_eq!((p2, c2), (p1, 2 * c1), "the prompt once, both choices' tokens");
+    let prompts = ["The capital of France is", "Two plus two is"];
+    let mut alone = Vec::new();
+    let (mut p_sum, mut c_sum) = (0, 0);
+    for prompt in prompts {
+        let (t, (p, c, _)) = payer
+            .paid(
+                &prov.api,
+                "/completions",
+                json!({"model": "SmolLM2-135M-Instruct", "prompt": prompt, "max_tokens": 4, "temperature": 0}),
+            )
+            .await;
+        alone.extend(texts_of(&t, false));
+        (p_sum, c_sum) = (p_sum + p, c_sum + c);
+    }
+    for stream in [false, true] {
+        let (t, (p, c, _)) = payer.paid(
+            &prov.api,
+            "/completions",
+            json!({"model": "SmolLM2-135M-Instruct", "prompt": prompts, "max_tokens": 4, "temperature": 0,
+                   "stream": stream, "stream_options": if stream { json!({"include_usage": true}) } else { Value::Null }}),
+        )
+        .await;
+        assert_eq!(texts_of(&t, stream), alone, "stream {stream}: {t}");
+        assert_eq!((p, c), (p_sum, c_sum));
+    }
+    // Token ids of the model's vocabulary as the prompt: billed as that many tokens.
+    let (_, (p, _, _)) = payer
+        .paid(
+            &prov.api,
+            "/completions",
+            json!({"model": "SmolLM2-135M-Instruct", "prompt": [504, 3458, 314], "max_tokens": 2, "temperature": 0}),
+        )
+        .await;
+    assert_eq!(p, 3);
+    // logit_bias reaches the sampler: +100 on one token makes it every token generated.
+    let (t, (_, c, _)) = payer
+        .paid(
+            &prov.api,
+            "/completions",
+            json!({"model": "SmolLM2-135M-Instruct", "prompt": "Hello", "max_tokens": 2, "temperature": 0,
+                   "logit_bias": {"504": 100}}),
+        )
+        .await;
+    let text = texts_of(&t, false).concat();
+    let (a, b) = text.split_at(text.len() / 2);
+    assert!(c == 2 && !a.is_empty() && a == b, "{text:?}");
+    for (bad, param) in [
+        (json!({"model": "SmolLM2-135M-Instruct", "prompt": "a", "logit_bias": {"999999": 5}}), "logit_bias"),
+        (json!({"model": "SmolLM2-135M-Instruct", "prompt": "a", "frequency_penalty": 3}), "frequency_penalty"),
+        (json!({"model": "SmolLM2-135M-Instruct", "prompt": [7, 999999999]}), "prompt"),
+        (json!({"model": "SmolLM2-135M-Instruct", "prompt": ["a", "b", "c", "d", "e"], "n": 4}), "prompt"),
+        (json!({"model": "SmolLM2-135M-Instruct", "prompt": "a", "n": 17}), "n"),
+    ] {
+        let (status, _, text) = payer.call(&prov.api, "/completions", bad).await;
+        let error: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!((status.as_u16(), error["error"]["param"].as_str()), (400, Some(param)), "{text}");
+    }
 
     // Bad vouchers, each with its error.
     let body = json!({"model": "all-MiniLM-L6-v2", "input": "x"});
@@ -540,6 +647,26 @@ input_price_per_mtok = "0"
     assert_eq!(scost, expected_cost(spt, sct));
     spent += scost;
 
+    // Two choices, streamed (through the gateway to the devnet's model): each choice's
+    // text is counted on its own, the prompt once.
+    let body = json!({"model": "smol-upstream", "messages": messages, "max_tokens": 6, "temperature": 0, "n": 2,
+                      "stream": true, "stream_options": {"include_usage": true}});
+    let (status, text) = call("/chat/completions", body, spent);
+    assert_eq!(status, 200, "{text}");
+    let (npt, nct, ncost) = usage_of(&text, true);
+    let mut texts = [String::new(), String::new()];
+    for chunk in text.lines().filter_map(|l| l.strip_prefix("data: ")).filter(|d| *d != "[DONE]") {
+        let chunk: Value = serde_json::from_str(chunk).unwrap();
+        for c in chunk["choices"].as_array().unwrap() {
+            texts[c["index"].as_u64().unwrap() as usize].push_str(c["delta"]["content"].as_str().unwrap_or(""));
+        }
+    }
+    assert!(!texts[0].is_empty() && texts[0] == texts[1], "{texts:?}");
+    let counted: u64 = texts.iter().map(|t| counter.count(t).unwrap() as u64).sum();
+    assert_eq!((npt, nct), (expected_prompt, counted));
+    assert_eq!(ncost, expected_cost(npt, nct));
+    spent += ncost;
+
     // Embeddings without a tokenizer: the upstream's usage, B's price.
     let (status, text) =
         call("/embeddings", json!({"model": "minilm-upstream", "input": ["a token network", "for AI"]}), spent);
@@ -600,8 +727,9 @@ input_price_per_mtok = "0"
 
     // The upstream's refusal comes back as is; an unknown model is B's 404.
     let (status, text) =
-        call("/chat/completions", json!({"model": "smol-upstream", "messages": messages, "n": 3}), spent);
+        call("/chat/completions", json!({"model": "smol-upstream", "messages": messages, "n": 17}), spent);
     assert_eq!(status, 400, "{text}");
+    assert_eq!(serde_json::from_str::<Value>(&text).unwrap()["error"]["param"], "n", "{text}");
     let (status, _) = call("/chat/completions", json!({"model": "nope", "messages": messages}), spent);
     assert_eq!(status, 404);
     // What B is owed is exactly the sum of the calls' costs.

@@ -371,7 +371,12 @@ async fn route(
         req["stream_options"] = serde_json::json!({ "include_usage": true });
     }
     let out_tokens = if generates {
-        req["max_completion_tokens"].as_u64().or(req["max_tokens"].as_u64()).unwrap_or(DEFAULT_MAX_TOKENS)
+        // Per choice, for every choice asked for (`n`, times a completion's prompts).
+        req["max_completion_tokens"]
+            .as_u64()
+            .or(req["max_tokens"].as_u64())
+            .unwrap_or(DEFAULT_MAX_TOKENS)
+            .saturating_mul(openai::choices_requested(&req))
     } else {
         0
     };

@@ -89,12 +89,30 @@ pub struct GenerateParams {
     /// Up to 4 non-empty strings; generation stops before the first occurrence of any,
     /// which is not part of the returned text.
     pub stop: Vec<String>,
+    /// OpenAI's `frequency_penalty`, in [-2, 2]: subtracted from a token's logit once for
+    /// every time it was generated so far (in this completion; the prompt does not count).
+    pub frequency_penalty: f32,
+    /// OpenAI's `presence_penalty`, in [-2, 2]: subtracted once from the logit of every
+    /// token generated so far.
+    pub presence_penalty: f32,
+    /// OpenAI's `logit_bias`: (token id, bias in [-100, 100]) added to the token's logit
+    /// before sampling (-100 in effect bans it, 100 forces it).
+    pub logit_bias: Vec<(u32, f32)>,
 }
 
 impl Default for GenerateParams {
     /// OpenAI's defaults (temperature 1, top_p 1), 256 tokens, seed 0, no stop sequence.
     fn default() -> Self {
-        GenerateParams { max_tokens: 256, temperature: 1.0, top_p: 1.0, seed: 0, stop: Vec::new() }
+        GenerateParams {
+            max_tokens: 256,
+            temperature: 1.0,
+            top_p: 1.0,
+            seed: 0,
+            stop: Vec::new(),
+            frequency_penalty: 0.0,
+            presence_penalty: 0.0,
+            logit_bias: Vec::new(),
+        }
     }
 }
 
@@ -121,7 +139,20 @@ impl GenerateParams {
         if self.stop.iter().any(String::is_empty) {
             return bad("stop", "empty stop sequence".into());
         }
+        for (name, v) in [("frequency_penalty", self.frequency_penalty), ("presence_penalty", self.presence_penalty)] {
+            if !(-2.0..=2.0).contains(&v) {
+                return bad(name, format!("{v} is not in [-2, 2]"));
+            }
+        }
+        if let Some((id, b)) = self.logit_bias.iter().find(|(_, b)| !(-100.0..=100.0).contains(b)) {
+            return bad("logit_bias", format!("the bias {b} of token {id} is not in [-100, 100]"));
+        }
         Ok(())
+    }
+
+    /// Whether the logits are adjusted before sampling.
+    fn adjusts(&self) -> bool {
+        self.frequency_penalty != 0.0 || self.presence_penalty != 0.0 || !self.logit_bias.is_empty()
     }
 
     fn sampling(&self) -> Sampling {
@@ -287,6 +318,11 @@ impl Generator {
         self.context_tokens_max
     }
 
+    /// Size of the vocabulary, control tokens included: token ids are below it.
+    pub fn vocab_size(&self) -> usize {
+        self.tokenizer.get_vocab_size(true)
+    }
+
     /// Tokens of `text` tokenised as plain text (no template, no special tokens): what a
     /// plain completion prompt costs. For a chat, count [`Generator::chat_prompt_ids`].
     pub fn count_tokens(&self, text: &str) -> Result<usize> {
@@ -392,10 +428,16 @@ impl Generator {
         if prompt.is_empty() {
             return Err(Error::InvalidParameter { name: "prompt", message: "empty prompt".into() });
         }
-        let vocab = self.tokenizer.get_vocab_size(true) as u32;
+        let vocab = self.vocab_size() as u32;
         if let Some(&bad) = prompt.iter().find(|&&id| id >= vocab) {
             return Err(Error::InvalidParameter {
                 name: "prompt",
+                message: format!("token id {bad} is outside the vocabulary of {vocab}"),
+            });
+        }
+        if let Some((bad, _)) = params.logit_bias.iter().find(|(id, _)| *id >= vocab) {
+            return Err(Error::InvalidParameter {
+                name: "logit_bias",
                 message: format!("token id {bad} is outside the vocabulary of {vocab}"),
             });
         }
@@ -425,8 +467,17 @@ impl Generator {
 
         let input = Tensor::new(prompt, &self.device)?.unsqueeze(0)?;
         let mut logits = model.forward(&input, 0)?.squeeze(0)?;
+        // Times each token was generated so far (for the penalties).
+        let mut counts: std::collections::BTreeMap<u32, u32> = std::collections::BTreeMap::new();
         let finish_reason = loop {
-            let next = sampler.sample(&logits)?;
+            let next = if params.adjusts() {
+                let mut v: Vec<f32> = logits.to_dtype(candle_core::DType::F32)?.to_vec1()?;
+                adjust_logits(&mut v, params, &counts);
+                sampler.sample(&Tensor::new(v, &self.device)?)?
+            } else {
+                sampler.sample(&logits)?
+            };
+            *counts.entry(next).or_default() += 1;
             ids.push(next);
             if self.eos.contains(&next) {
                 break FinishReason::Stop;
@@ -458,6 +509,23 @@ impl Generator {
             completion_tokens: ids.len(),
             completion_ids: ids,
         })
+    }
+}
+
+/// OpenAI's logit adjustments: `logit_bias` added, then for every token generated so far
+/// `count × frequency_penalty + presence_penalty` subtracted.
+fn adjust_logits(logits: &mut [f32], params: &GenerateParams, counts: &std::collections::BTreeMap<u32, u32>) {
+    for &(id, bias) in &params.logit_bias {
+        if let Some(l) = logits.get_mut(id as usize) {
+            *l += bias;
+        }
+    }
+    if params.frequency_penalty != 0.0 || params.presence_penalty != 0.0 {
+        for (&id, &n) in counts {
+            if let Some(l) = logits.get_mut(id as usize) {
+                *l -= n as f32 * params.frequency_penalty + params.presence_penalty;
+            }
+        }
     }
 }
 
@@ -569,6 +637,9 @@ mod tests {
             ("top_p", GenerateParams { top_p: 1.5, ..ok.clone() }),
             ("stop", GenerateParams { stop: vec!["".into()], ..ok.clone() }),
             ("stop", GenerateParams { stop: vec!["a".into(); 5], ..ok.clone() }),
+            ("frequency_penalty", GenerateParams { frequency_penalty: 2.5, ..ok.clone() }),
+            ("presence_penalty", GenerateParams { presence_penalty: f32::NAN, ..ok.clone() }),
+            ("logit_bias", GenerateParams { logit_bias: vec![(3, -101.0)], ..ok.clone() }),
         ];
         for (name, params) in cases {
             match params.validate() {
@@ -576,6 +647,21 @@ mod tests {
                 other => panic!("{params:?}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn logit_adjustments_follow_openai() {
+        let params = GenerateParams {
+            frequency_penalty: 0.5,
+            presence_penalty: 1.0,
+            logit_bias: vec![(0, 10.0), (3, -100.0), (99, 1.0)],
+            ..GenerateParams::greedy(1)
+        };
+        let mut logits = vec![1.0f32; 4];
+        let counts = [(1u32, 3u32), (2, 1)].into_iter().collect();
+        adjust_logits(&mut logits, &params, &counts);
+        // token 0: +10; token 1: 3 × 0.5 + 1; token 2: 0.5 + 1; token 3: -100; 99 is ignored.
+        assert_eq!(logits, vec![11.0, -1.5, -0.5, -99.0]);
     }
 
     #[test]

@@ -221,7 +221,7 @@ fn stop_sequences_end_the_text_before_them() {
 #[test]
 fn sampling_is_reproducible_by_seed() {
     let g = quantized();
-    let params = GenerateParams { max_tokens: 20, temperature: 0.9, top_p: 0.95, seed: 7, stop: Vec::new() };
+    let params = GenerateParams { max_tokens: 20, temperature: 0.9, top_p: 0.95, seed: 7, ..GenerateParams::default() };
     let once = g.complete("The weather today is", &params, |_| ControlFlow::Continue(())).unwrap();
     let again = g.complete("The weather today is", &params, |_| ControlFlow::Continue(())).unwrap();
     assert_eq!(once, again);
@@ -316,4 +316,47 @@ fn the_token_counter_counts_as_the_generator_does() {
     let json = models::TokenCounter::from_file(&dir.minilm_dir().join("tokenizer.json")).unwrap();
     assert_eq!(json.count("hello world").unwrap(), 2);
     assert!(models::TokenCounter::from_file(&dir.root().join("nope.gguf")).is_err());
+}
+
+#[test]
+fn logit_bias_bans_and_forces_tokens() {
+    let g = quantized();
+    let ids = g.encode("List: 1, 2, 3, 4,").unwrap();
+    let (greedy, _) = run(g, &ids, &GenerateParams::greedy(6));
+    let first = greedy.completion_ids[0];
+    let banned = GenerateParams { logit_bias: vec![(first, -100.0)], ..GenerateParams::greedy(6) };
+    let (done, _) = run(g, &ids, &banned);
+    assert!(!done.completion_ids.contains(&first), "{:?} still has {first}", done.completion_ids);
+    let forced_token = g.encode(" tessera").unwrap()[0];
+    let forced = GenerateParams { logit_bias: vec![(forced_token, 100.0)], ..GenerateParams::greedy(4) };
+    let (done, _) = run(g, &ids, &forced);
+    assert_eq!(done.completion_ids, vec![forced_token; 4]);
+    let outside = GenerateParams { logit_bias: vec![(u32::MAX, 1.0)], ..GenerateParams::greedy(4) };
+    assert!(matches!(
+        g.generate(&ids, &outside, |_| ControlFlow::Continue(())),
+        Err(models::Error::InvalidParameter { name: "logit_bias", .. })
+    ));
+}
+
+#[test]
+fn penalties_discourage_repeated_tokens() {
+    let g = quantized();
+    let ids = g.encode("List: 1, 2, 3, 4,").unwrap();
+    let most_repeated = |ids: &[u32]| {
+        let mut counts = std::collections::BTreeMap::new();
+        for id in ids {
+            *counts.entry(*id).or_insert(0) += 1;
+        }
+        counts.into_values().max().unwrap()
+    };
+    let (plain, _) = run(g, &ids, &GenerateParams::greedy(24));
+    let penalised = GenerateParams { frequency_penalty: 2.0, presence_penalty: 2.0, ..GenerateParams::greedy(24) };
+    let (done, _) = run(g, &ids, &penalised);
+    assert_ne!(done.completion_ids, plain.completion_ids);
+    assert!(
+        most_repeated(&done.completion_ids) < most_repeated(&plain.completion_ids),
+        "{:?} vs {:?}",
+        done.text,
+        plain.text
+    );
 }

@@ -5,13 +5,21 @@
 //!
 //! Requests are parsed leniently where the client is lenient (unknown fields are ignored,
 //! as OpenAI does) and strictly where a silent misreading would change the result: a
-//! parameter we cannot honour (`n > 1`, `tools`, `logprobs`, …) is a 400 naming it.
+//! parameter we cannot honour (`tools`, `logprobs`, …) is a 400 naming it; the sampling
+//! adjustments (`frequency_penalty`, `presence_penalty`, `logit_bias`) are parsed and
+//! range-checked here ([`Penalties`]) and applied by the model.
+//!
+//! Several choices per request (`n`, and for legacy completions several prompts) are
+//! served as OpenAI serves them: choice `i × n + j` is prompt `i`'s `j`-th generation,
+//! `usage.prompt_tokens` counts each prompt once and `completion_tokens` every choice's
+//! tokens; at most [`CHOICES_MAX`] choices per request.
 
 pub mod responses;
 
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::collections::BTreeMap;
 
 /// `{"error": {"message", "type", "param", "code"}}` with its HTTP status.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -164,9 +172,28 @@ pub struct StreamOptions {
     pub include_usage: bool,
 }
 
+/// Most choices (prompts × `n`) one chat or completion request may ask for: each is a
+/// generation of its own, run one after another on a built-in model.
+pub const CHOICES_MAX: u64 = 16;
+
+/// How many choices a chat or completion request (as JSON) asks for: `n` (default 1)
+/// times, for a legacy completion, its number of prompts. For worst-case bounds before
+/// the request is parsed in full (the gateway, the upstream proxy); never 0.
+pub fn choices_requested(req: &Value) -> u64 {
+    let n = req["n"].as_u64().unwrap_or(1).max(1);
+    let prompts = match &req["prompt"] {
+        // Several strings, or several token arrays; a flat token array is one prompt.
+        Value::Array(items) if items.iter().all(|i| i.is_string() || i.is_array()) => items.len().max(1) as u64,
+        _ => 1,
+    };
+    n.saturating_mul(prompts)
+}
+
 /// Sampling parameters common to chat and completions.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sampling {
+    /// Choices per prompt (`n`), 1 to [`CHOICES_MAX`].
+    pub n: u64,
     pub max_tokens: Option<u64>,
     pub temperature: f64,
     pub top_p: f64,
@@ -174,6 +201,68 @@ pub struct Sampling {
     pub stop: Vec<String>,
     pub stream: bool,
     pub include_usage: bool,
+    pub penalties: Penalties,
+}
+
+/// Most `logit_bias` entries one request may carry.
+pub const LOGIT_BIAS_MAX: usize = 1024;
+
+/// OpenAI's adjustments of the logits before sampling: `frequency_penalty` and
+/// `presence_penalty` (each in [-2, 2]; subtracted from a token's logit per time, and once
+/// if at all, it was generated so far) and `logit_bias` (token id of the model's
+/// vocabulary → bias in [-100, 100], added to its logit).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Penalties {
+    pub frequency_penalty: f64,
+    pub presence_penalty: f64,
+    /// Sorted by token id.
+    pub logit_bias: Vec<(u32, f64)>,
+}
+
+/// The logit adjustments as a chat or completion request carries them.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Adjustments {
+    #[serde(default)]
+    pub frequency_penalty: Option<f64>,
+    #[serde(default)]
+    pub presence_penalty: Option<f64>,
+    #[serde(default)]
+    pub logit_bias: Option<BTreeMap<String, f64>>,
+}
+
+impl Penalties {
+    fn parse(a: &Adjustments) -> Result<Penalties, ApiError> {
+        let (frequency_penalty, presence_penalty) = (a.frequency_penalty, a.presence_penalty);
+        for (name, v) in [("frequency_penalty", frequency_penalty), ("presence_penalty", presence_penalty)] {
+            if v.is_some_and(|v| !(-2.0..=2.0).contains(&v)) {
+                return Err(ApiError::invalid(name, format!("{name} must be between -2 and 2")));
+            }
+        }
+        let mut bias = Vec::new();
+        if let Some(map) = &a.logit_bias {
+            if map.len() > LOGIT_BIAS_MAX {
+                return Err(ApiError::invalid("logit_bias", format!("at most {LOGIT_BIAS_MAX} tokens")));
+            }
+            for (token, &b) in map {
+                let id: u32 = token
+                    .parse()
+                    .map_err(|_| ApiError::invalid("logit_bias", format!("{token:?} is not a token id")))?;
+                if !(-100.0..=100.0).contains(&b) {
+                    return Err(ApiError::invalid("logit_bias", format!("the bias of {id} is not in [-100, 100]")));
+                }
+                bias.push((id, b));
+            }
+            bias.sort_by_key(|(id, _)| *id);
+            if bias.windows(2).any(|w| w[0].0 == w[1].0) {
+                return Err(ApiError::invalid("logit_bias", "a token is listed twice"));
+            }
+        }
+        Ok(Penalties {
+            frequency_penalty: frequency_penalty.unwrap_or(0.0),
+            presence_penalty: presence_penalty.unwrap_or(0.0),
+            logit_bias: bias,
+        })
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -210,6 +299,9 @@ pub struct ChatRequest {
     pub top_logprobs: Option<u64>,
     #[serde(default)]
     pub user: Option<String>,
+    /// `frequency_penalty`, `presence_penalty`, `logit_bias`.
+    #[serde(flatten)]
+    pub adjustments: Adjustments,
 }
 
 #[allow(clippy::too_many_arguments)] // one per OpenAI parameter
@@ -222,9 +314,11 @@ fn sampling(
     seed: Option<u64>,
     stream: Option<bool>,
     stream_options: Option<StreamOptions>,
+    penalties: Penalties,
 ) -> Result<Sampling, ApiError> {
-    if n.is_some_and(|n| n != 1) {
-        return Err(ApiError::invalid("n", "only n = 1 is supported"));
+    let n = n.unwrap_or(1);
+    if n == 0 || n > CHOICES_MAX {
+        return Err(ApiError::invalid("n", format!("n must be between 1 and {CHOICES_MAX}")));
     }
     if max_tokens == Some(0) {
         return Err(ApiError::invalid("max_tokens", "max_tokens must be at least 1"));
@@ -246,6 +340,7 @@ fn sampling(
         return Err(ApiError::invalid("stream_options", "stream_options is only allowed with stream: true"));
     }
     Ok(Sampling {
+        n,
         max_tokens,
         temperature,
         top_p,
@@ -253,6 +348,7 @@ fn sampling(
         stop,
         stream,
         include_usage: stream_options.is_some_and(|o| o.include_usage),
+        penalties,
     })
 }
 
@@ -283,6 +379,7 @@ impl ChatRequest {
             self.seed,
             self.stream,
             self.stream_options.clone(),
+            Penalties::parse(&self.adjustments)?,
         )
     }
 
@@ -302,12 +399,23 @@ impl ChatRequest {
     }
 }
 
-/// `prompt`: a string or an array of one string.
+/// `prompt`: a string, strings, token ids (in the model's own vocabulary, as vLLM reads
+/// them), or arrays of token ids.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Prompt {
     One(String),
     Many(Vec<String>),
+    Tokens(Vec<u32>),
+    ManyTokens(Vec<Vec<u32>>),
+}
+
+/// One prompt of a legacy completion.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PromptInput {
+    Text(String),
+    /// Token ids of the model's vocabulary (checked against it by the model).
+    Tokens(Vec<u32>),
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -336,6 +444,9 @@ pub struct CompletionRequest {
     pub logprobs: Option<u64>,
     #[serde(default)]
     pub suffix: Option<String>,
+    /// `frequency_penalty`, `presence_penalty`, `logit_bias`.
+    #[serde(flatten)]
+    pub adjustments: Adjustments,
 }
 
 impl CompletionRequest {
@@ -359,15 +470,29 @@ impl CompletionRequest {
             self.seed,
             self.stream,
             self.stream_options.clone(),
+            Penalties::parse(&self.adjustments)?,
         )
     }
 
-    pub fn prompt(&self) -> Result<String, ApiError> {
-        match &self.prompt {
-            Prompt::One(s) => Ok(s.clone()),
-            Prompt::Many(v) if v.len() == 1 => Ok(v[0].clone()),
-            Prompt::Many(_) => Err(ApiError::invalid("prompt", "one prompt per request")),
+    /// The prompts, in order: at least one, and with `n` at most [`CHOICES_MAX`] choices.
+    pub fn prompts(&self) -> Result<Vec<PromptInput>, ApiError> {
+        let prompts: Vec<PromptInput> = match &self.prompt {
+            Prompt::One(s) => vec![PromptInput::Text(s.clone())],
+            Prompt::Many(v) => v.iter().cloned().map(PromptInput::Text).collect(),
+            Prompt::Tokens(ids) => vec![PromptInput::Tokens(ids.clone())],
+            Prompt::ManyTokens(v) => v.iter().cloned().map(PromptInput::Tokens).collect(),
+        };
+        if prompts.is_empty() {
+            return Err(ApiError::invalid("prompt", "at least one prompt is required"));
         }
+        let choices = (prompts.len() as u64).saturating_mul(self.n.unwrap_or(1).max(1));
+        if choices > CHOICES_MAX {
+            return Err(ApiError::invalid(
+                "prompt",
+                format!("{choices} choices asked for (prompts × n); at most {CHOICES_MAX} per request"),
+            ));
+        }
+        Ok(prompts)
     }
 }
 
@@ -462,29 +587,63 @@ pub fn model_list(models: Vec<Model>) -> Value {
     serde_json::json!({ "object": "list", "data": models })
 }
 
-/// A chat completion (non-streamed).
-pub fn chat_completion(id: &str, created: u64, model: &str, text: &str, finish_reason: &str, usage: &Usage) -> Value {
+/// One choice of a complete (non-streamed) answer: its text and `finish_reason`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Choice {
+    pub text: String,
+    pub finish_reason: &'static str,
+}
+
+/// A chat completion (non-streamed); choice `i` gets index `i`.
+pub fn chat_completion(id: &str, created: u64, model: &str, choices: &[Choice], usage: &Usage) -> Value {
+    let choices: Vec<Value> = choices
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            serde_json::json!({
+                "index": i,
+                "message": { "role": "assistant", "content": c.text, "refusal": null },
+                "logprobs": null,
+                "finish_reason": c.finish_reason,
+            })
+        })
+        .collect();
     serde_json::json!({
         "id": id,
         "object": "chat.completion",
         "created": created,
         "model": model,
-        "choices": [{
-            "index": 0,
-            "message": { "role": "assistant", "content": text, "refusal": null },
-            "logprobs": null,
-            "finish_reason": finish_reason,
-        }],
+        "choices": choices,
         "usage": usage,
     })
 }
 
-/// One streamed chat chunk. `role` on the first; `finish_reason` on the last; `usage` is
-/// `null` on every chunk when the client asked for usage (and absent otherwise).
+/// A legacy completion (non-streamed); choice `i` gets index `i`.
+pub fn text_completions(id: &str, created: u64, model: &str, choices: &[Choice], usage: &Usage) -> Value {
+    let choices: Vec<Value> = choices
+        .iter()
+        .enumerate()
+        .map(|(i, c)| serde_json::json!({ "index": i, "text": c.text, "logprobs": null, "finish_reason": c.finish_reason }))
+        .collect();
+    serde_json::json!({
+        "id": id,
+        "object": "text_completion",
+        "created": created,
+        "model": model,
+        "choices": choices,
+        "usage": usage,
+    })
+}
+
+/// One streamed chat chunk for choice `index`. `role` on the choice's first chunk;
+/// `finish_reason` on its last; `usage` is `null` on every chunk when the client asked
+/// for usage (and absent otherwise).
+#[allow(clippy::too_many_arguments)] // the chunk's fields
 pub fn chat_chunk(
     id: &str,
     created: u64,
     model: &str,
+    index: usize,
     first: bool,
     text: Option<&str>,
     finish_reason: Option<&str>,
@@ -502,7 +661,7 @@ pub fn chat_chunk(
         "object": "chat.completion.chunk",
         "created": created,
         "model": model,
-        "choices": [{ "index": 0, "delta": delta, "logprobs": null, "finish_reason": finish_reason }],
+        "choices": [{ "index": index, "delta": delta, "logprobs": null, "finish_reason": finish_reason }],
     });
     if with_usage_field {
         v["usage"] = Value::Null;
@@ -515,26 +674,23 @@ pub fn usage_chunk(id: &str, created: u64, model: &str, object: &str, usage: &Us
     serde_json::json!({ "id": id, "object": object, "created": created, "model": model, "choices": [], "usage": usage })
 }
 
-/// A legacy completion (or one streamed chunk of it: same shape).
-pub fn text_completion(
+/// One streamed chunk of a legacy completion, for choice `index` (the same shape as the
+/// complete answer, with one choice and no usage).
+pub fn text_completion_chunk(
     id: &str,
     created: u64,
     model: &str,
+    index: usize,
     text: &str,
     finish_reason: Option<&str>,
-    usage: Option<&Usage>,
 ) -> Value {
-    let mut v = serde_json::json!({
+    serde_json::json!({
         "id": id,
         "object": "text_completion",
         "created": created,
         "model": model,
-        "choices": [{ "index": 0, "text": text, "logprobs": null, "finish_reason": finish_reason }],
-    });
-    if let Some(u) = usage {
-        v["usage"] = serde_json::to_value(u).expect("usage serialises");
-    }
-    v
+        "choices": [{ "index": index, "text": text, "logprobs": null, "finish_reason": finish_reason }],
+    })
 }
 
 /// An embeddings response; base64 = little-endian f32, as the SDK decodes it.
@@ -587,7 +743,8 @@ mod tests {
             let r: ChatRequest = serde_json::from_str(json).unwrap();
             r.sampling().unwrap_err().body.error.param.unwrap()
         };
-        assert_eq!(bad(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"n":2}"#), "n");
+        assert_eq!(bad(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"n":0}"#), "n");
+        assert_eq!(bad(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"n":17}"#), "n");
         assert_eq!(bad(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{}]}"#), "tools");
         assert_eq!(bad(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":3}"#), "temperature");
         assert_eq!(bad(r#"{"model":"m","messages":[]}"#), "messages");
@@ -606,5 +763,75 @@ mod tests {
         let back: Vec<f32> = bytes.chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
         assert_eq!(back, vec![1.0, -2.5]);
         assert_eq!(v["usage"]["prompt_tokens"], 3);
+    }
+
+    #[test]
+    fn several_choices_prompts_and_token_prompts() {
+        let chat: ChatRequest =
+            serde_json::from_str(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"n":3}"#).unwrap();
+        assert_eq!(chat.sampling().unwrap().n, 3);
+        let prompts = |json: &str| {
+            let r: CompletionRequest = serde_json::from_str(json).unwrap();
+            r.sampling().and_then(|_| r.prompts())
+        };
+        use PromptInput::{Text, Tokens};
+        assert_eq!(prompts(r#"{"model":"m","prompt":"a"}"#).unwrap(), vec![Text("a".into())]);
+        assert_eq!(prompts(r#"{"model":"m","prompt":["a","b"]}"#).unwrap(), vec![Text("a".into()), Text("b".into())]);
+        assert_eq!(prompts(r#"{"model":"m","prompt":[1,2,3]}"#).unwrap(), vec![Tokens(vec![1, 2, 3])]);
+        assert_eq!(
+            prompts(r#"{"model":"m","prompt":[[1],[2,3]]}"#).unwrap(),
+            vec![Tokens(vec![1]), Tokens(vec![2, 3])]
+        );
+        let param = |json: &str| prompts(json).unwrap_err().body.error.param.unwrap();
+        assert_eq!(param(r#"{"model":"m","prompt":[]}"#), "prompt");
+        // 4 prompts × n = 5 is 20 choices, over the 16 allowed.
+        assert_eq!(param(r#"{"model":"m","prompt":["a","b","c","d"],"n":5}"#), "prompt");
+        assert!(prompts(r#"{"model":"m","prompt":["a","b","c","d"],"n":4}"#).is_ok());
+        // What the gateway and the upstream proxy reserve for, before parsing in full.
+        let choices = |json: &str| choices_requested(&serde_json::from_str(json).unwrap());
+        assert_eq!(choices(r#"{"prompt":"a","n":3}"#), 3);
+        assert_eq!(choices(r#"{"prompt":["a","b"],"n":3}"#), 6);
+        assert_eq!(choices(r#"{"prompt":[1,2,3]}"#), 1);
+        assert_eq!(choices(r#"{"prompt":[[1],[2],[3]]}"#), 3);
+        assert_eq!(choices(r#"{"messages":[],"n":0}"#), 1);
+    }
+
+    #[test]
+    fn choices_are_indexed_in_order() {
+        let two =
+            [Choice { text: "a".into(), finish_reason: "stop" }, Choice { text: "b".into(), finish_reason: "length" }];
+        let v = chat_completion("c", 1, "m", &two, &Usage::new(3, 4, 5));
+        assert_eq!(v["choices"][1]["index"], 1);
+        assert_eq!(v["choices"][1]["message"]["content"], "b");
+        assert_eq!(v["choices"][1]["finish_reason"], "length");
+        let v = text_completions("c", 1, "m", &two, &Usage::new(3, 4, 5));
+        assert_eq!((v["choices"][0]["text"].as_str(), v["usage"]["completion_tokens"].as_u64()), (Some("a"), Some(4)));
+        assert_eq!(chat_chunk("c", 1, "m", 1, true, Some("x"), None, false)["choices"][0]["index"], 1);
+    }
+
+    #[test]
+    fn penalties_and_logit_bias() {
+        let sampling = |extra: &str| {
+            let r: ChatRequest = serde_json::from_str(&format!(
+                r#"{{"model":"m","messages":[{{"role":"user","content":"x"}}]{extra}}}"#
+            ))
+            .unwrap();
+            r.sampling()
+        };
+        let p = sampling(r#","frequency_penalty":0.5,"presence_penalty":-1,"logit_bias":{"50":-100,"7":2.5}"#)
+            .unwrap()
+            .penalties;
+        assert_eq!(
+            p,
+            Penalties { frequency_penalty: 0.5, presence_penalty: -1.0, logit_bias: vec![(7, 2.5), (50, -100.0)] }
+        );
+        assert_eq!(sampling("").unwrap().penalties, Penalties::default());
+        let param = |extra: &str| sampling(extra).unwrap_err().body.error.param.unwrap();
+        assert_eq!(param(r#","frequency_penalty":2.5"#), "frequency_penalty");
+        assert_eq!(param(r#","presence_penalty":-3"#), "presence_penalty");
+        assert_eq!(param(r#","logit_bias":{"x":1}"#), "logit_bias");
+        assert_eq!(param(r#","logit_bias":{"-1":1}"#), "logit_bias");
+        assert_eq!(param(r#","logit_bias":{"5":101}"#), "logit_bias");
+        assert_eq!(param(r#","logit_bias":{"5":1,"05":2}"#), "logit_bias");
     }
 }

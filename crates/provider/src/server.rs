@@ -633,11 +633,18 @@ async fn completions(State(p): State<Arc<Provider>>, headers: HeaderMap, body: B
 }
 
 enum Piece {
-    Text(String),
-    Done(Result<(models::Completion, Billed), String>),
+    /// Text of choice `.0`.
+    Text(usize, String),
+    /// Choice `.0` ended.
+    Finished(usize, FinishReason),
+    /// Every choice ended (or generation failed): the usage and the bill.
+    Done(Result<(openai::Usage, Billed), String>),
 }
 
-/// Chat (`chat = true`) or legacy completion, streamed or not.
+/// Chat (`chat = true`) or legacy completion, streamed or not, with one choice or several
+/// (`n`, and a legacy completion's several prompts): choice `i × n + j` is prompt `i`'s
+/// `j`-th generation, sampled with seed `seed + j`; the prompt tokens are billed once per
+/// prompt (as OpenAI counts them) and every choice's generated tokens.
 async fn generate(p: Arc<Provider>, headers: HeaderMap, body: Bytes, chat: bool) -> Result<Response, ApiError> {
     let (model_id, sampling, input) = if chat {
         let req: openai::ChatRequest = parse(&body)?;
@@ -647,58 +654,110 @@ async fn generate(p: Arc<Provider>, headers: HeaderMap, body: Bytes, chat: bool)
     } else {
         let req: openai::CompletionRequest = parse(&body)?;
         let s = req.sampling()?;
-        let prompt = req.prompt()?;
-        (req.model, s, Err(prompt))
+        let prompts = req.prompts()?;
+        (req.model, s, Err(prompts))
     };
     let served = p.models.get(&model_id).ok_or_else(|| ApiError::unknown_model(&model_id))?;
     let Backend::Generator(model) = &served.backend else {
         return Err(ApiError::invalid("model", format!("{model_id} is not a text-generation model")));
     };
     let voucher = voucher_for(&served.offer, &headers)?;
-    let prompt_tokens = match &input {
-        Ok(msgs) => model.chat_prompt_ids(msgs).map(|ids| ids.len()),
-        Err(prompt) => model.count_tokens(prompt),
-    }
-    .map_err(|e| ApiError::invalid("messages", e.to_string()))?;
-    let context = model.context_tokens_max();
-    if prompt_tokens >= context {
-        return Err(ApiError::invalid(
-            "messages",
-            format!("{prompt_tokens} prompt tokens; the context holds {context}"),
-        ));
-    }
-    let max_tokens = sampling.max_tokens.map_or(context - prompt_tokens, |m| m as usize).min(context - prompt_tokens);
-    let worst = cost(&served.offer, prompt_tokens as u64, max_tokens as u64);
-    let (payment, stored) = Payment::admit(&p, voucher, worst).await?;
-    let params = GenerateParams {
-        max_tokens,
-        temperature: sampling.temperature,
-        top_p: sampling.top_p,
-        seed: sampling.seed.unwrap_or(0),
-        stop: sampling.stop.clone(),
+    let (param, prompts): (&str, Vec<Vec<u32>>) = match &input {
+        Ok(msgs) => {
+            ("messages", vec![model.chat_prompt_ids(msgs).map_err(|e| ApiError::invalid("messages", e.to_string()))?])
+        }
+        Err(prompts) => (
+            "prompt",
+            prompts
+                .iter()
+                .map(|p| match p {
+                    openai::PromptInput::Text(t) => model.encode(t),
+                    openai::PromptInput::Tokens(ids) => Ok(ids.clone()),
+                })
+                .collect::<Result<_, _>>()
+                .map_err(|e| ApiError::invalid("prompt", e.to_string()))?,
+        ),
     };
+    let context = model.context_tokens_max();
+    let vocab = model.vocab_size() as u32;
+    for ids in &prompts {
+        if ids.is_empty() {
+            return Err(ApiError::invalid(param, "empty prompt"));
+        }
+        if ids.len() >= context {
+            return Err(ApiError::invalid(param, format!("{} prompt tokens; the context holds {context}", ids.len())));
+        }
+        if let Some(bad) = ids.iter().find(|&&id| id >= vocab) {
+            return Err(ApiError::invalid(param, format!("token id {bad} is outside the vocabulary of {vocab}")));
+        }
+    }
+    if let Some((bad, _)) = sampling.penalties.logit_bias.iter().find(|(id, _)| *id >= vocab) {
+        return Err(ApiError::invalid("logit_bias", format!("token id {bad} is outside the vocabulary of {vocab}")));
+    }
+    // Every choice: (index, prompt, its output budget, seed).
+    let n = sampling.n as usize;
+    let seed = sampling.seed.unwrap_or(0);
+    let jobs: Vec<(usize, usize, usize, u64)> = (0..prompts.len())
+        .flat_map(|i| (0..n).map(move |j| (i, j)))
+        .map(|(i, j)| {
+            let room = context - prompts[i].len();
+            let budget = sampling.max_tokens.map_or(room, |m| (m as usize).min(room));
+            (i * n + j, i, budget, seed.wrapping_add(j as u64))
+        })
+        .collect();
+    let prompt_tokens: u64 = prompts.iter().map(|ids| ids.len() as u64).sum();
+    let choices = jobs.len();
+    let worst = cost(&served.offer, prompt_tokens, jobs.iter().map(|j| j.2 as u64).sum());
+    let (payment, stored) = Payment::admit(&p, voucher, worst).await?;
     // The model runs on a blocking thread and hands text over a channel; if the client
     // goes away, the channel closes, generation stops, and what was generated is billed.
     let (tx, mut rx) = mpsc::channel::<Piece>(64);
     let (m, offer, book_owner) = (model.clone(), served.offer.clone(), p.clone());
+    let base = GenerateParams {
+        max_tokens: 1,
+        temperature: sampling.temperature,
+        top_p: sampling.top_p,
+        seed,
+        stop: sampling.stop.clone(),
+        frequency_penalty: sampling.penalties.frequency_penalty as f32,
+        presence_penalty: sampling.penalties.presence_penalty as f32,
+        logit_bias: sampling.penalties.logit_bias.iter().map(|&(id, b)| (id, b as f32)).collect(),
+    };
     tokio::task::spawn_blocking(move || {
-        let text_tx = tx.clone();
-        let on_text = |t: &str| match text_tx.blocking_send(Piece::Text(t.to_string())) {
-            Ok(()) => ControlFlow::Continue(()),
-            Err(_) => ControlFlow::Break(()),
-        };
-        let result = match &input {
-            Ok(msgs) => m.chat(msgs, &params, on_text),
-            Err(prompt) => m.complete(prompt, &params, on_text),
-        };
-        let done = match result {
-            Ok(c) => {
-                let price = cost(&offer, c.prompt_tokens as u64, c.completion_tokens as u64);
-                payment.settle(&book_owner.book, price).map(|s| (c, s)).map_err(|e| e.to_string())
+        let mut generated = 0u64;
+        let mut failed = None;
+        for (index, prompt, max_tokens, seed) in jobs {
+            let params = GenerateParams { max_tokens, seed, ..base.clone() };
+            let on_text = |t: &str| match tx.blocking_send(Piece::Text(index, t.to_string())) {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(_) => ControlFlow::Break(()),
+            };
+            match m.generate(&prompts[prompt], &params, on_text) {
+                Ok(c) => {
+                    generated += c.completion_tokens as u64;
+                    if c.finish_reason == FinishReason::Cancelled
+                        || tx.blocking_send(Piece::Finished(index, c.finish_reason)).is_err()
+                    {
+                        break; // the client left: bill what was generated
+                    }
+                }
+                Err(e) => {
+                    failed = Some(e.to_string());
+                    break;
+                }
             }
-            Err(e) => {
+        }
+        let done = match failed {
+            None => {
+                let price = cost(&offer, prompt_tokens, generated);
+                payment
+                    .settle(&book_owner.book, price)
+                    .map(|b| (openai::Usage::new(prompt_tokens, generated, b.cost()), b))
+                    .map_err(|e| e.to_string())
+            }
+            Some(e) => {
                 let _ = payment.settle(&book_owner.book, Amount::ZERO);
-                Err(e.to_string())
+                Err(e)
             }
         };
         let _ = tx.blocking_send(Piece::Done(done));
@@ -706,18 +765,23 @@ async fn generate(p: Arc<Provider>, headers: HeaderMap, body: Bytes, chat: bool)
     let id = format!("{}-{}", if chat { "chatcmpl" } else { "cmpl" }, request_id());
     let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     if !sampling.stream {
-        let mut text = String::new();
+        let mut texts = vec![String::new(); choices];
+        let mut finishes = vec![FinishReason::Cancelled; choices];
         loop {
             match rx.recv().await {
-                Some(Piece::Text(t)) => text.push_str(&t),
-                Some(Piece::Done(Ok((c, billed)))) => {
+                Some(Piece::Text(i, t)) => texts[i].push_str(&t),
+                Some(Piece::Finished(i, f)) => finishes[i] = f,
+                Some(Piece::Done(Ok((usage, billed)))) => {
                     durable(stored).await?;
-                    let usage = openai::Usage::new(c.prompt_tokens as u64, c.completion_tokens as u64, billed.cost());
-                    let finish = finish(c.finish_reason);
+                    let choices: Vec<openai::Choice> = texts
+                        .into_iter()
+                        .zip(finishes)
+                        .map(|(text, f)| openai::Choice { text, finish_reason: finish(f) })
+                        .collect();
                     let body = if chat {
-                        openai::chat_completion(&id, created, &model_id, &text, finish, &usage)
+                        openai::chat_completion(&id, created, &model_id, &choices, &usage)
                     } else {
-                        openai::text_completion(&id, created, &model_id, &text, Some(finish), Some(&usage))
+                        openai::text_completions(&id, created, &model_id, &choices, &usage)
                     };
                     let mut r = Json(body).into_response();
                     billed.headers(&mut r);
@@ -762,8 +826,8 @@ async fn proxy(p: Arc<Provider>, headers: HeaderMap, body: Bytes, kind: Kind) ->
                 return Err(upstream::upstream_error(format!("the upstream's answer is not JSON: {e}")));
             }
         };
-        let text = if kind == Kind::Embedding { String::new() } else { upstream::generated_text(kind, &answer) };
-        let (pt, ct) = up.used(prompt, &text, &answer["usage"]);
+        let texts = if kind == Kind::Embedding { Vec::new() } else { upstream::generated_texts(kind, &answer) };
+        let (pt, ct) = up.used(prompt, texts.iter().map(String::as_str), &answer["usage"]);
         let billed = payment.settle(&p.book, cost(&served.offer, pt, ct).min(worst)).map_err(pay_err)?;
         durable(stored).await?;
         answer["model"] = serde_json::Value::String(model_id);
@@ -777,7 +841,7 @@ async fn proxy(p: Arc<Provider>, headers: HeaderMap, body: Bytes, kind: Kind) ->
     let (offer, owner, up, model) = (served.offer.clone(), p.clone(), up.clone(), model_id.clone());
     let object = if kind == Kind::Chat { "chat.completion.chunk" } else { "text_completion" };
     let body = upstream::relay(resp, kind, model_id, move |r| {
-        let (pt, ct) = up.used(prompt, &r.text, &r.usage);
+        let (pt, ct) = up.used(prompt, r.texts.values().map(String::as_str), &r.usage);
         let mut closing = Vec::new();
         match payment.settle(&owner.book, cost(&offer, pt, ct).min(worst)) {
             Ok(b) if client_usage => {
@@ -826,31 +890,27 @@ fn async_stream(
     let (etx, erx) = mpsc::channel::<Event>(64);
     tokio::spawn(async move {
         let data = |v: serde_json::Value| Event::default().data(v.to_string());
-        let mut first = true;
+        // Choices that have sent their first chunk (which carries the role).
+        let mut started = std::collections::BTreeSet::new();
         loop {
-            match rx.recv().await {
-                Some(Piece::Text(t)) => {
-                    let v = if chat {
-                        openai::chat_chunk(&id, created, &model, first, Some(&t), None, include_usage)
+            let v = match rx.recv().await {
+                Some(Piece::Text(i, t)) => {
+                    if chat {
+                        openai::chat_chunk(&id, created, &model, i, started.insert(i), Some(&t), None, include_usage)
                     } else {
-                        openai::text_completion(&id, created, &model, &t, None, None)
-                    };
-                    first = false;
-                    if etx.send(data(v)).await.is_err() {
-                        return; // client gone: dropping rx stops the generation
+                        openai::text_completion_chunk(&id, created, &model, i, &t, None)
                     }
                 }
-                Some(Piece::Done(Ok((c, billed)))) => {
-                    let f = finish(c.finish_reason);
-                    let last = if chat {
-                        openai::chat_chunk(&id, created, &model, first, None, Some(f), include_usage)
+                Some(Piece::Finished(i, f)) => {
+                    let f = finish(f);
+                    if chat {
+                        openai::chat_chunk(&id, created, &model, i, started.insert(i), None, Some(f), include_usage)
                     } else {
-                        openai::text_completion(&id, created, &model, "", Some(f), None)
-                    };
-                    let _ = etx.send(data(last)).await;
+                        openai::text_completion_chunk(&id, created, &model, i, "", Some(f))
+                    }
+                }
+                Some(Piece::Done(Ok((usage, _)))) => {
                     if include_usage {
-                        let usage =
-                            openai::Usage::new(c.prompt_tokens as u64, c.completion_tokens as u64, billed.cost());
                         let object = if chat { "chat.completion.chunk" } else { "text_completion" };
                         let _ = etx.send(data(openai::usage_chunk(&id, created, &model, object, &usage))).await;
                     }
@@ -863,6 +923,9 @@ fn async_stream(
                     return;
                 }
                 None => return,
+            };
+            if etx.send(data(v)).await.is_err() {
+                return; // client gone: dropping rx stops the generation
             }
         }
     });

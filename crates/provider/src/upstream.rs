@@ -52,11 +52,20 @@ impl Kind {
     }
 }
 
-fn texts_of(v: &Value) -> Vec<String> {
+/// Tokens of a completion's `prompt` or an embedding's `input`: strings counted with the
+/// tokenizer, token arrays (flat, or one per input) by their length.
+fn input_tokens(c: &TokenCounter, v: &Value) -> Result<usize, models::Error> {
     match v {
-        Value::String(s) => vec![s.clone()],
-        Value::Array(items) => items.iter().filter_map(|i| i.as_str().map(str::to_string)).collect(),
-        _ => Vec::new(),
+        Value::String(s) => c.count(s),
+        Value::Array(items) => items
+            .iter()
+            .map(|i| match i {
+                Value::String(s) => c.count(s),
+                Value::Array(ids) => Ok(ids.len()),
+                _ => Ok(1), // one token id of a flat array
+            })
+            .sum(),
+        _ => Ok(0),
     }
 }
 
@@ -86,12 +95,8 @@ impl Upstream {
                     .collect();
                 c.count_chat(owned.iter().map(|(r, t)| (r.as_str(), t.as_str()))).map_err(bad)?
             }
-            Kind::Completion => {
-                texts_of(&req["prompt"]).iter().map(|t| c.count(t)).sum::<Result<usize, _>>().map_err(bad)?
-            }
-            Kind::Embedding => {
-                texts_of(&req["input"]).iter().map(|t| c.count(t)).sum::<Result<usize, _>>().map_err(bad)?
-            }
+            Kind::Completion => input_tokens(c, &req["prompt"]).map_err(bad)?,
+            Kind::Embedding => input_tokens(c, &req["input"]).map_err(bad)?,
         };
         Ok(n as u64)
     }
@@ -101,19 +106,24 @@ impl Upstream {
         if kind == Kind::Embedding {
             return 0;
         }
-        let n = req["n"].as_u64().unwrap_or(1).max(1);
+        // Per choice; `n` choices of each of a completion's prompts.
         req["max_completion_tokens"]
             .as_u64()
             .or(req["max_tokens"].as_u64())
             .unwrap_or(self.context_tokens)
-            .saturating_mul(n)
+            .saturating_mul(openai::choices_requested(req))
     }
 
     /// What the call used: (prompt, completion) tokens, by the provider's count when it has
-    /// a tokenizer, else by the upstream's `usage`.
-    pub fn used(&self, counted_prompt: u64, generated: &str, usage: &Value) -> (u64, u64) {
+    /// a tokenizer (each choice's text counted on its own), else by the upstream's `usage`.
+    pub fn used<'a>(
+        &self,
+        counted_prompt: u64,
+        generated: impl IntoIterator<Item = &'a str>,
+        usage: &Value,
+    ) -> (u64, u64) {
         match &self.counter {
-            Some(c) => (counted_prompt, c.count(generated).unwrap_or(0) as u64),
+            Some(c) => (counted_prompt, generated.into_iter().map(|t| c.count(t).unwrap_or(0) as u64).sum()),
             None => (usage["prompt_tokens"].as_u64().unwrap_or(0), usage["completion_tokens"].as_u64().unwrap_or(0)),
         }
     }
@@ -157,8 +167,8 @@ pub fn upstream_error(message: String) -> ApiError {
     e
 }
 
-/// The generated text of a complete (non-streamed) answer.
-pub fn generated_text(kind: Kind, answer: &Value) -> String {
+/// The generated text of each choice of a complete (non-streamed) answer.
+pub fn generated_texts(kind: Kind, answer: &Value) -> Vec<String> {
     let choices = answer["choices"].as_array().cloned().unwrap_or_default();
     choices
         .iter()
@@ -166,8 +176,7 @@ pub fn generated_text(kind: Kind, answer: &Value) -> String {
             Kind::Chat => content_text(&c["message"]["content"]),
             _ => c["text"].as_str().unwrap_or("").to_string(),
         })
-        .collect::<Vec<_>>()
-        .join("")
+        .collect()
 }
 
 /// Relays a stream of server-sent events from a task of its own, which reads the upstream
@@ -229,7 +238,8 @@ pub fn event_json(event: &str) -> Option<Value> {
 
 /// What a relayed stream produced, for billing.
 pub struct Relayed {
-    pub text: String,
+    /// Each choice's text, by its index.
+    pub texts: std::collections::BTreeMap<u64, String>,
     pub usage: Value,
     /// The chunks' id and created time (for the usage chunk the provider adds).
     pub id: String,
@@ -246,7 +256,8 @@ pub fn relay(
     model: String,
     finish: impl FnOnce(Relayed) -> Vec<String> + Send + 'static,
 ) -> Body {
-    let state = Relayed { text: String::new(), usage: Value::Null, id: String::new(), created: 0, complete: false };
+    let state =
+        Relayed { texts: Default::default(), usage: Value::Null, id: String::new(), created: 0, complete: false };
     let on_event = move |out: &mut Relayed, event: &str| {
         if event.lines().any(|l| l.strip_prefix("data:").is_some_and(|d| d.trim() == "[DONE]")) {
             out.complete = true;
@@ -261,7 +272,8 @@ pub fn relay(
             return None; // the upstream's usage chunk: the provider sends its own
         }
         for c in &choices {
-            out.text.push_str(match kind {
+            let text = out.texts.entry(c["index"].as_u64().unwrap_or(0)).or_default();
+            text.push_str(match kind {
                 Kind::Chat => c["delta"]["content"].as_str().unwrap_or(""),
                 _ => c["text"].as_str().unwrap_or(""),
             });

@@ -1,6 +1,7 @@
 """The official OpenAI Python client against `tessera gateway`, unmodified: models, chat,
-streaming with usage, embeddings (the SDK's default base64), the Responses API (plain,
-streamed, and the SDK's stream helper), and the error classes.
+streaming with usage, several choices (`n`, several prompts), embeddings (the SDK's
+default base64), the Responses API (plain, streamed, and the SDK's stream helper), and
+the error classes.
 Environment: OPENAI_BASE_URL, OPENAI_API_KEY, CHAT_MODEL, EMBED_MODEL, PREFER (a provider
 address tried first); for an operator gateway also KEY_NO_FUNDS (a key whose owner has no
 balance: 402) and KEY_RPM1 (a key limited to one request a minute: 429). Prints one JSON
@@ -135,9 +136,27 @@ try:
 except openai.AuthenticationError as e:
     out["auth_code"] = e.code
 
+# Several choices (`n`): indexed in order, greedy choices alike, streamed by index.
+two = client.chat.completions.create(
+    model=chat_model, messages=[{"role": "user", "content": "Name a colour."}], n=2, max_tokens=4, temperature=0
+)
+assert [c.index for c in two.choices] == [0, 1], two
+assert two.choices[0].message.content == two.choices[1].message.content, two
+streamed = ["", ""]
+for chunk in client.chat.completions.create(
+    model=chat_model, messages=[{"role": "user", "content": "Name a colour."}], n=2, max_tokens=4, temperature=0, stream=True
+):
+    for c in chunk.choices:
+        streamed[c.index] += c.delta.content or ""
+assert streamed == [c.message.content for c in two.choices], (streamed, two)
+out["n2_cost"] = two.usage.model_extra["cost"]
+# Legacy completions with several prompts: choice i answers prompt i.
+several = client.completions.create(model=chat_model, prompt=["Paris is", "Rome is"], max_tokens=3, temperature=0)
+assert [c.index for c in several.choices] == [0, 1] and all(c.text for c in several.choices), several
+
 try:
-    client.chat.completions.create(model=chat_model, messages=[{"role": "user", "content": "x"}], n=3)
-    raise AssertionError("n=3 accepted")
+    client.chat.completions.create(model=chat_model, messages=[{"role": "user", "content": "x"}], n=17)
+    raise AssertionError("n=17 accepted")
 except openai.BadRequestError as e:
     out["bad_request_param"] = e.param
 
