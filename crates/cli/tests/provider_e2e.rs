@@ -266,7 +266,64 @@ async fn paid_calls_are_billed_exactly_and_claimed_once() {
     let text = texts_of(&t, false).concat();
     let (a, b) = text.split_at(text.len() / 2);
     assert!(c == 2 && !a.is_empty() && a == b, "{text:?}");
+    // Log probabilities: each token's bytes add up to the text; greedy picks the most likely.
+    let (t, (_, c, _)) = payer
+        .paid(
+            &prov.api,
+            "/chat/completions",
+            json!({"model": "SmolLM2-135M-Instruct", "max_tokens": 4, "temperature": 0, "messages": ask,
+                   "logprobs": true, "top_logprobs": 2}),
+        )
+        .await;
+    let v: Value = serde_json::from_str(&t).unwrap();
+    let content = v["choices"][0]["logprobs"]["content"].as_array().unwrap();
+    assert!(!content.is_empty() && content.len() as u64 <= c, "{t}");
+    let bytes: Vec<u8> =
+        content.iter().flat_map(|e| e["bytes"].as_array().unwrap().iter().map(|b| b.as_u64().unwrap() as u8)).collect();
+    assert_eq!(String::from_utf8(bytes).unwrap(), v["choices"][0]["message"]["content"].as_str().unwrap());
+    for e in content {
+        assert_eq!(e["top_logprobs"].as_array().unwrap().len(), 2);
+        assert_eq!(e["top_logprobs"][0]["logprob"], e["logprob"], "{e}");
+    }
+    for stream in [false, true] {
+        let (t, _) = payer
+            .paid(
+                &prov.api,
+                "/completions",
+                json!({"model": "SmolLM2-135M-Instruct", "prompt": "The capital of France is", "max_tokens": 4,
+                       "temperature": 0, "logprobs": 1, "stream": stream,
+                       "stream_options": if stream { json!({"include_usage": true}) } else { Value::Null }}),
+            )
+            .await;
+        let bodies: Vec<Value> = t
+            .lines()
+            .map(|l| l.strip_prefix("data: ").unwrap_or(l))
+            .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+            .filter(|b| b["choices"].as_array().is_some_and(|c| !c.is_empty()))
+            .collect();
+        let (mut tokens, mut text, mut offsets) = (String::new(), String::new(), Vec::new());
+        for b in &bodies {
+            let choice = &b["choices"][0];
+            text.push_str(choice["text"].as_str().unwrap());
+            if choice["logprobs"].is_null() {
+                continue; // the closing chunk of a stream
+            }
+            for (tok, off) in choice["logprobs"]["tokens"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .zip(choice["logprobs"]["text_offset"].as_array().unwrap())
+            {
+                offsets.push(off.as_u64().unwrap());
+                tokens.push_str(tok.as_str().unwrap());
+            }
+        }
+        assert_eq!(tokens, text, "stream {stream}: {t}");
+        assert_eq!(offsets.first(), Some(&0));
+        assert!(offsets.windows(2).all(|w| w[0] < w[1]), "{offsets:?}");
+    }
     for (bad, param) in [
+        (json!({"model": "SmolLM2-135M-Instruct", "prompt": "a", "logprobs": 6}), "logprobs"),
         (json!({"model": "SmolLM2-135M-Instruct", "prompt": "a", "logit_bias": {"999999": 5}}), "logit_bias"),
         (json!({"model": "SmolLM2-135M-Instruct", "prompt": "a", "frequency_penalty": 3}), "frequency_penalty"),
         (json!({"model": "SmolLM2-135M-Instruct", "prompt": [7, 999999999]}), "prompt"),

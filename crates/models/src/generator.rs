@@ -98,6 +98,25 @@ pub struct GenerateParams {
     /// OpenAI's `logit_bias`: (token id, bias in [-100, 100]) added to the token's logit
     /// before sampling (-100 in effect bans it, 100 forces it).
     pub logit_bias: Vec<(u32, f32)>,
+    /// Report each generated token's log probability and this many (0 to
+    /// [`TOP_LOGPROBS_MAX`]) most likely alternatives; `None`: none.
+    pub logprobs: Option<usize>,
+}
+
+/// Most alternatives reported per token (OpenAI's limit for `top_logprobs`).
+pub const TOP_LOGPROBS_MAX: usize = 20;
+
+/// A generated token's log probability (natural log) under the distribution it was
+/// sampled from: the model's logits after `logit_bias` and the penalties, before the
+/// temperature (which only reshapes the sampling), as vLLM reports it by default.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenLogprob {
+    pub id: u32,
+    /// The token's bytes (a byte-level token may hold part of a UTF-8 character).
+    pub bytes: Vec<u8>,
+    pub logprob: f32,
+    /// The most likely tokens at this position, most likely first: (id, bytes, logprob).
+    pub top: Vec<(u32, Vec<u8>, f32)>,
 }
 
 impl Default for GenerateParams {
@@ -112,6 +131,7 @@ impl Default for GenerateParams {
             frequency_penalty: 0.0,
             presence_penalty: 0.0,
             logit_bias: Vec::new(),
+            logprobs: None,
         }
     }
 }
@@ -146,6 +166,9 @@ impl GenerateParams {
         }
         if let Some((id, b)) = self.logit_bias.iter().find(|(_, b)| !(-100.0..=100.0).contains(b)) {
             return bad("logit_bias", format!("the bias {b} of token {id} is not in [-100, 100]"));
+        }
+        if self.logprobs.is_some_and(|k| k > TOP_LOGPROBS_MAX) {
+            return bad("top_logprobs", format!("at most {TOP_LOGPROBS_MAX} alternatives per token"));
         }
         Ok(())
     }
@@ -190,7 +213,7 @@ impl FinishReason {
 }
 
 /// The outcome of one generation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Completion {
     /// The generated text: everything passed to the callback, in order. Without the stop
     /// sequence that ended it and without end-of-sequence tokens.
@@ -205,6 +228,10 @@ pub struct Completion {
     pub completion_tokens: usize,
     /// The generated token ids.
     pub completion_ids: Vec<u32>,
+    /// With [`GenerateParams::logprobs`]: the log probability of every token whose text is
+    /// part of [`Completion::text`] (not an end-of-sequence token, nor the tokens of a stop
+    /// sequence that were never released), in order; else empty.
+    pub logprobs: Vec<TokenLogprob>,
 }
 
 /// SmolLM2-135M-Instruct: chat and plain-text completion.
@@ -424,6 +451,18 @@ impl Generator {
         params: &GenerateParams,
         mut on_text: impl FnMut(&str) -> ControlFlow<()>,
     ) -> Result<Completion> {
+        self.generate_with_logprobs(prompt, params, |text, _| on_text(text))
+    }
+
+    /// [`Generator::generate`], with each piece of text handed over together with the log
+    /// probabilities of the tokens that produced it since the last piece (empty unless
+    /// [`GenerateParams::logprobs`] asks for them).
+    pub fn generate_with_logprobs(
+        &self,
+        prompt: &[u32],
+        params: &GenerateParams,
+        mut on_piece: impl FnMut(&str, &[TokenLogprob]) -> ControlFlow<()>,
+    ) -> Result<Completion> {
         params.validate()?;
         if prompt.is_empty() {
             return Err(Error::InvalidParameter { name: "prompt", message: "empty prompt".into() });
@@ -457,12 +496,17 @@ impl Generator {
         let mut stops = StopScanner::new(&params.stop);
         let mut text = String::new();
         let mut ids = Vec::with_capacity(budget);
-        let mut emit = |piece: &str, text: &mut String| -> ControlFlow<()> {
+        // Log probabilities of tokens whose text has not been released yet, and of those
+        // released.
+        let (mut pending, mut released) = (Vec::new(), Vec::new());
+        let mut emit = |piece: &str, text: &mut String, pending: &mut Vec<TokenLogprob>| -> ControlFlow<()> {
             if piece.is_empty() {
                 return ControlFlow::Continue(());
             }
             text.push_str(piece);
-            on_text(piece)
+            let flow = on_piece(piece, pending);
+            released.append(pending);
+            flow
         };
 
         let input = Tensor::new(prompt, &self.device)?.unsqueeze(0)?;
@@ -470,21 +514,23 @@ impl Generator {
         // Times each token was generated so far (for the penalties).
         let mut counts: std::collections::BTreeMap<u32, u32> = std::collections::BTreeMap::new();
         let finish_reason = loop {
-            let next = if params.adjusts() {
+            let (next, logprob) = if params.adjusts() || params.logprobs.is_some() {
                 let mut v: Vec<f32> = logits.to_dtype(candle_core::DType::F32)?.to_vec1()?;
                 adjust_logits(&mut v, params, &counts);
-                sampler.sample(&Tensor::new(v, &self.device)?)?
+                let next = sampler.sample(&Tensor::new(v.as_slice(), &self.device)?)?;
+                (next, params.logprobs.map(|top| self.logprob_of(&v, next, top)))
             } else {
-                sampler.sample(&logits)?
+                (sampler.sample(&logits)?, None)
             };
             *counts.entry(next).or_default() += 1;
             ids.push(next);
             if self.eos.contains(&next) {
                 break FinishReason::Stop;
             }
+            pending.extend(logprob);
             if let Some(piece) = decoder.step(next).map_err(Error::tokenizer)? {
                 let scan = stops.push(&piece);
-                if emit(&scan.release, &mut text).is_break() {
+                if emit(&scan.release, &mut text, &mut pending).is_break() {
                     break FinishReason::Cancelled;
                 }
                 if scan.stopped {
@@ -500,7 +546,7 @@ impl Generator {
         if finish_reason != FinishReason::Cancelled {
             // Text held back as a possible stop-sequence prefix that never completed.
             let rest = stops.finish();
-            let _ = emit(&rest, &mut text);
+            let _ = emit(&rest, &mut text, &mut pending);
         }
         Ok(Completion {
             text,
@@ -508,8 +554,70 @@ impl Generator {
             prompt_tokens: prompt.len(),
             completion_tokens: ids.len(),
             completion_ids: ids,
+            logprobs: released,
         })
     }
+}
+
+impl Generator {
+    /// The bytes of a token: a byte-level BPE token's characters mapped back to the bytes
+    /// they stand for (GPT-2's byte-to-character table); a control token's own text.
+    pub fn token_bytes(&self, id: u32) -> Vec<u8> {
+        let Some(token) = self.tokenizer.id_to_token(id) else { return Vec::new() };
+        let mut out = Vec::with_capacity(token.len());
+        for c in token.chars() {
+            match byte_of_char(c) {
+                Some(b) => out.push(b),
+                None => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+            }
+        }
+        out
+    }
+
+    /// `chosen`'s log probability under `logits` and the `top` most likely tokens.
+    fn logprob_of(&self, logits: &[f32], chosen: u32, top: usize) -> TokenLogprob {
+        let (logprob, best) = log_softmax_top(logits, chosen, top);
+        TokenLogprob {
+            id: chosen,
+            bytes: self.token_bytes(chosen),
+            logprob,
+            top: best.into_iter().map(|(id, lp)| (id, self.token_bytes(id), lp)).collect(),
+        }
+    }
+}
+
+/// Bytes that GPT-2's byte-level alphabet shows as themselves; the other 68 are shown as
+/// the characters from U+0100 on, in byte order.
+fn printable_byte(b: u32) -> bool {
+    (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b)
+}
+
+/// The byte a byte-level BPE character stands for (`None`: not a byte-level character).
+fn byte_of_char(c: char) -> Option<u8> {
+    let c = c as u32;
+    if c < 256 {
+        return printable_byte(c).then_some(c as u8);
+    }
+    (0..256u32).filter(|&b| !printable_byte(b)).nth((c - 256) as usize).map(|b| b as u8)
+}
+
+/// `chosen`'s natural-log probability under the softmax of `logits` (summed in f64) and
+/// the `top` most likely tokens with theirs, most likely first (ties: lower id first).
+fn log_softmax_top(logits: &[f32], chosen: u32, top: usize) -> (f32, Vec<(u32, f32)>) {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f64 = logits.iter().map(|&l| f64::from(l - max).exp()).sum();
+    let lse = f64::from(max) + sum.ln();
+    let lp = |i: u32| (f64::from(logits[i as usize]) - lse) as f32;
+    let order = |a: &u32, b: &u32| logits[*b as usize].total_cmp(&logits[*a as usize]).then(a.cmp(b));
+    let mut best: Vec<u32> = Vec::new();
+    let top = top.min(logits.len());
+    if top > 0 {
+        best = (0..logits.len() as u32).collect();
+        best.select_nth_unstable_by(top - 1, order);
+        best.truncate(top);
+        best.sort_by(order);
+    }
+    (lp(chosen), best.into_iter().map(|i| (i, lp(i))).collect())
 }
 
 /// OpenAI's logit adjustments: `logit_bias` added, then for every token generated so far
@@ -640,6 +748,7 @@ mod tests {
             ("frequency_penalty", GenerateParams { frequency_penalty: 2.5, ..ok.clone() }),
             ("presence_penalty", GenerateParams { presence_penalty: f32::NAN, ..ok.clone() }),
             ("logit_bias", GenerateParams { logit_bias: vec![(3, -101.0)], ..ok.clone() }),
+            ("top_logprobs", GenerateParams { logprobs: Some(21), ..ok.clone() }),
         ];
         for (name, params) in cases {
             match params.validate() {
@@ -647,6 +756,31 @@ mod tests {
                 other => panic!("{params:?}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn byte_level_characters_map_back_to_bytes() {
+        // 'Ġ' (U+0120) is the space, 'Ċ' (U+010A) the newline, ASCII letters themselves.
+        assert_eq!(byte_of_char('Ġ'), Some(b' '));
+        assert_eq!(byte_of_char('Ċ'), Some(b'\n'));
+        assert_eq!(byte_of_char('a'), Some(b'a'));
+        assert_eq!(byte_of_char('\u{0100}'), Some(0));
+        assert_eq!(byte_of_char('\u{0143}'), Some(173)); // the 68th and last non-printable byte
+        assert_eq!(byte_of_char('\u{0144}'), None);
+        let all: std::collections::BTreeSet<u8> =
+            (0..1000u32).filter_map(char::from_u32).filter_map(byte_of_char).collect();
+        assert_eq!(all.len(), 256);
+    }
+
+    #[test]
+    fn log_softmax_and_top_tokens() {
+        let logits = [0.0f32, (2.0f32).ln(), 0.0, (4.0f32).ln()]; // probabilities 1/8, 2/8, 1/8, 4/8
+        let (lp, top) = log_softmax_top(&logits, 1, 3);
+        assert!((lp - 0.25f32.ln()).abs() < 1e-6, "{lp}");
+        let ids: Vec<u32> = top.iter().map(|t| t.0).collect();
+        assert_eq!(ids, vec![3, 1, 0], "most likely first, ties by id");
+        assert!((top[0].1 - 0.5f32.ln()).abs() < 1e-6);
+        assert!(log_softmax_top(&logits, 2, 0).1.is_empty());
     }
 
     #[test]

@@ -48,7 +48,9 @@ pub use counter::TokenCounter;
 pub use dir::{ModelDir, MODELS_DIR_ENV, TESSERA_HOME_ENV};
 pub use embedder::Embedder;
 pub use error::Error;
-pub use generator::{ChatMessage, Completion, FinishReason, GenerateParams, Generator, Precision};
+pub use generator::{
+    ChatMessage, Completion, FinishReason, GenerateParams, Generator, Precision, TokenLogprob, TOP_LOGPROBS_MAX,
+};
 
 /// Result with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

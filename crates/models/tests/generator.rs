@@ -360,3 +360,34 @@ fn penalties_discourage_repeated_tokens() {
         plain.text
     );
 }
+
+#[test]
+fn logprobs_describe_the_generated_tokens() {
+    let g = quantized();
+    let ids = g.encode("The capital of France is").unwrap();
+    let params = GenerateParams { logprobs: Some(3), ..GenerateParams::greedy(8) };
+    let mut streamed = Vec::new();
+    let done = g
+        .generate_with_logprobs(&ids, &params, |_, lps| {
+            streamed.extend_from_slice(lps);
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert_eq!(streamed, done.logprobs, "the pieces' log probabilities add up to the completion's");
+    assert_eq!(done.logprobs.len(), done.completion_tokens, "every token's text is in the output");
+    let bytes: Vec<u8> = done.logprobs.iter().flat_map(|t| t.bytes.clone()).collect();
+    assert_eq!(String::from_utf8(bytes).unwrap(), done.text);
+    for (t, id) in done.logprobs.iter().zip(&done.completion_ids) {
+        assert_eq!(t.id, *id);
+        assert!(t.logprob <= 0.0 && t.logprob.is_finite());
+        assert_eq!(t.top.len(), 3);
+        // Greedy: the chosen token is the most likely one.
+        assert_eq!((t.top[0].0, t.top[0].2), (t.id, t.logprob));
+        assert!(t.top.windows(2).all(|w| w[0].2 >= w[1].2));
+        assert!(t.top.iter().map(|x| f64::from(x.2).exp()).sum::<f64>() <= 1.0 + 1e-6);
+    }
+    // Without logprobs asked for: none, and the same text.
+    let plain = g.generate(&ids, &GenerateParams::greedy(8), |_| ControlFlow::Continue(())).unwrap();
+    assert!(plain.logprobs.is_empty());
+    assert_eq!(plain.completion_ids, done.completion_ids);
+}

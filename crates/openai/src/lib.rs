@@ -5,7 +5,7 @@
 //!
 //! Requests are parsed leniently where the client is lenient (unknown fields are ignored,
 //! as OpenAI does) and strictly where a silent misreading would change the result: a
-//! parameter we cannot honour (`tools`, `logprobs`, …) is a 400 naming it; the sampling
+//! parameter we cannot honour (`tools`, `echo`, …) is a 400 naming it; the sampling
 //! adjustments (`frequency_penalty`, `presence_penalty`, `logit_bias`) are parsed and
 //! range-checked here ([`Penalties`]) and applied by the model.
 //!
@@ -202,7 +202,15 @@ pub struct Sampling {
     pub stream: bool,
     pub include_usage: bool,
     pub penalties: Penalties,
+    /// Log probabilities asked for, with this many alternatives per token (chat:
+    /// `logprobs: true` and `top_logprobs`, up to 20; legacy completions: `logprobs`, up
+    /// to 5).
+    pub logprobs: Option<usize>,
 }
+
+/// Most alternatives per token: chat's `top_logprobs`, and a legacy completion's `logprobs`.
+pub const TOP_LOGPROBS_MAX: u64 = 20;
+pub const COMPLETION_LOGPROBS_MAX: u64 = 5;
 
 /// Most `logit_bias` entries one request may carry.
 pub const LOGIT_BIAS_MAX: usize = 1024;
@@ -349,6 +357,7 @@ fn sampling(
         stream,
         include_usage: stream_options.is_some_and(|o| o.include_usage),
         penalties,
+        logprobs: None,
     })
 }
 
@@ -359,8 +368,11 @@ impl ChatRequest {
         {
             return Err(ApiError::invalid("tools", "tool calls are not supported by this model"));
         }
-        if self.logprobs == Some(true) || self.top_logprobs.is_some() {
-            return Err(ApiError::invalid("logprobs", "logprobs are not supported"));
+        if self.top_logprobs.is_some() && self.logprobs != Some(true) {
+            return Err(ApiError::invalid("top_logprobs", "top_logprobs needs logprobs: true"));
+        }
+        if self.top_logprobs.is_some_and(|k| k > TOP_LOGPROBS_MAX) {
+            return Err(ApiError::invalid("top_logprobs", format!("top_logprobs is 0 to {TOP_LOGPROBS_MAX}")));
         }
         if let Some(rf) = &self.response_format {
             if rf.get("type").and_then(Value::as_str).is_some_and(|t| t != "text") {
@@ -370,6 +382,7 @@ impl ChatRequest {
         if self.messages.is_empty() {
             return Err(ApiError::invalid("messages", "messages must not be empty"));
         }
+        let logprobs = (self.logprobs == Some(true)).then(|| self.top_logprobs.unwrap_or(0) as usize);
         sampling(
             self.max_completion_tokens.or(self.max_tokens),
             self.temperature,
@@ -381,6 +394,7 @@ impl ChatRequest {
             self.stream_options.clone(),
             Penalties::parse(&self.adjustments)?,
         )
+        .map(|s| Sampling { logprobs, ..s })
     }
 
     /// (role, text) of every message; `developer` is treated as `system`.
@@ -454,8 +468,8 @@ impl CompletionRequest {
         if self.echo == Some(true) {
             return Err(ApiError::invalid("echo", "echo is not supported"));
         }
-        if self.logprobs.is_some() {
-            return Err(ApiError::invalid("logprobs", "logprobs are not supported"));
+        if self.logprobs.is_some_and(|k| k > COMPLETION_LOGPROBS_MAX) {
+            return Err(ApiError::invalid("logprobs", format!("logprobs is 0 to {COMPLETION_LOGPROBS_MAX}")));
         }
         if self.suffix.is_some() {
             return Err(ApiError::invalid("suffix", "suffix is not supported"));
@@ -472,6 +486,7 @@ impl CompletionRequest {
             self.stream_options.clone(),
             Penalties::parse(&self.adjustments)?,
         )
+        .map(|s| Sampling { logprobs: self.logprobs.map(|k| k as usize), ..s })
     }
 
     /// The prompts, in order: at least one, and with `n` at most [`CHOICES_MAX`] choices.
@@ -587,11 +602,58 @@ pub fn model_list(models: Vec<Model>) -> Value {
     serde_json::json!({ "object": "list", "data": models })
 }
 
-/// One choice of a complete (non-streamed) answer: its text and `finish_reason`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One choice of a complete (non-streamed) answer: its text, `finish_reason` and
+/// `logprobs` (`null`, or what [`chat_logprobs`] / [`completion_logprobs`] made).
+#[derive(Clone, Debug, PartialEq)]
 pub struct Choice {
     pub text: String,
     pub finish_reason: &'static str,
+    pub logprobs: Value,
+}
+
+/// A generated token's log probability with the most likely alternatives (bytes, as a
+/// byte-level token may hold part of a UTF-8 character).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TokenLogprob {
+    pub bytes: Vec<u8>,
+    pub logprob: f32,
+    pub top: Vec<(Vec<u8>, f32)>,
+}
+
+/// A chat choice's `logprobs`: `{"content": [{token, logprob, bytes, top_logprobs}],
+/// "refusal": null}`; `token` is the bytes read as UTF-8 (lossily, as OpenAI does).
+pub fn chat_logprobs(tokens: &[TokenLogprob]) -> Value {
+    let entry = |bytes: &[u8], logprob: f32| serde_json::json!({ "token": String::from_utf8_lossy(bytes), "logprob": logprob, "bytes": bytes });
+    let content: Vec<Value> = tokens
+        .iter()
+        .map(|t| {
+            let mut e = entry(&t.bytes, t.logprob);
+            e["top_logprobs"] = t.top.iter().map(|(b, lp)| entry(b, *lp)).collect();
+            e
+        })
+        .collect();
+    serde_json::json!({ "content": content, "refusal": null })
+}
+
+/// A legacy completion choice's `logprobs`: `tokens`, `token_logprobs`, `top_logprobs`
+/// (one `{token: logprob}` map per token) and `text_offset` (characters from the start of
+/// the completion, as vLLM counts them, beginning at `offset`).
+pub fn completion_logprobs(tokens: &[TokenLogprob], offset: usize) -> Value {
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let mut offsets = Vec::with_capacity(tokens.len());
+    let mut at = offset;
+    for t in tokens {
+        offsets.push(at);
+        at += text(&t.bytes).chars().count();
+    }
+    let top: Vec<serde_json::Map<String, Value>> =
+        tokens.iter().map(|t| t.top.iter().map(|(b, lp)| (text(b), Value::from(*lp))).collect()).collect();
+    serde_json::json!({
+        "tokens": tokens.iter().map(|t| text(&t.bytes)).collect::<Vec<_>>(),
+        "token_logprobs": tokens.iter().map(|t| t.logprob).collect::<Vec<_>>(),
+        "top_logprobs": top,
+        "text_offset": offsets,
+    })
 }
 
 /// A chat completion (non-streamed); choice `i` gets index `i`.
@@ -603,7 +665,7 @@ pub fn chat_completion(id: &str, created: u64, model: &str, choices: &[Choice], 
             serde_json::json!({
                 "index": i,
                 "message": { "role": "assistant", "content": c.text, "refusal": null },
-                "logprobs": null,
+                "logprobs": c.logprobs,
                 "finish_reason": c.finish_reason,
             })
         })
@@ -623,7 +685,9 @@ pub fn text_completions(id: &str, created: u64, model: &str, choices: &[Choice],
     let choices: Vec<Value> = choices
         .iter()
         .enumerate()
-        .map(|(i, c)| serde_json::json!({ "index": i, "text": c.text, "logprobs": null, "finish_reason": c.finish_reason }))
+        .map(|(i, c)| {
+            serde_json::json!({ "index": i, "text": c.text, "logprobs": c.logprobs, "finish_reason": c.finish_reason })
+        })
         .collect();
     serde_json::json!({
         "id": id,
@@ -746,6 +810,11 @@ mod tests {
         assert_eq!(bad(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"n":0}"#), "n");
         assert_eq!(bad(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"n":17}"#), "n");
         assert_eq!(bad(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{}]}"#), "tools");
+        assert_eq!(bad(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"top_logprobs":2}"#), "top_logprobs");
+        assert_eq!(
+            bad(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"logprobs":true,"top_logprobs":21}"#),
+            "top_logprobs"
+        );
         assert_eq!(bad(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":3}"#), "temperature");
         assert_eq!(bad(r#"{"model":"m","messages":[]}"#), "messages");
         let img: ChatRequest = serde_json::from_str(
@@ -798,8 +867,10 @@ mod tests {
 
     #[test]
     fn choices_are_indexed_in_order() {
-        let two =
-            [Choice { text: "a".into(), finish_reason: "stop" }, Choice { text: "b".into(), finish_reason: "length" }];
+        let two = [
+            Choice { text: "a".into(), finish_reason: "stop", logprobs: Value::Null },
+            Choice { text: "b".into(), finish_reason: "length", logprobs: Value::Null },
+        ];
         let v = chat_completion("c", 1, "m", &two, &Usage::new(3, 4, 5));
         assert_eq!(v["choices"][1]["index"], 1);
         assert_eq!(v["choices"][1]["message"]["content"], "b");
@@ -809,15 +880,17 @@ mod tests {
         assert_eq!(chat_chunk("c", 1, "m", 1, true, Some("x"), None, false)["choices"][0]["index"], 1);
     }
 
+    /// A one-message chat request's sampling, with `extra` JSON members.
+    fn chat_sampling(extra: &str) -> Result<Sampling, ApiError> {
+        let r: ChatRequest =
+            serde_json::from_str(&format!(r#"{{"model":"m","messages":[{{"role":"user","content":"x"}}]{extra}}}"#))
+                .unwrap();
+        r.sampling()
+    }
+
     #[test]
     fn penalties_and_logit_bias() {
-        let sampling = |extra: &str| {
-            let r: ChatRequest = serde_json::from_str(&format!(
-                r#"{{"model":"m","messages":[{{"role":"user","content":"x"}}]{extra}}}"#
-            ))
-            .unwrap();
-            r.sampling()
-        };
+        let sampling = chat_sampling;
         let p = sampling(r#","frequency_penalty":0.5,"presence_penalty":-1,"logit_bias":{"50":-100,"7":2.5}"#)
             .unwrap()
             .penalties;
@@ -833,5 +906,38 @@ mod tests {
         assert_eq!(param(r#","logit_bias":{"-1":1}"#), "logit_bias");
         assert_eq!(param(r#","logit_bias":{"5":101}"#), "logit_bias");
         assert_eq!(param(r#","logit_bias":{"5":1,"05":2}"#), "logit_bias");
+    }
+
+    #[test]
+    fn logprobs_requests_and_shapes() {
+        let chat = |extra: &str| chat_sampling(extra).unwrap().logprobs;
+        assert_eq!(chat(""), None);
+        assert_eq!(chat(r#","logprobs":false"#), None);
+        assert_eq!(chat(r#","logprobs":true"#), Some(0));
+        assert_eq!(chat(r#","logprobs":true,"top_logprobs":3"#), Some(3));
+        let completion = |extra: &str| {
+            let r: CompletionRequest =
+                serde_json::from_str(&format!(r#"{{"model":"m","prompt":"x"{extra}}}"#)).unwrap();
+            r.sampling().map(|s| s.logprobs)
+        };
+        assert_eq!(completion(r#","logprobs":2"#).unwrap(), Some(2));
+        assert_eq!(completion(r#","logprobs":6"#).unwrap_err().body.error.param.as_deref(), Some("logprobs"));
+
+        // "é" split over two byte-level tokens, then " b".
+        let tokens = [
+            TokenLogprob { bytes: vec![0xC3], logprob: -0.5, top: vec![(vec![0xC3], -0.5), (b"x".to_vec(), -1.0)] },
+            TokenLogprob { bytes: vec![0xA9], logprob: -0.25, top: vec![(vec![0xA9], -0.25)] },
+            TokenLogprob { bytes: b" b".to_vec(), logprob: -2.0, top: vec![] },
+        ];
+        let c = chat_logprobs(&tokens);
+        assert_eq!(c["content"][0]["bytes"], serde_json::json!([0xC3]));
+        assert_eq!(c["content"][0]["token"], "\u{FFFD}");
+        assert_eq!(c["content"][0]["top_logprobs"][1]["token"], "x");
+        assert_eq!(c["content"][2]["logprob"], -2.0);
+        let l = completion_logprobs(&tokens, 0);
+        assert_eq!(l["tokens"][2], " b");
+        assert_eq!(l["token_logprobs"][1], -0.25);
+        assert_eq!(l["top_logprobs"][0]["x"], -1.0);
+        assert_eq!(l["text_offset"], serde_json::json!([0, 1, 2]));
     }
 }

@@ -633,8 +633,9 @@ async fn completions(State(p): State<Arc<Provider>>, headers: HeaderMap, body: B
 }
 
 enum Piece {
-    /// Text of choice `.0`.
-    Text(usize, String),
+    /// Text of choice `.0`, with the log probabilities of the tokens that made it (when
+    /// asked for).
+    Text(usize, String, Vec<openai::TokenLogprob>),
     /// Choice `.0` ended.
     Finished(usize, FinishReason),
     /// Every choice ended (or generation failed): the usage and the bill.
@@ -722,17 +723,28 @@ async fn generate(p: Arc<Provider>, headers: HeaderMap, body: Bytes, chat: bool)
         frequency_penalty: sampling.penalties.frequency_penalty as f32,
         presence_penalty: sampling.penalties.presence_penalty as f32,
         logit_bias: sampling.penalties.logit_bias.iter().map(|&(id, b)| (id, b as f32)).collect(),
+        logprobs: sampling.logprobs,
     };
     tokio::task::spawn_blocking(move || {
         let mut generated = 0u64;
         let mut failed = None;
         for (index, prompt, max_tokens, seed) in jobs {
             let params = GenerateParams { max_tokens, seed, ..base.clone() };
-            let on_text = |t: &str| match tx.blocking_send(Piece::Text(index, t.to_string())) {
-                Ok(()) => ControlFlow::Continue(()),
-                Err(_) => ControlFlow::Break(()),
+            let on_text = |t: &str, lps: &[models::TokenLogprob]| {
+                let lps = lps
+                    .iter()
+                    .map(|l| openai::TokenLogprob {
+                        bytes: l.bytes.clone(),
+                        logprob: l.logprob,
+                        top: l.top.iter().map(|(_, b, lp)| (b.clone(), *lp)).collect(),
+                    })
+                    .collect();
+                match tx.blocking_send(Piece::Text(index, t.to_string(), lps)) {
+                    Ok(()) => ControlFlow::Continue(()),
+                    Err(_) => ControlFlow::Break(()),
+                }
             };
-            match m.generate(&prompts[prompt], &params, on_text) {
+            match m.generate_with_logprobs(&prompts[prompt], &params, on_text) {
                 Ok(c) => {
                     generated += c.completion_tokens as u64;
                     if c.finish_reason == FinishReason::Cancelled
@@ -767,16 +779,29 @@ async fn generate(p: Arc<Provider>, headers: HeaderMap, body: Bytes, chat: bool)
     if !sampling.stream {
         let mut texts = vec![String::new(); choices];
         let mut finishes = vec![FinishReason::Cancelled; choices];
+        let mut logprobs: Vec<Vec<openai::TokenLogprob>> = vec![Vec::new(); choices];
         loop {
             match rx.recv().await {
-                Some(Piece::Text(i, t)) => texts[i].push_str(&t),
+                Some(Piece::Text(i, t, lps)) => {
+                    texts[i].push_str(&t);
+                    logprobs[i].extend(lps);
+                }
                 Some(Piece::Finished(i, f)) => finishes[i] = f,
                 Some(Piece::Done(Ok((usage, billed)))) => {
                     durable(stored).await?;
                     let choices: Vec<openai::Choice> = texts
                         .into_iter()
                         .zip(finishes)
-                        .map(|(text, f)| openai::Choice { text, finish_reason: finish(f) })
+                        .zip(logprobs)
+                        .map(|((text, f), lps)| openai::Choice {
+                            text,
+                            finish_reason: finish(f),
+                            logprobs: match sampling.logprobs {
+                                None => serde_json::Value::Null,
+                                Some(_) if chat => openai::chat_logprobs(&lps),
+                                Some(_) => openai::completion_logprobs(&lps, 0),
+                            },
+                        })
                         .collect();
                     let body = if chat {
                         openai::chat_completion(&id, created, &model_id, &choices, &usage)
@@ -795,7 +820,7 @@ async fn generate(p: Arc<Provider>, headers: HeaderMap, body: Bytes, chat: bool)
     // Nothing is sent before the voucher is durable.
     durable(stored).await?;
     let include_usage = sampling.include_usage;
-    let stream = async_stream(rx, id, created, model_id, chat, include_usage);
+    let stream = async_stream(rx, id, created, model_id, chat, include_usage, sampling.logprobs.is_some());
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
 }
 
@@ -886,20 +911,30 @@ fn async_stream(
     model: String,
     chat: bool,
     include_usage: bool,
+    logprobs: bool,
 ) -> impl futures_util::Stream<Item = Result<Event, std::convert::Infallible>> {
     let (etx, erx) = mpsc::channel::<Event>(64);
     tokio::spawn(async move {
         let data = |v: serde_json::Value| Event::default().data(v.to_string());
         // Choices that have sent their first chunk (which carries the role).
         let mut started = std::collections::BTreeSet::new();
+        // Per choice, characters sent so far (a completion's `text_offset`).
+        let mut offsets: BTreeMap<usize, usize> = BTreeMap::new();
         loop {
             let v = match rx.recv().await {
-                Some(Piece::Text(i, t)) => {
-                    if chat {
+                Some(Piece::Text(i, t, lps)) => {
+                    let mut v = if chat {
                         openai::chat_chunk(&id, created, &model, i, started.insert(i), Some(&t), None, include_usage)
                     } else {
                         openai::text_completion_chunk(&id, created, &model, i, &t, None)
+                    };
+                    if logprobs {
+                        let offset = offsets.entry(i).or_default();
+                        v["choices"][0]["logprobs"] =
+                            if chat { openai::chat_logprobs(&lps) } else { openai::completion_logprobs(&lps, *offset) };
+                        *offset += t.chars().count();
                     }
+                    v
                 }
                 Some(Piece::Finished(i, f)) => {
                     let f = finish(f);

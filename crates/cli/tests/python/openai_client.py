@@ -150,6 +150,15 @@ for chunk in client.chat.completions.create(
         streamed[c.index] += c.delta.content or ""
 assert streamed == [c.message.content for c in two.choices], (streamed, two)
 out["n2_cost"] = two.usage.model_extra["cost"]
+# Log probabilities: each token's bytes add up to the text, alternatives most likely first.
+lp = client.chat.completions.create(
+    model=chat_model, messages=[{"role": "user", "content": "Name a colour."}], max_tokens=4, temperature=0,
+    logprobs=True, top_logprobs=2,
+)
+tokens = lp.choices[0].logprobs.content
+assert tokens and bytes(b for t in tokens for b in t.bytes).decode() == lp.choices[0].message.content, lp
+assert all(len(t.top_logprobs) == 2 and t.top_logprobs[0].logprob >= t.top_logprobs[1].logprob for t in tokens), lp
+out["logprobs_tokens"] = len(tokens)
 # Legacy completions with several prompts: choice i answers prompt i.
 several = client.completions.create(model=chat_model, prompt=["Paris is", "Rome is"], max_tokens=3, temperature=0)
 assert [c.index for c in several.choices] == [0, 1] and all(c.text for c in several.choices), several
