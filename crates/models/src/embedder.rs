@@ -108,8 +108,15 @@ impl Embedder {
     /// [`Embedder::embed`], also returning the tokens billed (the sum of
     /// [`Embedder::count_tokens`] over `texts`) without tokenising twice.
     pub fn embed_counted(&self, texts: &[&str]) -> Result<(Vec<Vec<f32>>, usize)> {
+        let (vectors, counts) = self.embed_each_counted(texts)?;
+        Ok((vectors, counts.iter().sum()))
+    }
+
+    /// [`Embedder::embed`], also returning each text's [`Embedder::count_tokens`] (for a
+    /// caller that embeds several requests' texts together and bills each its own).
+    pub fn embed_each_counted(&self, texts: &[&str]) -> Result<(Vec<Vec<f32>>, Vec<usize>)> {
         let encodings = self.tokenizer.encode_batch(texts.to_vec(), true).map_err(Error::tokenizer)?;
-        let tokens: usize = encodings.iter().map(|e| e.len()).sum();
+        let tokens: Vec<usize> = encodings.iter().map(|e| e.len()).collect();
 
         // Longest first, as sentence-transformers does: each batch then holds texts of
         // similar length and pads little.

@@ -541,7 +541,12 @@ impl EmbeddingRequest {
             EmbeddingInput::One(s) => vec![s.clone()],
             EmbeddingInput::Many(v) => v.clone(),
             EmbeddingInput::Tokens(_) => {
-                return Err(ApiError::invalid("input", "token-array input is not supported; send text"))
+                return Err(ApiError::invalid(
+                    "input",
+                    "token-array input is not supported: token ids are tokenizer-specific (clients such as \
+                     LangChain's OpenAIEmbeddings send OpenAI's tiktoken ids, which mean nothing to this \
+                     model); send text (LangChain: check_embedding_ctx_length=False)",
+                ))
             }
         };
         if v.is_empty() || v.len() > EMBEDDING_INPUTS_MAX {

@@ -16,6 +16,7 @@
 //! Rounding, stated once: a call's cost is ⌈(input_tokens · input_price + output_tokens ·
 //! output_price) / 1,000,000⌉ TSR base units (`cost`), never less than the exact price.
 
+pub mod batcher;
 pub mod book;
 pub mod server;
 pub mod store;

@@ -132,7 +132,8 @@ impl ProviderConfig {
 }
 
 enum Backend {
-    Embedder(Arc<Embedder>),
+    /// The model (for counting tokens before admission) and the thread that runs it.
+    Embedder(Arc<Embedder>, Arc<crate::batcher::EmbedBatcher>),
     Generator(Arc<Generator>),
     Upstream(Arc<Upstream>),
 }
@@ -179,9 +180,12 @@ pub async fn start(config: &ProviderConfig) -> Result<Arc<Provider>, String> {
                     .await
                     .map_err(|e| e.to_string())?
                     .map_err(|e| format!("loading the embedder: {e}"))?;
-                    embedder = Some(Arc::new(e));
+                    let e = Arc::new(e);
+                    let batcher = crate::batcher::EmbedBatcher::start(e.clone(), Embedder::BATCH_SIZE);
+                    embedder = Some((e, Arc::new(batcher)));
                 }
-                Backend::Embedder(embedder.clone().expect("loaded"))
+                let (e, batcher) = embedder.clone().expect("loaded");
+                Backend::Embedder(e, batcher)
             }
             "generator" => {
                 let precision = match m.precision.as_deref() {
@@ -575,7 +579,7 @@ async fn embeddings(State(p): State<Arc<Provider>>, headers: HeaderMap, body: By
 async fn embed(p: Arc<Provider>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     let req: openai::EmbeddingRequest = parse(&body)?;
     let served = p.models.get(&req.model).ok_or_else(|| ApiError::unknown_model(&req.model))?;
-    let Backend::Embedder(model) = &served.backend else {
+    let Backend::Embedder(model, batcher) = &served.backend else {
         return Err(ApiError::invalid("model", format!("{} is not an embedding model", req.model)));
     };
     if req.dimensions.is_some_and(|d| d != 384) {
@@ -590,17 +594,12 @@ async fn embed(p: Arc<Provider>, headers: HeaderMap, body: Bytes) -> Result<Resp
     }
     let price = cost(&served.offer, tokens, 0);
     let (payment, stored) = Payment::admit(&p, voucher, price).await?;
-    let m = model.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        m.embed_counted(&refs)
-    })
-    .await;
-    let (vectors, counted) = match result {
-        Ok(Ok(v)) => v,
-        other => {
+    // With whatever other calls are queued: one forward pass for calls that came together.
+    let (vectors, counted) = match batcher.embed(texts).await {
+        Ok(v) => v,
+        Err(e) => {
             let _ = payment.settle(&p.book, Amount::ZERO);
-            return Err(ApiError::server(format!("embedding failed: {other:?}")));
+            return Err(ApiError::server(format!("embedding failed: {e}")));
         }
     };
     let counted = counted as u64;
