@@ -51,7 +51,7 @@ impl EmbedBatcher {
     pub async fn embed(&self, texts: Vec<String>) -> Embedded {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.jobs.send((texts, tx)).map_err(|_| "the embedding thread has stopped".to_string())?;
-        rx.await.map_err(|_| "the embedding thread has stopped".to_string())?
+        rx.await.map_err(|_| "the embedding failed (see the provider's log)".to_string())?
     }
 }
 
@@ -68,14 +68,24 @@ fn run(model: &Embedder, rx: &Receiver<Job>, max_texts: usize, batches: &AtomicU
                 }
                 Ok(job) => {
                     batches.fetch_add(1, Ordering::Relaxed);
-                    embed_all(model, std::mem::replace(&mut batch, vec![job]));
+                    guarded(model, std::mem::replace(&mut batch, vec![job]));
                     texts = batch[0].0.len();
                 }
                 Err(_) => break,
             }
         }
         batches.fetch_add(1, Ordering::Relaxed);
-        embed_all(model, batch);
+        guarded(model, batch);
+    }
+}
+
+/// [`embed_all`], where a panic fails only that batch's calls (their replies are dropped,
+/// and it is logged) and the thread goes on serving, as a panic on the blocking pool only
+/// failed its own call.
+fn guarded(model: &Embedder, batch: Vec<Job>) {
+    let calls = batch.len();
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| embed_all(model, batch))).is_err() {
+        tracing::error!(calls, "embedding panicked; those calls failed");
     }
 }
 
