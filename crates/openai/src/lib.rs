@@ -458,6 +458,8 @@ pub struct CompletionRequest {
     pub logprobs: Option<u64>,
     #[serde(default)]
     pub suffix: Option<String>,
+    #[serde(default)]
+    pub best_of: Option<u64>,
     /// `frequency_penalty`, `presence_penalty`, `logit_bias`.
     #[serde(flatten)]
     pub adjustments: Adjustments,
@@ -473,6 +475,12 @@ impl CompletionRequest {
         }
         if self.suffix.is_some() {
             return Err(ApiError::invalid("suffix", "suffix is not supported"));
+        }
+        if self.best_of.is_some_and(|b| b != self.n.unwrap_or(1)) {
+            return Err(ApiError::invalid(
+                "best_of",
+                "best_of (choosing among more candidates than returned) is not supported; ask for n choices",
+            ));
         }
         sampling(
             // The legacy endpoint's default is 16 tokens.
@@ -927,6 +935,8 @@ mod tests {
         };
         assert_eq!(completion(r#","logprobs":2"#).unwrap(), Some(2));
         assert_eq!(completion(r#","logprobs":6"#).unwrap_err().body.error.param.as_deref(), Some("logprobs"));
+        assert_eq!(completion(r#","best_of":3"#).unwrap_err().body.error.param.as_deref(), Some("best_of"));
+        assert!(completion(r#","best_of":2,"n":2"#).is_ok());
 
         // "é" split over two byte-level tokens, then " b".
         let tokens = [
