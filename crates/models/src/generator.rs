@@ -101,6 +101,11 @@ pub struct GenerateParams {
     /// Report each generated token's log probability and this many (0 to
     /// [`TOP_LOGPROBS_MAX`]) most likely alternatives; `None`: none.
     pub logprobs: Option<usize>,
+    /// JSON mode (OpenAI's `response_format: {"type": "json_object"}`): only tokens that
+    /// keep the text a valid prefix of a JSON object are sampled, and the text ends once the
+    /// object is complete ([`crate::json_mode`]). A text cut short by `max_tokens` is a
+    /// prefix, as with OpenAI.
+    pub json_object: bool,
 }
 
 /// Most alternatives reported per token (OpenAI's limit for `top_logprobs`).
@@ -132,6 +137,7 @@ impl Default for GenerateParams {
             presence_penalty: 0.0,
             logit_bias: Vec::new(),
             logprobs: None,
+            json_object: false,
         }
     }
 }
@@ -175,7 +181,7 @@ impl GenerateParams {
 
     /// Whether the logits are adjusted before sampling.
     fn adjusts(&self) -> bool {
-        self.frequency_penalty != 0.0 || self.presence_penalty != 0.0 || !self.logit_bias.is_empty()
+        self.frequency_penalty != 0.0 || self.presence_penalty != 0.0 || !self.logit_bias.is_empty() || self.json_object
     }
 
     fn sampling(&self) -> Sampling {
@@ -257,6 +263,8 @@ pub struct Generator {
     context_tokens_max: usize,
     precision: Precision,
     device: Device,
+    /// Every token's bytes (`None`: a control token), built on first use by JSON mode.
+    vocab_bytes: std::sync::OnceLock<Vec<Option<Vec<u8>>>>,
 }
 
 impl std::fmt::Debug for Generator {
@@ -331,6 +339,7 @@ impl Generator {
             context_tokens_max,
             precision,
             device,
+            vocab_bytes: std::sync::OnceLock::new(),
         })
     }
 
@@ -513,11 +522,21 @@ impl Generator {
         let mut logits = model.forward(&input, 0)?.squeeze(0)?;
         // Times each token was generated so far (for the penalties).
         let mut counts: std::collections::BTreeMap<u32, u32> = std::collections::BTreeMap::new();
+        // JSON mode: where the text stands as JSON.
+        let mut json = crate::json_mode::JsonPrefix::default();
         let finish_reason = loop {
             let (next, logprob) = if params.adjusts() || params.logprobs.is_some() {
                 let mut v: Vec<f32> = logits.to_dtype(candle_core::DType::F32)?.to_vec1()?;
                 adjust_logits(&mut v, params, &counts);
+                if params.json_object {
+                    self.mask_to_json(&mut v, &json);
+                }
                 let next = sampler.sample(&Tensor::new(v.as_slice(), &self.device)?)?;
+                if params.json_object && !self.eos.contains(&next) {
+                    let bytes = self.vocab_bytes()[next as usize].as_deref().unwrap_or_default();
+                    let fed = json.feed_all(bytes);
+                    debug_assert!(fed, "a masked-in token continues the JSON");
+                }
                 (next, params.logprobs.map(|top| self.logprob_of(&v, next, top)))
             } else {
                 (sampler.sample(&logits)?, None)
@@ -560,6 +579,36 @@ impl Generator {
 }
 
 impl Generator {
+    /// Every token's bytes, `None` for control tokens (built once).
+    fn vocab_bytes(&self) -> &[Option<Vec<u8>>] {
+        self.vocab_bytes.get_or_init(|| {
+            let control: std::collections::BTreeSet<u32> =
+                self.tokenizer.get_added_tokens_decoder().keys().copied().collect();
+            (0..self.vocab_size() as u32).map(|id| (!control.contains(&id)).then(|| self.token_bytes(id))).collect()
+        })
+    }
+
+    /// JSON mode: every token that would not continue `json` (and, until the object is
+    /// complete, end-of-sequence; once it is, everything else) gets -inf.
+    fn mask_to_json(&self, logits: &mut [f32], json: &crate::json_mode::JsonPrefix) {
+        let bytes = self.vocab_bytes();
+        let complete = json.is_complete();
+        for (id, l) in logits.iter_mut().enumerate() {
+            let allowed = if self.eos.contains(&(id as u32)) {
+                complete
+            } else {
+                !complete
+                    && bytes.get(id).and_then(Option::as_deref).is_some_and(|b| {
+                        let mut next = *json;
+                        !b.is_empty() && next.feed_all(b)
+                    })
+            };
+            if !allowed {
+                *l = f32::NEG_INFINITY;
+            }
+        }
+    }
+
     /// The bytes of a token: a byte-level BPE token's characters mapped back to the bytes
     /// they stand for (GPT-2's byte-to-character table); a control token's own text.
     pub fn token_bytes(&self, id: u32) -> Vec<u8> {

@@ -42,6 +42,7 @@ mod dir;
 mod embedder;
 mod error;
 mod generator;
+pub mod json_mode;
 mod stop;
 
 pub use counter::TokenCounter;

@@ -391,3 +391,21 @@ fn logprobs_describe_the_generated_tokens() {
     assert!(plain.logprobs.is_empty());
     assert_eq!(plain.completion_ids, done.completion_ids);
 }
+
+#[test]
+fn json_mode_answers_with_a_json_object() {
+    let g = quantized();
+    let ids = g
+        .chat_prompt_ids(&[ChatMessage::new("user", "Describe a cat as a JSON object with a name and an age.")])
+        .unwrap();
+    for temperature in [0.0, 0.8] {
+        let params = GenerateParams { json_object: true, temperature, seed: 3, ..GenerateParams::greedy(200) };
+        let started = std::time::Instant::now();
+        let (done, _) = run(g, &ids, &params);
+        let per_token = started.elapsed() / done.completion_tokens as u32;
+        assert_eq!(done.finish_reason, FinishReason::Stop, "{:?}", done.text);
+        let v: serde_json::Value = serde_json::from_str(&done.text).unwrap_or_else(|e| panic!("{e}: {:?}", done.text));
+        assert!(v.is_object(), "{v}");
+        eprintln!("json mode, temperature {temperature}: {:?} ({per_token:?} per token)", done.text);
+    }
+}

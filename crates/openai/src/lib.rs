@@ -206,6 +206,9 @@ pub struct Sampling {
     /// `logprobs: true` and `top_logprobs`, up to 20; legacy completions: `logprobs`, up
     /// to 5).
     pub logprobs: Option<usize>,
+    /// JSON mode (chat `response_format: {"type": "json_object"}`): the answer is a JSON
+    /// object.
+    pub json_object: bool,
 }
 
 /// Most alternatives per token: chat's `top_logprobs`, and a legacy completion's `logprobs`.
@@ -358,6 +361,7 @@ fn sampling(
         include_usage: stream_options.is_some_and(|o| o.include_usage),
         penalties,
         logprobs: None,
+        json_object: false,
     })
 }
 
@@ -374,11 +378,20 @@ impl ChatRequest {
         if self.top_logprobs.is_some_and(|k| k > TOP_LOGPROBS_MAX) {
             return Err(ApiError::invalid("top_logprobs", format!("top_logprobs is 0 to {TOP_LOGPROBS_MAX}")));
         }
-        if let Some(rf) = &self.response_format {
-            if rf.get("type").and_then(Value::as_str).is_some_and(|t| t != "text") {
-                return Err(ApiError::invalid("response_format", "only response_format type `text` is supported"));
+        let json_object = match self.response_format.as_ref().and_then(|rf| rf.get("type")).and_then(Value::as_str) {
+            None | Some("text") => false,
+            Some("json_object") => true,
+            Some("json_schema") => {
+                return Err(ApiError::invalid(
+                    "response_format",
+                    "json_schema (structured outputs) is not supported; use {\"type\": \"json_object\"} (JSON mode) \
+                     and describe the fields in the messages",
+                ))
             }
-        }
+            Some(other) => {
+                return Err(ApiError::invalid("response_format", format!("response_format type {other:?} is unknown")))
+            }
+        };
         if self.messages.is_empty() {
             return Err(ApiError::invalid("messages", "messages must not be empty"));
         }
@@ -394,7 +407,7 @@ impl ChatRequest {
             self.stream_options.clone(),
             Penalties::parse(&self.adjustments)?,
         )
-        .map(|s| Sampling { logprobs, ..s })
+        .map(|s| Sampling { logprobs, json_object, ..s })
     }
 
     /// (role, text) of every message; `developer` is treated as `system`.
@@ -928,6 +941,12 @@ mod tests {
         assert_eq!(chat(r#","logprobs":false"#), None);
         assert_eq!(chat(r#","logprobs":true"#), Some(0));
         assert_eq!(chat(r#","logprobs":true,"top_logprobs":3"#), Some(3));
+        let json = |format: &str| chat_sampling(&format!(r#","response_format":{format}"#)).map(|s| s.json_object);
+        assert!(json(r#"{"type":"json_object"}"#).unwrap());
+        assert!(!json(r#"{"type":"text"}"#).unwrap());
+        for bad in [r#"{"type":"json_schema","json_schema":{"name":"x","schema":{}}}"#, r#"{"type":"yaml"}"#] {
+            assert_eq!(json(bad).unwrap_err().body.error.param.as_deref(), Some("response_format"));
+        }
         let completion = |extra: &str| {
             let r: CompletionRequest =
                 serde_json::from_str(&format!(r#"{{"model":"m","prompt":"x"{extra}}}"#)).unwrap();

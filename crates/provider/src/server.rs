@@ -723,6 +723,7 @@ async fn generate(p: Arc<Provider>, headers: HeaderMap, body: Bytes, chat: bool)
         presence_penalty: sampling.penalties.presence_penalty as f32,
         logit_bias: sampling.penalties.logit_bias.iter().map(|&(id, b)| (id, b as f32)).collect(),
         logprobs: sampling.logprobs,
+        json_object: sampling.json_object,
     };
     tokio::task::spawn_blocking(move || {
         let mut generated = 0u64;

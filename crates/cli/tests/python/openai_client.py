@@ -159,6 +159,13 @@ tokens = lp.choices[0].logprobs.content
 assert tokens and bytes(b for t in tokens for b in t.bytes).decode() == lp.choices[0].message.content, lp
 assert all(len(t.top_logprobs) == 2 and t.top_logprobs[0].logprob >= t.top_logprobs[1].logprob for t in tokens), lp
 out["logprobs_tokens"] = len(tokens)
+# JSON mode: the answer parses as a JSON object.
+j = client.chat.completions.create(
+    model=chat_model, messages=[{"role": "user", "content": "Describe a cat as JSON with a name and an age."}],
+    max_tokens=200, temperature=0, response_format={"type": "json_object"},
+)
+assert j.choices[0].finish_reason == "stop" and isinstance(json.loads(j.choices[0].message.content), dict), j
+out["json_mode"] = json.loads(j.choices[0].message.content)
 # Legacy completions with several prompts: choice i answers prompt i.
 several = client.completions.create(model=chat_model, prompt=["Paris is", "Rome is"], max_tokens=3, temperature=0)
 assert [c.index for c in several.choices] == [0, 1] and all(c.text for c in several.choices), several
