@@ -240,6 +240,9 @@ pub struct Completion {
     pub logprobs: Vec<TokenLogprob>,
 }
 
+/// A token's bytes and whether they are plain JSON string text (for JSON mode).
+type VocabEntry = (Vec<u8>, bool);
+
 /// SmolLM2-135M-Instruct: chat and plain-text completion.
 ///
 /// The tokenizer (byte-level BPE) and the ChatML chat template come from the GGUF's own
@@ -263,8 +266,9 @@ pub struct Generator {
     context_tokens_max: usize,
     precision: Precision,
     device: Device,
-    /// Every token's bytes (`None`: a control token), built on first use by JSON mode.
-    vocab_bytes: std::sync::OnceLock<Vec<Option<Vec<u8>>>>,
+    /// Every token's bytes (`None`: a control token) and whether they are plain string
+    /// text, built on first use by JSON mode.
+    vocab_bytes: std::sync::OnceLock<Vec<Option<VocabEntry>>>,
 }
 
 impl std::fmt::Debug for Generator {
@@ -533,7 +537,7 @@ impl Generator {
                 }
                 let next = sampler.sample(&Tensor::new(v.as_slice(), &self.device)?)?;
                 if params.json_object && !self.eos.contains(&next) {
-                    let bytes = self.vocab_bytes()[next as usize].as_deref().unwrap_or_default();
+                    let bytes = self.vocab_bytes()[next as usize].as_ref().map_or(&[][..], |(b, _)| b);
                     let fed = json.feed_all(bytes);
                     debug_assert!(fed, "a masked-in token continues the JSON");
                 }
@@ -579,28 +583,40 @@ impl Generator {
 }
 
 impl Generator {
-    /// Every token's bytes, `None` for control tokens (built once).
-    fn vocab_bytes(&self) -> &[Option<Vec<u8>>] {
+    /// Every token's bytes and whether they are plain string text, `None` for control
+    /// tokens (built once).
+    fn vocab_bytes(&self) -> &[Option<VocabEntry>] {
         self.vocab_bytes.get_or_init(|| {
             let control: std::collections::BTreeSet<u32> =
                 self.tokenizer.get_added_tokens_decoder().keys().copied().collect();
-            (0..self.vocab_size() as u32).map(|id| (!control.contains(&id)).then(|| self.token_bytes(id))).collect()
+            (0..self.vocab_size() as u32)
+                .map(|id| {
+                    (!control.contains(&id)).then(|| {
+                        let b = self.token_bytes(id);
+                        let plain = crate::json_mode::is_plain_string_text(&b);
+                        (b, plain)
+                    })
+                })
+                .collect()
         })
     }
 
     /// JSON mode: every token that would not continue `json` (and, until the object is
-    /// complete, end-of-sequence; once it is, everything else) gets -inf.
+    /// complete, end-of-sequence; once it is, everything else) gets -inf. Tokens are
+    /// judged by their first byte first (256 trials), and inside a string a token of plain
+    /// text needs no trial at all.
     fn mask_to_json(&self, logits: &mut [f32], json: &crate::json_mode::JsonPrefix) {
-        let bytes = self.vocab_bytes();
+        let vocab = self.vocab_bytes();
         let complete = json.is_complete();
+        let in_string = json.in_plain_string();
+        let first_ok: Vec<bool> = (0..=255u8).map(|b| json.accepts(b)).collect();
         for (id, l) in logits.iter_mut().enumerate() {
             let allowed = if self.eos.contains(&(id as u32)) {
                 complete
             } else {
                 !complete
-                    && bytes.get(id).and_then(Option::as_deref).is_some_and(|b| {
-                        let mut next = *json;
-                        !b.is_empty() && next.feed_all(b)
+                    && vocab.get(id).and_then(Option::as_ref).is_some_and(|(b, plain)| {
+                        !b.is_empty() && ((in_string && *plain) || (first_ok[b[0] as usize] && json.accepts_all(b)))
                     })
             };
             if !allowed {

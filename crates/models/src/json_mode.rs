@@ -92,6 +92,24 @@ impl JsonPrefix {
         self.expect == Expect::Done
     }
 
+    /// Whether the text is inside a string between characters (no escape or character
+    /// half done), where any run of [`is_plain_string_text`] bytes is accepted as is.
+    pub fn in_plain_string(&self) -> bool {
+        matches!(self.expect, Expect::Str { escape: Escape::None, .. })
+    }
+
+    /// Whether `b` would be accepted (the state itself unchanged).
+    pub fn accepts(self, b: u8) -> bool {
+        let mut next = self;
+        next.feed(b)
+    }
+
+    /// Whether `bytes` would all be accepted (the state itself unchanged).
+    pub fn accepts_all(self, bytes: &[u8]) -> bool {
+        let mut next = self;
+        next.feed_all(bytes)
+    }
+
     /// Feeds `bytes`; false (the state then undefined) if any byte cannot continue a valid
     /// JSON object.
     pub fn feed_all(&mut self, bytes: &[u8]) -> bool {
@@ -256,6 +274,14 @@ impl JsonPrefix {
     }
 }
 
+/// Whether `bytes` are string content needing no escape: whole UTF-8 characters, no `"`,
+/// no `\\`, no control characters. Inside a string ([`JsonPrefix::in_plain_string`]) such
+/// bytes are accepted and leave the state as it was, so a generator can test a token with
+/// this precomputed flag instead of feeding it.
+pub fn is_plain_string_text(bytes: &[u8]) -> bool {
+    std::str::from_utf8(bytes).is_ok_and(|t| t.chars().all(|c| c != '"' && c != '\\' && c >= ' '))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,6 +350,22 @@ mod tests {
         let deep = format!("{{\"a\":{}", "[".repeat(DEPTH_MAX as usize - 1));
         assert!(accepts(&deep).is_some());
         assert!(accepts(&(deep + "[")).is_none());
+    }
+
+    #[test]
+    fn plain_string_text_leaves_the_state_unchanged() {
+        let mut p = JsonPrefix::default();
+        assert!(p.feed_all(b"{\"a\": \"x"));
+        assert!(p.in_plain_string());
+        for text in ["hello", " wörld €", "<|im_end|>", ""] {
+            assert!(is_plain_string_text(text.as_bytes()));
+            let mut q = p;
+            assert!(q.feed_all(text.as_bytes()) && q == p, "{text:?}");
+        }
+        for text in [&b"a\"b"[..], b"\\", b"\n", b"\xc3"] {
+            assert!(!is_plain_string_text(text));
+        }
+        assert!(!JsonPrefix::default().in_plain_string());
     }
 
     proptest::proptest! {
