@@ -180,7 +180,9 @@ struct DaemonArgs {
     node: Option<String>,
 }
 
-/// A daemon's TOML config from `--config`, or its defaults with just the key from `--key`.
+/// A daemon's TOML config from `--config`, or its defaults with just the key from `--key`;
+/// with both, `--key` fills in (or replaces) the config's `key`, so a config need not name
+/// one.
 fn daemon_config<T: serde::de::DeserializeOwned>(args: &DaemonArgs) -> Result<T> {
     let (config, key) = (&args.config, &args.key);
     let (text, what) = match (config, key) {
@@ -188,10 +190,14 @@ fn daemon_config<T: serde::de::DeserializeOwned>(args: &DaemonArgs) -> Result<T>
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
             path.display().to_string(),
         ),
-        (None, Some(key)) => (format!("key = {:?}", key.display().to_string()), "--key".to_string()),
+        (None, Some(_)) => (String::new(), "--key".to_string()),
         (None, None) => bail!("give --config FILE or --key FILE"),
     };
-    toml::from_str(&text).with_context(|| format!("{what}: not a valid config"))
+    let mut table: toml::Table = toml::from_str(&text).with_context(|| format!("{what}: not a valid config"))?;
+    if let Some(key) = key {
+        table.insert("key".into(), toml::Value::String(key.display().to_string()));
+    }
+    toml::Value::Table(table).try_into().with_context(|| format!("{what}: not a valid config"))
 }
 
 async fn run_gateway(args: GatewayArgs) -> Result<()> {

@@ -116,6 +116,32 @@ fn the_official_openai_client_works_through_the_gateway() {
     assert_eq!((status, retry.as_deref()), (402, Some("false")), "{body}");
     assert_eq!(body["error"]["code"], "insufficient_balance");
 
+    // The upstream timeout is a limit on silence, not on a call's length: with 1 s, a stream
+    // that keeps sending for longer still comes through whole (a total timeout cut it).
+    let config = dir.path().join("gateway-1s.toml");
+    // No `key` in the file: --key fills it in.
+    std::fs::write(&config, "upstream_timeout_secs = 1\n").unwrap();
+    let (_gw1, base1) = start_gateway(&net, &payer_key, &["--config", config.to_str().unwrap()]);
+    let started = std::time::Instant::now();
+    let text = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let r = reqwest::Client::new()
+            .post(format!("{base1}/chat/completions"))
+            .json(&serde_json::json!({"model": "SmolLM2-135M-Instruct", "max_tokens": 400, "temperature": 0,
+                   "stream": true, "stream_options": {"include_usage": true},
+                   "messages": [{"role": "user", "content": "Write a long story about a lighthouse keeper."}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.text().await.unwrap()
+    });
+    let took = started.elapsed();
+    assert!(text.trim_end().ends_with("data: [DONE]"), "the stream was cut after {took:?}: {text}");
+    let chunks = text.lines().filter(|l| l.starts_with("data: {")).count();
+    if took < std::time::Duration::from_millis(1500) {
+        eprintln!("note: the stream took only {took:?} ({chunks} chunks); it does not test the timeout");
+    }
+
     // The devnet's own gateway is an operator gateway: its openai.env works as is, and the
     // SDK raises its classes for 402 (no funds) and 429 (rate limit).
     let env_file = dir.path().join("data/openai.env");

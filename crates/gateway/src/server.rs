@@ -46,7 +46,10 @@ pub struct GatewayConfig {
     /// Seconds between re-reads of the provider registry and incentives.
     #[serde(default = "default_refresh")]
     pub refresh_secs: u64,
-    /// Seconds before an upstream call counts as failed (fallback to the next provider).
+    /// Seconds a provider may stay silent (before its answer's head, or between a stream's
+    /// chunks) before the call counts as failed (fallback to the next provider, if nothing
+    /// was streamed yet). Not a limit on a whole call: a long stream that keeps sending goes
+    /// on.
     #[serde(default = "default_timeout")]
     pub upstream_timeout_secs: u64,
     /// Seconds between health checks of every provider (`GET {endpoint}/models`); 0: none.
@@ -114,8 +117,10 @@ pub async fn start(cfg: GatewayConfig) -> Result<Arc<Gateway>> {
     };
     let g = Arc::new(Gateway {
         operator,
+        // A read timeout, not a total one: reqwest's total timeout also covers the body, so
+        // it cut every stream longer than it (a long answer from a slow model) mid-way.
         http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(cfg.upstream_timeout_secs))
+            .read_timeout(Duration::from_secs(cfg.upstream_timeout_secs))
             .connect_timeout(Duration::from_secs(5))
             .build()?,
         cfg,

@@ -295,7 +295,9 @@ pub fn relay(
 pub fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(600))
+        // Silence, not length: a total timeout would also cut a stream that is still
+        // sending after 10 minutes.
+        .read_timeout(Duration::from_secs(600))
         .build()
         .expect("a TLS-less HTTP client builds")
 }
