@@ -467,6 +467,34 @@ impl Generator {
         self.generate_with_logprobs(prompt, params, |text, _| on_text(text))
     }
 
+    /// Whether `generate` would take this request: the parameters in range, the prompt
+    /// non-empty, inside the vocabulary (as are `logit_bias`'s tokens) and shorter than the
+    /// context window. A server calls it before taking payment; `generate` calls it too.
+    pub fn check(&self, prompt: &[u32], params: &GenerateParams) -> Result<()> {
+        params.validate()?;
+        if prompt.is_empty() {
+            return Err(Error::InvalidParameter { name: "prompt", message: "empty prompt".into() });
+        }
+        let vocab = self.vocab_size() as u32;
+        let outside = |name, bad| Error::InvalidParameter {
+            name,
+            message: format!("token id {bad} is outside the vocabulary of {vocab}"),
+        };
+        if let Some(&bad) = prompt.iter().find(|&&id| id >= vocab) {
+            return Err(outside("prompt", bad));
+        }
+        if let Some(&(bad, _)) = params.logit_bias.iter().find(|(id, _)| *id >= vocab) {
+            return Err(outside("logit_bias", bad));
+        }
+        if prompt.len() >= self.context_tokens_max {
+            return Err(Error::PromptTooLong {
+                prompt_tokens: prompt.len(),
+                context_tokens_max: self.context_tokens_max,
+            });
+        }
+        Ok(())
+    }
+
     /// [`Generator::generate`], with each piece of text handed over together with the log
     /// probabilities of the tokens that produced it since the last piece (empty unless
     /// [`GenerateParams::logprobs`] asks for them).
@@ -476,29 +504,7 @@ impl Generator {
         params: &GenerateParams,
         mut on_piece: impl FnMut(&str, &[TokenLogprob]) -> ControlFlow<()>,
     ) -> Result<Completion> {
-        params.validate()?;
-        if prompt.is_empty() {
-            return Err(Error::InvalidParameter { name: "prompt", message: "empty prompt".into() });
-        }
-        let vocab = self.vocab_size() as u32;
-        if let Some(&bad) = prompt.iter().find(|&&id| id >= vocab) {
-            return Err(Error::InvalidParameter {
-                name: "prompt",
-                message: format!("token id {bad} is outside the vocabulary of {vocab}"),
-            });
-        }
-        if let Some((bad, _)) = params.logit_bias.iter().find(|(id, _)| *id >= vocab) {
-            return Err(Error::InvalidParameter {
-                name: "logit_bias",
-                message: format!("token id {bad} is outside the vocabulary of {vocab}"),
-            });
-        }
-        if prompt.len() >= self.context_tokens_max {
-            return Err(Error::PromptTooLong {
-                prompt_tokens: prompt.len(),
-                context_tokens_max: self.context_tokens_max,
-            });
-        }
+        self.check(prompt, params)?;
         let budget = params.max_tokens.min(self.context_tokens_max - prompt.len());
 
         // A poisoned lock only means an earlier call panicked mid-generation; every call

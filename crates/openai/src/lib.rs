@@ -684,40 +684,42 @@ pub fn completion_logprobs(tokens: &[TokenLogprob], offset: usize) -> Value {
 
 /// A chat completion (non-streamed); choice `i` gets index `i`.
 pub fn chat_completion(id: &str, created: u64, model: &str, choices: &[Choice], usage: &Usage) -> Value {
-    let choices: Vec<Value> = choices
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            serde_json::json!({
-                "index": i,
-                "message": { "role": "assistant", "content": c.text, "refusal": null },
-                "logprobs": c.logprobs,
-                "finish_reason": c.finish_reason,
-            })
+    let choice = |c: &Choice| {
+        serde_json::json!({
+            "message": { "role": "assistant", "content": c.text, "refusal": null },
+            "logprobs": c.logprobs,
+            "finish_reason": c.finish_reason,
         })
-        .collect();
-    serde_json::json!({
-        "id": id,
-        "object": "chat.completion",
-        "created": created,
-        "model": model,
-        "choices": choices,
-        "usage": usage,
-    })
+    };
+    answer(id, created, model, "chat.completion", choices.iter().map(choice), usage)
 }
 
 /// A legacy completion (non-streamed); choice `i` gets index `i`.
 pub fn text_completions(id: &str, created: u64, model: &str, choices: &[Choice], usage: &Usage) -> Value {
+    let choice =
+        |c: &Choice| serde_json::json!({ "text": c.text, "logprobs": c.logprobs, "finish_reason": c.finish_reason });
+    answer(id, created, model, "text_completion", choices.iter().map(choice), usage)
+}
+
+/// A complete answer: the choices (each given its index) in the envelope both kinds share.
+fn answer(
+    id: &str,
+    created: u64,
+    model: &str,
+    object: &str,
+    choices: impl Iterator<Item = Value>,
+    usage: &Usage,
+) -> Value {
     let choices: Vec<Value> = choices
-        .iter()
         .enumerate()
-        .map(|(i, c)| {
-            serde_json::json!({ "index": i, "text": c.text, "logprobs": c.logprobs, "finish_reason": c.finish_reason })
+        .map(|(i, mut c)| {
+            c["index"] = i.into();
+            c
         })
         .collect();
     serde_json::json!({
         "id": id,
-        "object": "text_completion",
+        "object": object,
         "created": created,
         "model": model,
         "choices": choices,

@@ -679,24 +679,29 @@ async fn generate(p: Arc<Provider>, headers: HeaderMap, body: Bytes, chat: bool)
         ),
     };
     let context = model.context_tokens_max();
-    let vocab = model.vocab_size() as u32;
+    let base = GenerateParams {
+        max_tokens: 1,
+        temperature: sampling.temperature,
+        top_p: sampling.top_p,
+        seed: sampling.seed.unwrap_or(0),
+        stop: sampling.stop.clone(),
+        frequency_penalty: sampling.penalties.frequency_penalty as f32,
+        presence_penalty: sampling.penalties.presence_penalty as f32,
+        logit_bias: sampling.penalties.logit_bias.iter().map(|&(id, b)| (id, b as f32)).collect(),
+        logprobs: sampling.logprobs,
+        json_object: sampling.json_object,
+    };
+    // The generator's own rules, before payment: a request it would refuse costs nothing.
     for ids in &prompts {
-        if ids.is_empty() {
-            return Err(ApiError::invalid(param, "empty prompt"));
-        }
-        if ids.len() >= context {
-            return Err(ApiError::invalid(param, format!("{} prompt tokens; the context holds {context}", ids.len())));
-        }
-        if let Some(bad) = ids.iter().find(|&&id| id >= vocab) {
-            return Err(ApiError::invalid(param, format!("token id {bad} is outside the vocabulary of {vocab}")));
-        }
-    }
-    if let Some((bad, _)) = sampling.penalties.logit_bias.iter().find(|(id, _)| *id >= vocab) {
-        return Err(ApiError::invalid("logit_bias", format!("token id {bad} is outside the vocabulary of {vocab}")));
+        model.check(ids, &base).map_err(|e| match e {
+            models::Error::InvalidParameter { name: "prompt", message } => ApiError::invalid(param, message),
+            models::Error::InvalidParameter { name, message } => ApiError::invalid(name, message),
+            other => ApiError::invalid(param, other.to_string()),
+        })?;
     }
     // Every choice: (index, prompt, its output budget, seed).
     let n = sampling.n as usize;
-    let seed = sampling.seed.unwrap_or(0);
+    let seed = base.seed;
     let jobs: Vec<(usize, usize, usize, u64)> = (0..prompts.len())
         .flat_map(|i| (0..n).map(move |j| (i, j)))
         .map(|(i, j)| {
@@ -713,18 +718,6 @@ async fn generate(p: Arc<Provider>, headers: HeaderMap, body: Bytes, chat: bool)
     // goes away, the channel closes, generation stops, and what was generated is billed.
     let (tx, mut rx) = mpsc::channel::<Piece>(64);
     let (m, offer, book_owner) = (model.clone(), served.offer.clone(), p.clone());
-    let base = GenerateParams {
-        max_tokens: 1,
-        temperature: sampling.temperature,
-        top_p: sampling.top_p,
-        seed,
-        stop: sampling.stop.clone(),
-        frequency_penalty: sampling.penalties.frequency_penalty as f32,
-        presence_penalty: sampling.penalties.presence_penalty as f32,
-        logit_bias: sampling.penalties.logit_bias.iter().map(|&(id, b)| (id, b as f32)).collect(),
-        logprobs: sampling.logprobs,
-        json_object: sampling.json_object,
-    };
     tokio::task::spawn_blocking(move || {
         let mut generated = 0u64;
         let mut failed = None;
